@@ -1,0 +1,241 @@
+"""The tile grid: the spine of the project.
+
+A *tile* is a square of ``tile_size_m`` metres in the UTM zone that holds the
+tile's centre. Its 10 m grid, its 20 m grid and its 1 m child grid share one
+origin (the tile's upper-left corner), so every 10 m pixel is exactly 10 x 10
+output pixels at 1 m and every 20 m pixel is exactly 2 x 2 pixels at 10 m.
+
+Tile ids read ``<epsg>_<xmin>_<ymin>`` with the lower-left corner in metres,
+for example ``32650_664000_3544000``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from affine import Affine
+from pyproj import CRS, Transformer
+from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import transform as shp_transform
+
+TILE_ID_RE = re.compile(r"^(?P<epsg>\d{4,5})_(?P<xmin>-?\d+)_(?P<ymin>-?\d+)$")
+
+
+@dataclass(frozen=True)
+class GeoBox:
+    """A raster grid: CRS + north-up affine transform + shape (pixels).
+
+    Attributes:
+        crs: CRS as an authority string, e.g. ``"EPSG:32650"``.
+        transform: affine transform from pixel (col, row) to map coordinates (m).
+        width: number of columns.
+        height: number of rows.
+    """
+
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+
+    @classmethod
+    def from_bounds(
+        cls, crs: str, bounds: tuple[float, float, float, float], res_m: float
+    ) -> GeoBox:
+        """Grid covering ``bounds`` (left, bottom, right, top) at ``res_m`` metres.
+
+        Raises:
+            ValueError: if the bounds are not a whole number of pixels.
+        """
+        left, bottom, right, top = bounds
+        w = (right - left) / res_m
+        h = (top - bottom) / res_m
+        if abs(w - round(w)) > 1e-6 or abs(h - round(h)) > 1e-6 or w <= 0 or h <= 0:
+            raise ValueError(
+                f"bounds {bounds} are not a positive whole number of {res_m} m pixels"
+            )
+        return cls(crs, Affine(res_m, 0.0, left, 0.0, -res_m, top), round(w), round(h))
+
+    @property
+    def res_m(self) -> float:
+        """Pixel size in CRS units (metres for UTM)."""
+        return float(self.transform.a)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols)."""
+        return (self.height, self.width)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in CRS units."""
+        t = self.transform
+        return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
+
+    def with_res(self, res_m: float) -> GeoBox:
+        """Same bounds at another resolution (e.g. the 1 m child of a 10 m grid).
+
+        Raises:
+            ValueError: if the bounds are not a whole number of ``res_m`` pixels.
+        """
+        return GeoBox.from_bounds(self.crs, self.bounds, res_m)
+
+    def profile(self, **extra: object) -> dict:
+        """A rasterio profile (crs/transform/width/height) plus ``extra`` keys."""
+        return {
+            "crs": self.crs,
+            "transform": self.transform,
+            "width": self.width,
+            "height": self.height,
+            **extra,
+        }
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One square tile in its UTM zone.
+
+    Attributes:
+        tile_id: ``<epsg>_<xmin>_<ymin>`` (metres).
+        epsg: EPSG code of the tile's UTM zone, e.g. 32650.
+        xmin, ymin: lower-left corner in metres.
+        size_m: side length in metres (a multiple of 60 m).
+    """
+
+    tile_id: str
+    epsg: int
+    xmin: int
+    ymin: int
+    size_m: int
+
+    @classmethod
+    def from_id(cls, tile_id: str, size_m: int) -> Tile:
+        """Parse ``<epsg>_<xmin>_<ymin>``.
+
+        Raises:
+            ValueError: if the id is malformed.
+        """
+        m = TILE_ID_RE.match(tile_id)
+        if not m:
+            raise ValueError(f"malformed tile id {tile_id!r}: expected <epsg>_<xmin>_<ymin>")
+        return cls(tile_id, int(m["epsg"]), int(m["xmin"]), int(m["ymin"]), size_m)
+
+    @classmethod
+    def at(cls, epsg: int, xmin: int, ymin: int, size_m: int) -> Tile:
+        return cls(f"{epsg}_{xmin}_{ymin}", epsg, xmin, ymin, size_m)
+
+    @property
+    def crs(self) -> str:
+        return f"EPSG:{self.epsg}"
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in metres, tile CRS."""
+        return (self.xmin, self.ymin, self.xmin + self.size_m, self.ymin + self.size_m)
+
+    def geobox(self, res_m: float) -> GeoBox:
+        """The tile's grid at ``res_m`` metres (10, 20 or 1)."""
+        return GeoBox.from_bounds(self.crs, self.bounds, res_m)
+
+    def footprint_lonlat(self) -> BaseGeometry:
+        """Tile footprint as a shapely polygon in EPSG:4326 (lon, lat), densified."""
+        poly = box(*self.bounds).segmentize(self.size_m / 8)
+        tr = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
+        return shp_transform(tr.transform, poly)
+
+
+def utm_epsg(lon: float, lat: float) -> int:
+    """EPSG code of the WGS 84 / UTM zone holding (lon, lat) in degrees."""
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+def is_utm(crs: str) -> bool:
+    """True when ``crs`` is a WGS 84 / UTM zone (EPSG 326xx or 327xx)."""
+    epsg = CRS.from_user_input(crs).to_epsg() or 0
+    return 32601 <= epsg <= 32660 or 32701 <= epsg <= 32760
+
+
+def _snap_down(v: float, step: int) -> int:
+    return int(math.floor(v / step) * step)
+
+
+def tiles_for_bbox(
+    bbox: tuple[float, float, float, float], crs: str, tile_size_m: int
+) -> list[Tile]:
+    """Tiles covering a bbox given in a UTM CRS, snapped to multiples of the tile size.
+
+    Args:
+        bbox: (xmin, ymin, xmax, ymax) in metres of ``crs``.
+        crs: a UTM CRS (``EPSG:326xx``/``EPSG:327xx``).
+        tile_size_m: tile side in metres (multiple of 60).
+
+    Raises:
+        ValueError: if ``crs`` is not UTM, the bbox is empty or the size is invalid.
+    """
+    _check_size(tile_size_m)
+    if not is_utm(crs):
+        raise ValueError(f"tiles_for_bbox needs a UTM CRS, got {crs}; use tiles_for_aoi")
+    xmin, ymin, xmax, ymax = bbox
+    if not (xmax > xmin and ymax > ymin):
+        raise ValueError(f"empty bbox {bbox}")
+    epsg = CRS.from_user_input(crs).to_epsg()
+    out = []
+    for y in range(_snap_down(ymin, tile_size_m), math.ceil(ymax), tile_size_m):
+        for x in range(_snap_down(xmin, tile_size_m), math.ceil(xmax), tile_size_m):
+            out.append(Tile.at(epsg, x, y, tile_size_m))
+    return out
+
+
+def tiles_for_aoi(aoi_lonlat: BaseGeometry, tile_size_m: int) -> list[Tile]:
+    """Tiles covering an AOI polygon (EPSG:4326, lon/lat), each in its own UTM zone.
+
+    A tile belongs to the zone that holds its centre; in each zone the tiles snap
+    to multiples of ``tile_size_m`` in that zone's coordinates. A tile is kept when
+    it intersects the AOI. Zone edges therefore overlap by up to one tile, which
+    the mosaic resolves.
+
+    Raises:
+        ValueError: if the AOI is empty or invalid, or the size is invalid.
+    """
+    _check_size(tile_size_m)
+    if aoi_lonlat.is_empty:
+        raise ValueError("AOI is empty")
+    if not aoi_lonlat.is_valid:
+        from shapely.validation import explain_validity
+
+        raise ValueError(f"AOI polygon is invalid: {explain_validity(aoi_lonlat)}")
+    minlon, minlat, maxlon, maxlat = aoi_lonlat.bounds
+    zones = range(
+        int(math.floor((minlon + 180) / 6)) + 1, int(math.floor((maxlon + 180) / 6)) + 2
+    )
+    base = 32600 if (minlat + maxlat) / 2 >= 0 else 32700
+    tiles: list[Tile] = []
+    for zone in zones:
+        epsg = base + (zone - 1) % 60 + 1
+        zlon0 = -180 + (zone - 1) * 6
+        zone_box = box(max(zlon0, minlon), minlat, min(zlon0 + 6, maxlon), maxlat)
+        part = aoi_lonlat.intersection(zone_box)
+        if part.is_empty:
+            continue
+        to_utm = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+        part_utm = shp_transform(to_utm.transform, part.segmentize(0.05))
+        to_ll = Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
+        for t in tiles_for_bbox(part_utm.bounds, f"EPSG:{epsg}", tile_size_m):
+            cx, cy = t.xmin + tile_size_m / 2, t.ymin + tile_size_m / 2
+            clon, _ = to_ll.transform(cx, cy)
+            if not (zlon0 <= clon < zlon0 + 6):
+                continue
+            if part_utm.intersects(box(*t.bounds)):
+                tiles.append(t)
+    return tiles
+
+
+def _check_size(tile_size_m: int) -> None:
+    if tile_size_m <= 0 or tile_size_m % 60:
+        raise ValueError(
+            f"tile_size_m={tile_size_m} must be a positive multiple of 60 m "
+            "(so the 10, 20 and 60 m grids all align)"
+        )

@@ -1,0 +1,148 @@
+"""Atomic, validated file output: every final path is complete or absent.
+
+All writers in ``jointseg`` go through :func:`atomic_path`: data are written to a
+temporary sibling (same directory, so ``os.replace`` is an atomic rename on one
+filesystem), optionally validated, then renamed onto the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.enums import Resampling
+
+from jointseg.grid import GeoBox
+
+
+class OutputError(RuntimeError):
+    """Writing or validating an output failed; the final file was not created."""
+
+
+@contextlib.contextmanager
+def atomic_path(
+    final: str | os.PathLike, validate: Callable[[Path], None] | None = None
+) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; on success validate and rename it.
+
+    On any exception (or a failed validation) the temporary file is removed and
+    ``final`` is left untouched (an older complete version stays in place).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        if validate is not None:
+            validate(tmp_path)
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_json(final: str | os.PathLike, obj: object) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    with atomic_path(final) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def validate_raster(path: Path) -> None:
+    """Open ``path`` and read every band's last block; raise OutputError if that fails."""
+    try:
+        with rasterio.open(path) as ds:
+            ds.read(window=((ds.height - 1, ds.height), (ds.width - 1, ds.width)))
+    except Exception as exc:  # noqa: BLE001 - re-raised with context
+        raise OutputError(f"{path}: written raster does not read back: {exc}") from exc
+
+
+def write_cog(
+    final: str | os.PathLike,
+    data: np.ndarray,
+    geobox: GeoBox,
+    *,
+    nodata: float | None = None,
+    band_names: Sequence[str] | None = None,
+    tags: dict[str, str] | None = None,
+    band_tags: Sequence[dict[str, str]] | None = None,
+    scales: Sequence[float] | None = None,
+    offsets: Sequence[float] | None = None,
+    compress: str = "DEFLATE",
+    blocksize: int = 512,
+    overview_resampling: str = "nearest",
+) -> Path:
+    """Write a (bands, rows, cols) array as a Cloud-Optimized GeoTIFF, atomically.
+
+    Uses GDAL's COG driver (internal tiling, overviews, predictor). The file is
+    read back before it gets its final name.
+
+    Args:
+        final: destination path.
+        data: array of shape (bands, rows, cols) or (rows, cols); its dtype is kept.
+        geobox: the grid; ``data``'s shape must match it.
+        nodata: nodata value written to the header.
+        band_names: band descriptions, one per band.
+        tags: dataset-level metadata tags.
+        band_tags: per-band metadata tags.
+        scales, offsets: per-band scale/offset (physical = DN * scale + offset).
+        compress: GDAL compression (DEFLATE, ZSTD, LZW...).
+        blocksize: internal tile size in pixels.
+        overview_resampling: resampling for overviews (``nearest`` for classes).
+
+    Returns:
+        The final path.
+    """
+    if data.ndim == 2:
+        data = data[None]
+    if data.shape[1:] != geobox.shape:
+        raise ValueError(f"{final}: array shape {data.shape[1:]} != grid shape {geobox.shape}")
+    predictor = 3 if np.issubdtype(data.dtype, np.floating) else 2
+    profile = geobox.profile(
+        driver="COG",
+        count=data.shape[0],
+        dtype=data.dtype.name,
+        nodata=nodata,
+        compress=compress,
+        predictor=predictor,
+        blocksize=blocksize,
+        overview_resampling=overview_resampling,
+        BIGTIFF="IF_SAFER",
+    )
+    # The COG driver builds from a source dataset, so stage in an in-memory GTiff.
+    mem_profile = geobox.profile(
+        driver="GTiff", count=data.shape[0], dtype=data.dtype.name, nodata=nodata
+    )
+    with atomic_path(final, validate=validate_raster) as tmp:
+        with rasterio.MemoryFile() as mem:
+            with mem.open(**mem_profile) as staging:
+                staging.write(data)
+                if band_names:
+                    for i, name in enumerate(band_names, start=1):
+                        staging.set_band_description(i, name)
+                if tags:
+                    staging.update_tags(**tags)
+                for i, bt in enumerate(band_tags or [], start=1):
+                    staging.update_tags(i, **bt)
+                if scales is not None:
+                    staging.scales = tuple(scales)
+                if offsets is not None:
+                    staging.offsets = tuple(offsets)
+            with mem.open() as src:
+                rasterio.shutil.copy(src, tmp, **{k: v for k, v in profile.items() if k not in (
+                    "crs", "transform", "width", "height", "count", "dtype", "nodata")})
+    return Path(final)
+
+
+def overview_resampling(name: str) -> Resampling:
+    """rasterio Resampling member from its name (``nearest``, ``average``...)."""
+    return Resampling[name]
