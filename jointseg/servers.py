@@ -1,0 +1,429 @@
+"""Loopback servers for the demo and the tests: a STAC API and a Range-capable file server.
+
+* :class:`FileServer` serves one directory over HTTP with byte-range support
+  (starlette ``StaticFiles`` under uvicorn, in a child process), so GDAL's
+  ``/vsicurl/`` and the download stage read Cloud-Optimized GeoTIFFs exactly as
+  they would from a provider's bucket. ``GET /_jointseg/health`` answers
+  ``{"service": "files", "root": "<absolute root>"}``.
+* :class:`StacServer` runs ``rustac serve`` (memory backend) in a child process,
+  loaded with collection and item JSON files. It is a real STAC API: ``/search``
+  with ``bbox``/``intersects``, ``datetime``, ``collections``, ``limit`` and
+  ``next`` paging. Its memory backend does not implement the ``query`` or
+  ``filter`` (CQL2) extensions, so callers filter ``eo:cloud_cover`` client-side
+  (see :func:`jointseg.stac.search_scenes`).
+* :func:`ensure_demo_servers` / :func:`stop_demo_servers` manage a detached pair
+  of both on fixed loopback ports for Snakemake rules, with pid files and a file
+  lock so that concurrent rule instances start them once.
+
+Both servers listen on loopback only unless told otherwise. Run the file server
+alone with ``python -m jointseg.servers files ROOT --port 8752``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+HEALTH_PATH = "/_jointseg/health"
+START_TIMEOUT_S = 30.0
+
+
+class ServerError(RuntimeError):
+    """A loopback server could not be started, reached or stopped."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that is free right now (bind to port 0, then release)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _get_json(url: str, timeout_s: float = 2.0) -> dict | None:
+    """GET ``url`` and parse JSON; ``None`` if nothing answers or the answer is not JSON."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - loopback
+            return json.loads(resp.read().decode("utf-8"))
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _rustac_exe() -> str:
+    """Path of the ``rustac`` executable: beside this Python first, then on PATH."""
+    beside = Path(sys.executable).parent / "rustac"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("rustac")
+    if found is None:
+        raise ServerError("rustac executable not found (pip install 'jointseg[serve]')")
+    return found
+
+
+def _file_server_cmd(root: Path, host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "jointseg.servers", "files", str(root),
+            "--host", host, "--port", str(port)]
+
+
+def _stac_server_cmd(hrefs: Sequence[Path], host: str, port: int) -> list[str]:
+    return [_rustac_exe(), "serve", "--addr", f"{host}:{port}", *[str(h) for h in hrefs]]
+
+
+class _ChildServer:
+    """A server running as a child process; subclasses say how to start and probe it."""
+
+    name = "server"
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._proc: subprocess.Popen | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:45123`` (no trailing slash)."""
+        return f"http://{self.host}:{self.port}"
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def healthy(self) -> bool:
+        """Whether the server answers as expected right now."""
+        raise NotImplementedError
+
+    def start(self) -> _ChildServer:
+        """Start the child process and wait until it answers.
+
+        Raises:
+            ServerError: if the port is taken or the server does not come up in time.
+        """
+        if self._proc is not None:
+            return self
+        if self.port == 0:
+            self.port = free_port(self.host)
+        elif _port_in_use(self.host, self.port):
+            raise ServerError(f"{self.name}: port {self.host}:{self.port} is already in use")
+        self._log = tempfile.TemporaryFile()
+        cmd = self._command()
+        log.info("starting %s on %s", self.name, self.url)
+        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        try:
+            _wait_until(self.healthy, self._proc, f"{self.name} at {self.url}", self._log)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Terminate the child process (SIGTERM, then SIGKILL after 5 s)."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self):  # noqa: ANN204 - returns the subclass
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _tail(fh: IO[bytes] | None, n: int = 800) -> str:
+    if fh is None:
+        return ""
+    fh.flush()
+    fh.seek(0)
+    return fh.read().decode("utf-8", "replace")[-n:].strip().replace("\n", " | ")
+
+
+def _wait_until(
+    ok: Callable[[], bool],
+    proc: subprocess.Popen | None,
+    what: str,
+    logfile: IO[bytes] | None = None,
+    timeout_s: float = START_TIMEOUT_S,
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while time.monotonic() < deadline:
+        if ok():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise ServerError(
+                f"{what} exited with code {proc.returncode} before answering: {_tail(logfile)}"
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    raise ServerError(f"{what} did not answer within {timeout_s:.0f} s: {_tail(logfile)}")
+
+
+class FileServer(_ChildServer):
+    """Serve the files under ``root`` over HTTP with Range support.
+
+    ``GET /<relative path>`` returns the file (``206 Partial Content`` for a
+    ``Range: bytes=a-b`` request, ``404`` for a missing path).
+
+    Example:
+        >>> with FileServer(Path("tests/data")) as fs:  # doctest: +SKIP
+        ...     rasterio.open(f"/vsicurl/{fs.url}/bigearthnet/x/B02.tif")
+    """
+
+    name = "file server"
+
+    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise ServerError(f"file server root {self.root} is not a directory")
+
+    def _command(self) -> list[str]:
+        return _file_server_cmd(self.root, self.host, self.port)
+
+    def healthy(self) -> bool:
+        info = _get_json(self.url + HEALTH_PATH)
+        return bool(info) and info.get("service") == "files" and info.get("root") == str(self.root)
+
+    def start(self) -> FileServer:
+        super().start()
+        return self
+
+
+class StacServer(_ChildServer):
+    """A STAC API (``rustac serve``, memory backend) loaded with JSON files.
+
+    Args:
+        hrefs: collection, item and item-collection JSON files; collections first
+            (items whose collection is missing are attached to an auto-created one).
+        host, port: where to listen; port 0 picks a free port.
+    """
+
+    name = "STAC API"
+
+    def __init__(self, hrefs: Sequence[Path], host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
+        self.hrefs = [Path(h).resolve() for h in hrefs]
+        missing = [str(h) for h in self.hrefs if not h.is_file()]
+        if missing:
+            raise ServerError(f"STAC server input not found: {missing[0]}")
+
+    def _command(self) -> list[str]:
+        return [*_stac_server_cmd(self.hrefs, self.host, self.port), "--create-collections"]
+
+    def healthy(self) -> bool:
+        landing = _get_json(self.url + "/")
+        return bool(landing) and landing.get("type") == "Catalog" and "links" in landing
+
+    def start(self) -> StacServer:
+        super().start()
+        return self
+
+
+# --------------------------------------------------------------------------------------
+# Detached demo servers for Snakemake rules
+
+
+def _demo_hrefs(sim_dir: Path) -> list[Path]:
+    stac_dir = sim_dir / "stac"
+    collection = stac_dir / "collection.json"
+    if not collection.is_file():
+        raise ServerError(f"{collection}: demo STAC collection not found (run jointseg simulate)")
+    items = sorted((stac_dir / "items").glob("*.json"))
+    if not items:
+        raise ServerError(f"{stac_dir / 'items'}: no demo STAC items found")
+    return [collection, *items]
+
+
+def _stac_serves(url: str, collection: Path, item_ids: set[str]) -> bool:
+    """Whether the STAC API at ``url`` holds ``collection`` with an item of ``item_ids``."""
+    cid = json.loads(collection.read_text()).get("id")
+    page = _get_json(f"{url}/collections/{cid}/items?limit=1")
+    if not page or not page.get("features"):
+        return False
+    return page["features"][0].get("id") in item_ids
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _start_detached(cmd: list[str], name: str, state_dir: Path) -> int:
+    logfile = state_dir / f"{name}.log"
+    with open(logfile, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True,
+        )
+    (state_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def ensure_demo_servers(
+    sim_dir: Path, stac_port: int, file_port: int, state_dir: Path, host: str = "127.0.0.1"
+) -> tuple[str, str]:
+    """Make sure a STAC API and a file server for ``sim_dir`` listen on the given ports.
+
+    Servers already answering on those ports for this ``sim_dir`` are reused;
+    otherwise they are started detached (their own session, so they outlive the
+    calling rule) with pid files and logs in ``state_dir``. An exclusive
+    ``fcntl`` lock on ``state_dir/servers.lock`` makes concurrent callers race-free.
+    The STAC API loads ``sim_dir/stac/collection.json`` and ``sim_dir/stac/items/*.json``;
+    the file server serves ``sim_dir`` itself.
+
+    Returns:
+        ``(stac_url, file_url)``, e.g. ``("http://127.0.0.1:8751", "http://127.0.0.1:8752")``.
+
+    Raises:
+        ServerError: if a port is held by something else or a server does not come up.
+    """
+    sim_dir = Path(sim_dir).resolve()
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    hrefs = _demo_hrefs(sim_dir)
+    item_ids = {json.loads(p.read_text()).get("id") for p in hrefs[1:]}
+    stac_url, file_url = f"http://{host}:{stac_port}", f"http://{host}:{file_port}"
+
+    def files_ok() -> bool:
+        info = _get_json(file_url + HEALTH_PATH)
+        return bool(info) and info.get("service") == "files" and info.get("root") == str(sim_dir)
+
+    def stac_ok() -> bool:
+        return _stac_serves(stac_url, hrefs[0], item_ids)
+
+    with open(state_dir / "servers.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name, ok, port, cmd in (
+            ("files", files_ok, file_port, lambda: _file_server_cmd(sim_dir, host, file_port)),
+            ("stac", stac_ok, stac_port,
+             lambda: [*_stac_server_cmd(hrefs, host, stac_port), "--create-collections"]),
+        ):
+            if ok():
+                log.info("reusing demo %s server on %s:%d", name, host, port)
+                continue
+            if _port_in_use(host, port):
+                raise ServerError(
+                    f"port {host}:{port} is in use but does not serve the demo {name} "
+                    f"for {sim_dir}; stop it or choose another port"
+                )
+            pid = _start_detached(cmd(), name, state_dir)
+            log.info("started demo %s server on %s:%d (pid %d)", name, host, port, pid)
+            _wait_until(ok, None, f"demo {name} server on {host}:{port} (log {state_dir})")
+    return stac_url, file_url
+
+
+def stop_demo_servers(state_dir: Path, timeout_s: float = 10.0) -> None:
+    """Stop the servers that :func:`ensure_demo_servers` started, by their pid files.
+
+    Only a pid whose command line is still one of ours (``rustac serve`` or
+    ``jointseg.servers files``) is signalled; stale pid files are removed.
+    """
+    state_dir = Path(state_dir)
+    for pid_file in sorted(state_dir.glob("*.pid")):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except ValueError:
+            pid_file.unlink()
+            continue
+        cmdline = _cmdline(pid)
+        if _pid_alive(pid) and ("rustac" in cmdline or "jointseg.servers" in cmdline):
+            log.info("stopping %s (pid %d)", pid_file.stem, pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and _pid_alive(pid) and _cmdline(pid):
+                time.sleep(0.05)
+            if _pid_alive(pid) and _cmdline(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        pid_file.unlink()
+
+
+# --------------------------------------------------------------------------------------
+# The file server process itself
+
+
+def file_app(root: Path):  # noqa: ANN201 - a starlette app; starlette is an optional import
+    """The starlette app that serves ``root`` (Range requests via ``StaticFiles``)."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    root = Path(root).resolve()
+
+    async def health(request):  # noqa: ANN001, ANN202
+        return JSONResponse({"service": "files", "root": str(root)})
+
+    return Starlette(routes=[
+        Route(HEALTH_PATH, health),
+        Mount("/", app=StaticFiles(directory=str(root), follow_symlink=False)),
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m jointseg.servers files ROOT [--host H] [--port P]``."""
+    parser = argparse.ArgumentParser(prog="python -m jointseg.servers")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    files = sub.add_parser("files", help="serve a directory with Range support")
+    files.add_argument("root", type=Path)
+    files.add_argument("--host", default="127.0.0.1")
+    files.add_argument("--port", type=int, default=8752)
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    uvicorn.run(file_app(args.root), host=args.host, port=args.port,
+                log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
