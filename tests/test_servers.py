@@ -1,0 +1,183 @@
+"""Loopback servers: Range requests, /vsicurl/ reads, STAC search + paging, demo lifecycle."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pystac_client
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from jointseg.servers import (
+    FileServer,
+    ServerError,
+    StacServer,
+    ensure_demo_servers,
+    free_port,
+    stop_demo_servers,
+)
+
+from .conftest import BIGEARTHNET_DIR, s2_collection
+
+PATCH = "S2A_MSIL2A_20170613T101031_87_48"
+B02 = BIGEARTHNET_DIR / PATCH / f"{PATCH}_B02.tif"
+
+
+def _get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return resp.status, dict(resp.headers), resp.read()
+
+
+def test_file_server_range_request(file_server_factory) -> None:
+    fs = file_server_factory(BIGEARTHNET_DIR)
+    url = f"{fs.url}/{PATCH}/{B02.name}"
+    raw = B02.read_bytes()
+    status, headers, body = _get(url, {"Range": "bytes=0-99"})
+    assert status == 206
+    assert body == raw[:100]
+    assert headers["content-range"] == f"bytes 0-99/{len(raw)}"
+    status, _, body = _get(url, {"Range": "bytes=1000-1499"})
+    assert (status, body) == (206, raw[1000:1500])
+    status, _, body = _get(url)
+    assert (status, body) == (200, raw)
+
+
+def test_file_server_404(file_server_factory) -> None:
+    fs = file_server_factory(BIGEARTHNET_DIR)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        _get(f"{fs.url}/{PATCH}/no_such_band.tif")
+    assert err.value.code == 404
+
+
+def test_file_server_rejects_missing_root(tmp_path: Path) -> None:
+    with pytest.raises(ServerError, match="not a directory"):
+        FileServer(tmp_path / "absent")
+
+
+def test_vsicurl_reads_window_through_file_server(file_server_factory) -> None:
+    fs = file_server_factory(BIGEARTHNET_DIR)
+    window = Window(col_off=30, row_off=40, width=50, height=25)
+    with rasterio.open(B02) as local:
+        expected = local.read(1, window=window)
+        crs, transform = local.crs, local.transform
+    with rasterio.open(f"/vsicurl/{fs.url}/{PATCH}/{B02.name}") as remote:
+        got = remote.read(1, window=window)
+        assert remote.crs == crs and remote.transform == transform
+    assert got.dtype == np.uint16 and got.shape == (25, 50)
+    np.testing.assert_array_equal(got, expected)
+    assert expected.max() > 0
+
+
+def test_stac_server_search_bbox_datetime_paging(bigearthnet_stac) -> None:
+    client = pystac_client.Client.open(bigearthnet_stac.stac_url)
+    patch_item = next(i for i in bigearthnet_stac.items if i["id"] == "S2A_33UUP_20170613_0_L2A")
+    lon0, lat0, lon1, lat1 = patch_item["bbox"]
+    bbox = [lon0 + 0.001, lat0 + 0.001, lon1 - 0.001, lat1 - 0.001]
+    search = client.search(collections=["sentinel-2-l2a"], bbox=bbox, limit=2)
+    pages = [len(page.items) for page in search.pages()]
+    assert pages == [2, 2]  # 4 items over this patch, served 2 per page via 'next' links
+    ids = {i.id for i in search.items()}
+    assert ids == {"S2A_33UUP_20170613_0_L2A", "S2A_33UUP_20170504_0_L2A",
+                   "S2A_33UUP_20170723_0_L2A", "S2A_33UUP_20170812_0_L2A"}
+    search = client.search(collections=["sentinel-2-l2a"], bbox=bbox,
+                           datetime="2017-06-01/2017-07-31")
+    assert {i.id for i in search.items()} == {"S2A_33UUP_20170613_0_L2A",
+                                              "S2A_33UUP_20170723_0_L2A"}
+    ring = patch_item["geometry"]
+    search = client.search(collections=["sentinel-2-l2a"], intersects=ring,
+                           datetime="2017-06-13")
+    assert [i.id for i in search.items()] == ["S2A_33UUP_20170613_0_L2A"]
+
+
+def test_stac_server_bad_input_fails_fast(tmp_path: Path) -> None:
+    bad = tmp_path / "collection.json"
+    bad.write_text("{not json")
+    with pytest.raises(ServerError, match="exited with code"):
+        StacServer([bad]).start()
+
+
+def _make_sim_dir(root: Path) -> Path:
+    sim = root / "sim"
+    (sim / "stac" / "items").mkdir(parents=True)
+    (sim / "s2").mkdir()
+    (sim / "s2" / "hello.txt").write_text("hello demo\n")
+    (sim / "stac" / "collection.json").write_text(json.dumps(s2_collection()))
+    item = {
+        "type": "Feature", "stac_version": "1.0.0", "id": "S2A_50RQV_20210301_0_L2A",
+        "collection": "sentinel-2-l2a", "bbox": [117.0, 32.0, 117.1, 32.1],
+        "geometry": {"type": "Polygon", "coordinates": [[[117.0, 32.0], [117.1, 32.0],
+                                                         [117.1, 32.1], [117.0, 32.1],
+                                                         [117.0, 32.0]]]},
+        "properties": {"datetime": "2021-03-01T02:50:00Z", "eo:cloud_cover": 4.0},
+        "links": [], "assets": {},
+    }
+    (sim / "stac" / "items" / f"{item['id']}.json").write_text(json.dumps(item))
+    return sim
+
+
+def test_ensure_demo_servers_reuse_and_stop(tmp_path: Path) -> None:
+    sim = _make_sim_dir(tmp_path)
+    state = tmp_path / "state"
+    stac_port, file_port = free_port(), free_port()
+    results: list[tuple[str, str]] = []
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            results.append(ensure_demo_servers(sim, stac_port, file_port, state))
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=call) for _ in range(3)]  # concurrent rules
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        stac_url, file_url = results[0]
+        assert set(results) == {(f"http://127.0.0.1:{stac_port}",
+                                 f"http://127.0.0.1:{file_port}")}
+        pids = {p.name: p.read_text() for p in state.glob("*.pid")}
+        assert set(pids) == {"stac.pid", "files.pid"}
+        assert _get(f"{file_url}/s2/hello.txt")[2] == b"hello demo\n"
+        hits = list(pystac_client.Client.open(stac_url).search(bbox=[117.05, 32.05, 117.06, 32.06])
+                    .items())
+        assert [i.id for i in hits] == ["S2A_50RQV_20210301_0_L2A"]
+
+        # A second call reuses the running pair: same pids, nothing new started.
+        assert ensure_demo_servers(sim, stac_port, file_port, state) == (stac_url, file_url)
+        assert {p.name: p.read_text() for p in state.glob("*.pid")} == pids
+    finally:
+        stop_demo_servers(state)
+    assert not list(state.glob("*.pid"))
+    for port in (stac_port, file_port):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
+
+
+def test_ensure_demo_servers_port_taken_by_other(tmp_path: Path) -> None:
+    sim = _make_sim_dir(tmp_path)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        with pytest.raises(ServerError, match=f"port 127.0.0.1:{taken} is in use"):
+            ensure_demo_servers(sim, free_port(), taken, tmp_path / "state")
+    stop_demo_servers(tmp_path / "state")
+
+
+def test_stop_demo_servers_ignores_foreign_pid(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "files.pid").write_text("1\n")  # pid 1 is not one of ours: never signalled
+    stop_demo_servers(state)
+    assert not (state / "files.pid").exists()
