@@ -1,0 +1,40 @@
+"""``jointseg cloudmask``: per-scene clear masks of a tile stack (see :mod:`jointseg.cloudmask`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from jointseg.cloudmask import DEFAULT_SCL_CLASSES, cloud_mask_tile
+
+
+@click.command("cloudmask")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--scl-classes", default=",".join(map(str, DEFAULT_SCL_CLASSES)),
+              show_default=True, help="Comma-separated SCL classes to mask.")
+@click.option("--dilation-m", default=40.0, show_default=True, type=float,
+              help="Dilation of SCL cloud/shadow classes, metres.")
+@click.option("--combine", type=click.Choice(["scl", "union", "intersection", "s2cloudless"]),
+              default="scl", show_default=True,
+              help="How SCL and s2cloudless are combined (all but 'scl' run s2cloudless).")
+@click.option("--s2c-threshold", default=0.4, show_default=True, type=float,
+              help="s2cloudless probability threshold.")
+@click.option("--s2c-average-over", default=22, show_default=True, type=int,
+              help="s2cloudless smoothing radius, 10 m pixels.")
+@click.option("--s2c-dilation-size", default=11, show_default=True, type=int,
+              help="s2cloudless dilation radius, 10 m pixels.")
+def cloudmask(manifest: Path, out: Path, scl_classes: str, dilation_m: float, combine: str,
+              s2c_threshold: float, s2c_average_over: int, s2c_dilation_size: int) -> None:
+    """Write OUT: uint8 10 m mask, one band per scene of MANIFEST, 1 = clear, 0 = masked."""
+    try:
+        classes = [int(c) for c in scl_classes.split(",") if c.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(f"--scl-classes {scl_classes!r}: {exc}") from exc
+    s2c = None
+    if combine != "scl":
+        s2c = {"threshold": s2c_threshold, "average_over": s2c_average_over,
+               "dilation_size": s2c_dilation_size}
+    click.echo(str(cloud_mask_tile(manifest, out, scl_classes=classes, dilation_m=dilation_m,
+                                   s2cloudless=s2c, combine=combine)))

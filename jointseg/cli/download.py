@@ -1,0 +1,41 @@
+"""``jointseg download``: cut a tile's scenes to the tile grid (see :mod:`jointseg.download`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from jointseg.download import DEFAULT_BANDS, download_tile
+from jointseg.grid import Tile
+
+
+@click.command("download")
+@click.argument("scenes_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Stack directory (resources/{region}/{year}/stack/{tile}).")
+@click.option("--tile-size-m", required=True, type=int, help="Tile side in metres.")
+@click.option("--bands", default=",".join(DEFAULT_BANDS), show_default=True,
+              help="Comma-separated band ids.")
+@click.option("--retries", default=5, show_default=True, type=int)
+@click.option("--backoff-s", default=1.0, show_default=True, type=float,
+              help="First retry wait, doubled each retry.")
+@click.option("--timeout-s", default=60.0, show_default=True, type=float,
+              help="HTTP timeout per request.")
+def download(scenes_json: Path, out_dir: Path, tile_size_m: int, bands: str, retries: int,
+             backoff_s: float, timeout_s: float) -> None:
+    """Download the tile window of every scene in SCENES_JSON (output of ``jointseg search``).
+
+    Writes OUT_DIR/<scene>/<band>.tif and OUT_DIR/manifest.json (last).
+    """
+    try:
+        doc = json.loads(scenes_json.read_text())
+        tile_id, scenes = doc["tile_id"], doc["scenes"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise click.ClickException(f"{scenes_json}: not a scene list: {exc}") from exc
+    tile = Tile.from_id(tile_id, tile_size_m)
+    band_list = [b.strip() for b in bands.split(",") if b.strip()]
+    manifest = download_tile(scenes, tile, out_dir, band_list, retries=retries,
+                             backoff_s=backoff_s, timeout_s=timeout_s)
+    click.echo(str(manifest))

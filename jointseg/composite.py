@@ -1,0 +1,247 @@
+"""Composite: one cloud-free image per tile from the clear observations of its stack.
+
+Inputs are the download manifest (raw provider DN per scene and band) and the
+cloud mask (uint8, 10 m, one band per scene, 1 = clear). Outputs follow
+``docs/architecture.md``:
+
+* ``{tile}_10m.tif``: uint16 ``B02 B03 B04 B08 COUNT`` on the 10 m grid;
+* ``{tile}_20m.tif``: uint16 ``B05 B06 B07 B8A B11 B12`` on the 20 m grid;
+
+in harmonised DN (reflectance x 10000), nodata 0, scale 1e-4 on reflectance bands.
+
+Rules:
+
+* **BOA offset, exactly once.** Harmonised DN = stored DN + ``boa_offset_dn`` of
+  the scene (0 before processing baseline 04.00, -1000 after), clipped to >= 1
+  where the stored DN is > 0; a stored 0 stays 0 (nodata).
+* **Clear observation.** At 10 m: mask = 1 and the band's DN > 0. At 20 m a pixel
+  is clear only where **all four** of its 10 m mask pixels are clear
+  (conservative at cloud edges) and the band's DN > 0.
+* **COUNT** (10 m) = number of clear observations of the pixel (mask = 1),
+  or 0 where fewer than ``min_clear`` (then the pixel is nodata in all bands).
+* ``method="median"``: per-pixel, per-band median of the clear observations,
+  rounded half to even to uint16 (for an even count: mean of the two middle values).
+* ``method="best_pixel"``: per pixel, the clear observation with the lowest score
+  ``blue + DATE_WEIGHT * |t - t_centre| / half_span`` (``blue`` = harmonised B02
+  reflectance, haze proxy; ``t_centre`` = midpoint of the earliest and latest
+  scene dates of the stack; ``half_span`` = half that span in days, at least 1),
+  taken for **all** bands of that grid from the same scene. The 20 m grid scores
+  its pixels with the mean B02 of their 2 x 2 10 m pixels and picks its own scene.
+
+Work is done in blocks of rows (``block_rows`` at 10 m, half at 20 m), so memory
+is one block x scenes plus the output.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+from tqdm import tqdm
+
+from jointseg.download import read_manifest
+from jointseg.grid import GeoBox
+from jointseg.io import write_cog
+
+log = logging.getLogger(__name__)
+
+BANDS_10M = ("B02", "B03", "B04", "B08")
+BANDS_20M = ("B05", "B06", "B07", "B8A", "B11", "B12")
+SCALE = 1e-4
+#: Reflectance penalty of an observation at the edge of the date window (best_pixel).
+DATE_WEIGHT = 0.05
+
+Method = Literal["median", "best_pixel"]
+
+
+class CompositeError(RuntimeError):
+    """A composite could not be built from a stack and its cloud mask."""
+
+
+def harmonise(dn: np.ndarray, boa_offset_dn: int) -> np.ndarray:
+    """Stored DN -> harmonised DN (int32): ``dn + offset`` clipped to >= 1 where dn > 0, else 0."""
+    dn = dn.astype(np.int32)
+    return np.where(dn > 0, np.maximum(dn + int(boa_offset_dn), 1), 0)
+
+
+def mask_20m(clear_10m: np.ndarray) -> np.ndarray:
+    """(..., 2r, 2c) bool 10 m mask -> (..., r, c): clear where all four 10 m pixels are clear."""
+    m = np.asarray(clear_10m, bool)
+    return m[..., 0::2, 0::2] & m[..., 1::2, 0::2] & m[..., 0::2, 1::2] & m[..., 1::2, 1::2]
+
+
+def median_of_clear(values: np.ndarray, clear: np.ndarray) -> np.ndarray:
+    """Per-pixel median over axis 0 of ``values`` where ``clear`` (and value > 0).
+
+    Args:
+        values: (scenes, rows, cols) harmonised DN.
+        clear: (scenes, rows, cols) bool.
+
+    Returns:
+        (rows, cols) uint16, rounded half to even; 0 where no observation is clear.
+    """
+    ok = clear & (values > 0)
+    v = np.where(ok, values.astype(np.float64), np.nan)
+    any_ok = ok.any(axis=0)
+    out = np.zeros(values.shape[1:], np.float64)
+    if any_ok.any():
+        out[any_ok] = np.nanmedian(v[:, any_ok], axis=0)
+    return np.clip(np.rint(out), 0, 65535).astype(np.uint16)
+
+
+def best_index(score: np.ndarray, clear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index (axis 0) of the lowest ``score`` among ``clear`` observations, and whether any."""
+    s = np.where(clear, score, np.inf)
+    return np.argmin(s, axis=0), clear.any(axis=0)
+
+
+def _days(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() / 86400.0
+
+
+def date_penalty(datetimes: Sequence[str]) -> np.ndarray:
+    """Per-scene ``DATE_WEIGHT * |t - t_centre| / half_span`` (see module docstring)."""
+    t = np.array([_days(d) for d in datetimes])
+    centre = (t.min() + t.max()) / 2
+    half = max((t.max() - t.min()) / 2, 1.0)
+    return DATE_WEIGHT * np.abs(t - centre) / half
+
+
+class _Stack:
+    """Reads row blocks of every scene's band files (harmonised) and of the mask."""
+
+    def __init__(self, manifest_path: Path, mask_path: Path) -> None:
+        self.manifest_path = Path(manifest_path)
+        self.mask_path = Path(mask_path)
+        m = read_manifest(self.manifest_path)
+        self.tile_id: str = m["tile_id"]
+        self.scenes: list[dict] = m["scenes"]
+        self.root = self.manifest_path.parent
+        ids = [s["id"] for s in self.scenes]
+        if not ids:
+            raise CompositeError(f"{self.manifest_path}: no scenes in the stack of {self.tile_id}")
+        with rasterio.open(self.mask_path) as ds:
+            descr = list(ds.descriptions)
+            if ds.count != len(ids) or descr != ids:
+                raise CompositeError(
+                    f"{self.mask_path}: bands {descr} do not match the manifest scenes {ids}")
+            self.grid_10m = GeoBox(_crs_str(ds.crs), ds.transform, ds.width, ds.height)
+        self.grid_20m = self.grid_10m.with_res(self.grid_10m.res_m * 2)
+        for s in self.scenes:
+            missing = [b for b in (*BANDS_10M, *BANDS_20M) if b not in s["files"]]
+            if missing:
+                raise CompositeError(
+                    f"{self.manifest_path}: scene {s['id']} lacks bands {missing}")
+
+    def mask(self, r0: int, nrows: int) -> np.ndarray:
+        with rasterio.open(self.mask_path) as ds:
+            return ds.read(window=Window(0, r0, ds.width, nrows)) == 1
+
+    def band(self, band: str, r0: int, nrows: int) -> np.ndarray:
+        """(scenes, nrows, cols) int32 harmonised DN of ``band`` from row ``r0`` of its grid."""
+        layers = []
+        for s in self.scenes:
+            with rasterio.open(self.root / s["files"][band]) as ds:
+                dn = ds.read(1, window=Window(0, r0, ds.width, nrows))
+            layers.append(harmonise(dn, int(s.get("boa_offset_dn", 0))))
+        return np.stack(layers)
+
+
+def _crs_str(crs: rasterio.crs.CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_string()
+
+
+def composite_tile(
+    manifest_path: Path,
+    mask_path: Path,
+    out_10m: Path,
+    out_20m: Path,
+    *,
+    method: Method = "median",
+    min_clear: int = 1,
+    block_rows: int = 256,
+) -> tuple[Path, Path]:
+    """Composite a tile stack into its 10 m and 20 m COGs.
+
+    Args:
+        manifest_path: download manifest of the tile.
+        mask_path: cloud mask of the tile (bands in manifest order).
+        out_10m, out_20m: output paths.
+        method: ``"median"`` or ``"best_pixel"`` (see module docstring).
+        min_clear: pixels with fewer clear observations are nodata (COUNT 0).
+        block_rows: rows per block at 10 m (even).
+
+    Returns:
+        ``(out_10m, out_20m)``.
+
+    Raises:
+        CompositeError: mask/manifest mismatch or missing bands.
+        ValueError: unknown ``method`` or bad ``min_clear``/``block_rows``.
+    """
+    if method not in ("median", "best_pixel"):
+        raise ValueError(f"method={method!r}: expected 'median' or 'best_pixel'")
+    if min_clear < 1:
+        raise ValueError(f"min_clear={min_clear}: must be >= 1")
+    if block_rows < 2 or block_rows % 2:
+        raise ValueError(f"block_rows={block_rows}: must be an even number >= 2")
+    st = _Stack(manifest_path, mask_path)
+    g10, g20 = st.grid_10m, st.grid_20m
+    out10 = np.zeros((len(BANDS_10M) + 1, *g10.shape), np.uint16)
+    out20 = np.zeros((len(BANDS_20M), *g20.shape), np.uint16)
+    penalty = date_penalty([s["datetime"] for s in st.scenes])[:, None, None]
+    starts = range(0, g10.height, block_rows)
+    for r0 in tqdm(starts, desc=f"composite {st.tile_id}", unit="block", disable=None):
+        n10 = min(block_rows, g10.height - r0)
+        r20, n20 = r0 // 2, n10 // 2
+        clear10 = st.mask(r0, n10)
+        count = clear10.sum(axis=0)
+        enough10 = count >= min_clear
+        clear10 &= enough10
+        clear20 = mask_20m(clear10)
+        if method == "median":
+            for i, b in enumerate(BANDS_10M):
+                out10[i, r0:r0 + n10] = median_of_clear(st.band(b, r0, n10), clear10)
+            for i, b in enumerate(BANDS_20M):
+                out20[i, r20:r20 + n20] = median_of_clear(st.band(b, r20, n20), clear20)
+        else:
+            v10 = np.stack([st.band(b, r0, n10) for b in BANDS_10M])
+            ok10 = clear10 & (v10 > 0).all(axis=0)
+            idx, has = best_index(v10[0] * SCALE + penalty, ok10)
+            picked = np.take_along_axis(v10, idx[None, None], axis=1)[:, 0]
+            out10[:4, r0:r0 + n10] = np.where(has, picked, 0).astype(np.uint16)
+            blue20 = v10[0].reshape(len(st.scenes), n20, 2, -1, 2).mean(axis=(2, 4))
+            del v10, picked
+            v20 = np.stack([st.band(b, r20, n20) for b in BANDS_20M])
+            ok20 = clear20 & (v20 > 0).all(axis=0)
+            idx, has = best_index(blue20 * SCALE + penalty, ok20)
+            picked = np.take_along_axis(v20, idx[None, None], axis=1)[:, 0]
+            out20[:, r20:r20 + n20] = np.where(has, picked, 0).astype(np.uint16)
+        out10[4, r0:r0 + n10] = np.where(enough10, count, 0)
+        log.debug("%s: rows %d-%d composited", st.tile_id, r0, r0 + n10)
+    n_valid = int((out10[4] > 0).sum())
+    if n_valid == 0:
+        log.warning("%s: no clear observation in any of %d scene(s); composite is all nodata",
+                    st.tile_id, len(st.scenes))
+    else:
+        log.info("%s: %s composite of %d scene(s), %.1f%% of pixels filled, mean COUNT %.2f",
+                 st.tile_id, method, len(st.scenes), 100.0 * n_valid / out10[4].size,
+                 float(out10[4][out10[4] > 0].mean()))
+    tags = {
+        "JOINTSEG_PRODUCT": "composite",
+        "SCENES": ",".join(s["id"] for s in st.scenes),
+        "METHOD": method,
+        "MIN_CLEAR": str(min_clear),
+        "TILE": st.tile_id,
+    }
+    write_cog(out_10m, out10, g10, nodata=0, band_names=[*BANDS_10M, "COUNT"],
+              scales=[SCALE] * len(BANDS_10M) + [1.0], tags=tags)
+    write_cog(out_20m, out20, g20, nodata=0, band_names=list(BANDS_20M),
+              scales=[SCALE] * len(BANDS_20M), tags=tags)
+    return Path(out_10m), Path(out_20m)
