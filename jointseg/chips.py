@@ -1,0 +1,166 @@
+"""Paired training chips: reader for the chip directory format (docs/architecture.md).
+
+A chip directory holds ``index.csv`` (``chip_id,split,crs,xmin,ymin,size_m``) and,
+per chip, ``s2_10m.tif`` (uint16 B02 B03 B04 B08 COUNT, 10 m), ``s2_20m.tif``
+(uint16 B05 B06 B07 B8A B11 B12, 20 m), ``hr.tif`` (uint16 R G B NIR reflectance
+x 10000, 1 m) and ``label.tif`` (uint8 1 impervious / 0 not / 255 ignore, 1 m).
+Any CRS; the four files must share exact bounds. No torch here: arrays are numpy.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+CHIP_FILES = {  # name -> (bands, resolution in CRS units, dtype)
+    "s2_10m.tif": (5, 10.0, "uint16"),
+    "s2_20m.tif": (6, 20.0, "uint16"),
+    "hr.tif": (4, 1.0, "uint16"),
+    "label.tif": (1, 1.0, "uint8"),
+}
+INDEX_COLUMNS = ("chip_id", "split", "crs", "xmin", "ymin", "size_m")
+IGNORE = 255
+
+
+class ChipError(ValueError):
+    """A chip directory or one of its files does not follow the chip format."""
+
+
+@dataclass
+class Chip:
+    """One paired chip in memory.
+
+    Attributes:
+        chip_id: folder name.
+        split: train | val | test.
+        s2_10m: uint16 (5, h, w); s2_20m: uint16 (6, h/2, w/2);
+        hr: uint16 (4, 10h, 10w) R G B NIR x 10000; label: uint8 (10h, 10w).
+        crs: CRS string of the files; bounds: (left, bottom, right, top).
+    """
+
+    chip_id: str
+    split: str
+    s2_10m: np.ndarray
+    s2_20m: np.ndarray
+    hr: np.ndarray
+    label: np.ndarray
+    crs: str
+    bounds: tuple[float, float, float, float]
+
+
+def read_index(root: str | Path) -> list[dict[str, str]]:
+    """Rows of ``<root>/index.csv`` as dicts.
+
+    Raises:
+        ChipError: if the index is missing or lacks a column.
+    """
+    path = Path(root) / "index.csv"
+    if not path.is_file():
+        raise ChipError(f"{path}: chip index not found")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ChipError(f"{path}: missing columns {missing}")
+        return list(reader)
+
+
+def load_chip(root: str | Path, chip_id: str, split: str = "train") -> Chip:
+    """Read and check one chip's four files.
+
+    Raises:
+        ChipError: naming the chip and file, if a file is missing, has the wrong
+            band count, dtype or resolution, or its bounds/CRS differ from s2_10m.tif.
+    """
+    folder = Path(root) / chip_id
+    arrays: dict[str, np.ndarray] = {}
+    ref_bounds = ref_crs = None
+    for name, (bands, res, dtype) in CHIP_FILES.items():
+        path = folder / name
+        if not path.is_file():
+            raise ChipError(f"chip {chip_id}: {name} not found in {folder}")
+        with rasterio.open(path) as ds:
+            if ds.count != bands or ds.dtypes[0] != dtype:
+                raise ChipError(f"chip {chip_id}: {name} has {ds.count} x {ds.dtypes[0]} bands, "
+                                f"expected {bands} x {dtype}")
+            if abs(ds.res[0] - res) > 1e-6 * res or abs(ds.res[1] - res) > 1e-6 * res:
+                raise ChipError(f"chip {chip_id}: {name} resolution {ds.res}, expected {res}")
+            bounds = tuple(float(v) for v in ds.bounds)
+            crs = ds.crs.to_string() if ds.crs else None
+            if ref_bounds is None:
+                ref_bounds, ref_crs = bounds, crs
+            elif crs != ref_crs:
+                raise ChipError(f"chip {chip_id}: {name} CRS {crs} != s2_10m.tif CRS {ref_crs}")
+            elif max(abs(a - b) for a, b in zip(bounds, ref_bounds, strict=True)) > 1e-3:
+                raise ChipError(f"chip {chip_id}: {name} bounds {bounds} != "
+                                f"s2_10m.tif bounds {ref_bounds}")
+            arrays[name] = ds.read()
+    h, w = arrays["s2_10m.tif"].shape[1:]
+    if h % 2 or w % 2:
+        raise ChipError(f"chip {chip_id}: size {h} x {w} px at 10 m is not a multiple of 20 m")
+    return Chip(chip_id, split, arrays["s2_10m.tif"], arrays["s2_20m.tif"], arrays["hr.tif"],
+                arrays["label.tif"][0], ref_crs or "", ref_bounds)
+
+
+def load_chips(root: str | Path, split: str | None = None) -> list[Chip]:
+    """All chips of ``split`` (or every chip when None) listed in the index.
+
+    Raises:
+        ChipError: if the index or a chip is malformed, or no chip has that split.
+    """
+    rows = read_index(root)
+    chips = [load_chip(root, r["chip_id"], r["split"]) for r in rows
+             if split is None or r["split"] == split]
+    if not chips:
+        raise ChipError(f"{Path(root) / 'index.csv'}: no chips with split {split!r}")
+    return chips
+
+
+def band_stats(chips: list[Chip]) -> dict[str, list[float] | float]:
+    """Per-band mean/std (DN) of valid (non-zero) pixels, and the 99th percentile COUNT."""
+    def stats(stack: list[np.ndarray]) -> tuple[list[float], list[float]]:
+        means, stds = [], []
+        for b in range(stack[0].shape[0]):
+            v = np.concatenate([a[b].ravel() for a in stack]).astype(np.float64)
+            v = v[v > 0]
+            means.append(float(v.mean()) if v.size else 1000.0)
+            stds.append(float(max(v.std(), 1.0)) if v.size else 1000.0)
+        return means, stds
+
+    m10, s10 = stats([c.s2_10m[:4] for c in chips])
+    m20, s20 = stats([c.s2_20m for c in chips])
+    counts = np.concatenate([c.s2_10m[4].ravel() for c in chips])
+    return {"mean_10m": m10, "std_10m": s10, "mean_20m": m20, "std_20m": s20,
+            "count_ref": float(max(np.percentile(counts, 99), 1.0))}
+
+
+def random_crop(chip: Chip, size_10m: int, rng: np.random.Generator, flip: bool = True
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A random aligned crop (size_10m x size_10m at 10 m, even) with random flips/rot90.
+
+    Offsets are multiples of 2 px at 10 m, so the 20 m and 1 m grids stay aligned.
+    Returns (s2_10m, s2_20m, hr, label) arrays (copies).
+    """
+    if size_10m % 2:
+        raise ValueError(f"crop size {size_10m} px at 10 m must be even")
+    h, w = chip.s2_10m.shape[1:]
+    size = min(size_10m, h - h % 2, w - w % 2)
+    i = 2 * int(rng.integers(0, (h - size) // 2 + 1))
+    j = 2 * int(rng.integers(0, (w - size) // 2 + 1))
+    a = chip.s2_10m[:, i:i + size, j:j + size]
+    b = chip.s2_20m[:, i // 2:(i + size) // 2, j // 2:(j + size) // 2]
+    c = chip.hr[:, 10 * i:10 * (i + size), 10 * j:10 * (j + size)]
+    d = chip.label[10 * i:10 * (i + size), 10 * j:10 * (j + size)]
+    out = [a, b, c, d]
+    if flip:
+        if rng.random() < 0.5:
+            out = [x[..., ::-1] for x in out]
+        if rng.random() < 0.5:
+            out = [x[..., ::-1, :] for x in out]
+        k = int(rng.integers(0, 4))
+        out = [np.rot90(x, k, axes=(-2, -1)) for x in out]
+    return tuple(np.ascontiguousarray(x) for x in out)  # type: ignore[return-value]

@@ -1,0 +1,224 @@
+"""The full JointSeg model, the bilinear baseline, and their size presets.
+
+Both models share one interface (the ONNX contract in ``docs/model.md``):
+
+    forward(s2_10m, s2_20m) -> (isa_logit, sr)
+
+* ``s2_10m``: float32 (N, 5, H, W), B02 B03 B04 B08 as harmonised DN
+  (reflectance x 10000) and COUNT (clear observations), on the 10 m grid.
+* ``s2_20m``: float32 (N, 6, H/2, W/2), B05 B06 B07 B8A B11 B12 DN, 20 m grid.
+* ``isa_logit``: float32 (N, 1, 10H, 10W) impervious-surface logits at 1 m.
+* ``sr``: float32 (N, 4, 10H, 10W) R G B NIR reflectance (0..1) at 1 m.
+
+H and W must be multiples of :data:`MULTIPLE_10M`. Normalisation statistics are
+buffers of the model, so callers pass raw DN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from jointseg.model.blocks import conv3, upsample
+from jointseg.model.seg import SegNet
+from jointseg.model.sr import ProgSR
+
+BANDS_10M = ("B02", "B03", "B04", "B08", "COUNT")
+BANDS_20M = ("B05", "B06", "B07", "B8A", "B11", "B12")
+SR_BANDS = ("R", "G", "B", "NIR")
+SCALE_FACTOR = 10
+MULTIPLE_10M = 2
+DN_SCALE = 10000.0
+ARCHS = ("jointseg", "bilinear")
+# indices of B04 B03 B02 B08 in s2_10m: the SR target order R G B NIR
+_RGBN = [2, 1, 0, 3]
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Size of a preset. Channels (nf, gc, nf_1m) and block counts of the SR branch;
+    ``seg_widths`` at the 1, 5, 10, 20 m levels; ``stem`` channels per input grid."""
+
+    stem: int
+    nf: int
+    gc: int
+    n_rrdb_10m: int
+    n_rrdb_5m: int
+    nf_1m: int
+    seg_widths: tuple[int, int, int, int]
+    window: int = 7
+
+
+PRESETS: dict[str, ModelSize] = {
+    # trains on 2 CPU cores within minutes (demo, CI)
+    "tiny": ModelSize(stem=16, nf=16, gc=8, n_rrdb_10m=1, n_rrdb_5m=1, nf_1m=8,
+                      seg_widths=(8, 16, 32, 48)),
+    # ESRGAN scale (23 RRDB, nf 64, gc 32) split 16 + 7 over the two stages; for GPUs
+    "paper": ModelSize(stem=64, nf=64, gc=32, n_rrdb_10m=16, n_rrdb_5m=7, nf_1m=32,
+                       seg_widths=(32, 64, 128, 256)),
+}
+
+
+class Normaliser(nn.Module):
+    """Standardise raw DN inputs with statistics stored as buffers.
+
+    Reflectance bands: ``(DN - mean) / std``. COUNT: ``log1p(count) / log1p(count_ref)``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean_10m", torch.tensor([900.0, 1100.0, 1200.0, 2600.0]))
+        self.register_buffer("std_10m", torch.tensor([600.0, 600.0, 700.0, 900.0]))
+        self.register_buffer(
+            "mean_20m", torch.tensor([1500.0, 2200.0, 2500.0, 2700.0, 2300.0, 1600.0])
+        )
+        self.register_buffer("std_20m", torch.tensor([700.0, 800.0, 900.0, 900.0, 900.0, 800.0]))
+        self.register_buffer("count_ref", torch.tensor(20.0))
+
+    def forward(self, s2_10m: torch.Tensor, s2_20m: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Raw DN -> (normalised (N,5,H,W), normalised (N,6,H/2,W/2))."""
+        refl = (s2_10m[:, :4] - self.mean_10m.view(1, -1, 1, 1)) / self.std_10m.view(1, -1, 1, 1)
+        count = torch.log1p(s2_10m[:, 4:5].clamp(min=0)) / torch.log1p(self.count_ref)
+        x20 = (s2_20m - self.mean_20m.view(1, -1, 1, 1)) / self.std_20m.view(1, -1, 1, 1)
+        return torch.cat([refl, count], 1), x20
+
+    def set_stats(self, mean_10m, std_10m, mean_20m, std_20m, count_ref: float) -> None:
+        """Overwrite the statistics (sequences of floats, DN units)."""
+        for name, value in (("mean_10m", mean_10m), ("std_10m", std_10m),
+                            ("mean_20m", mean_20m), ("std_20m", std_20m),
+                            ("count_ref", count_ref)):
+            buf = getattr(self, name)
+            buf.copy_(torch.as_tensor(value, dtype=buf.dtype).reshape(buf.shape))
+
+    def to_dict(self) -> dict:
+        """JSON-able statistics (the ``jointseg.normalisation`` metadata)."""
+        return {
+            "bands_10m": list(BANDS_10M[:4]),
+            "mean_10m": [round(float(v), 3) for v in self.mean_10m],
+            "std_10m": [round(float(v), 3) for v in self.std_10m],
+            "bands_20m": list(BANDS_20M),
+            "mean_20m": [round(float(v), 3) for v in self.mean_20m],
+            "std_20m": [round(float(v), 3) for v in self.std_20m],
+            "count": {"transform": "log1p(count)/log1p(count_ref)",
+                      "count_ref": float(self.count_ref)},
+            "formula": "(DN - mean) / std",
+        }
+
+
+def bilinear_rgbn(s2_10m: torch.Tensor) -> torch.Tensor:
+    """B04 B03 B02 B08 DN at 10 m -> bilinear R G B NIR reflectance (0..1) at 1 m."""
+    return upsample(s2_10m[:, _RGBN] / DN_SCALE, SCALE_FACTOR, "bilinear")
+
+
+class JointSeg(nn.Module):
+    """Prog-ESRGAN super-resolution + segmentation with cross-scale fusion."""
+
+    arch = "jointseg"
+
+    def __init__(self, size: ModelSize) -> None:
+        super().__init__()
+        self.size = size
+        self.norm = Normaliser()
+        self.stem_10m = conv3(len(BANDS_10M), size.stem)
+        self.stem_20m = conv3(len(BANDS_20M), size.stem)
+        self.stem_fuse = conv3(2 * size.stem, size.nf)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
+        self.sr = ProgSR(size.nf, size.gc, size.n_rrdb_10m, size.n_rrdb_5m, size.nf_1m)
+        f10, f5, f1 = self.sr.channels
+        self.seg = SegNet(len(SR_BANDS) + 2, size.seg_widths, (f1, f5, f10), size.window)
+
+    def forward(self, s2_10m: torch.Tensor, s2_20m: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x10, x20 = self.norm(s2_10m, s2_20m)
+        # align the 20 m grid to 10 m inside the network: learned 20 m features,
+        # bilinear x2 with half-pixel centres (20 m pixel = 2 x 2 10 m pixels).
+        f20 = upsample(self.act(self.stem_20m(x20)), 2, "bilinear")
+        feat = self.act(self.stem_fuse(torch.cat([self.act(self.stem_10m(x10)), f20], 1)))
+        residual, (f10, f5, f1) = self.sr(feat)
+        sr = bilinear_rgbn(s2_10m) + residual
+        count_1m = upsample(x10[:, 4:5], SCALE_FACTOR, "nearest")
+        ndvi = (sr[:, 3:4] - sr[:, 0:1]) / (sr[:, 3:4] + sr[:, 0:1]).abs().clamp(min=1e-3)
+        seg_in = torch.cat([(sr - 0.1) * 10.0, ndvi, count_1m], 1)
+        return self.seg(seg_in, [f10, f5, f1]), sr
+
+
+class BilinearSeg(nn.Module):
+    """Baseline: bilinear upsampling of all inputs to 1 m + the same SegNet, no SR."""
+
+    arch = "bilinear"
+
+    def __init__(self, size: ModelSize) -> None:
+        super().__init__()
+        self.size = size
+        self.norm = Normaliser()
+        self.seg = SegNet(len(BANDS_10M) + len(BANDS_20M), size.seg_widths, (0, 0, 0),
+                          size.window)
+
+    def forward(self, s2_10m: torch.Tensor, s2_20m: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x10, x20 = self.norm(s2_10m, s2_20m)
+        x = torch.cat([x10, upsample(x20, 2, "bilinear")], 1)
+        x_1m = upsample(x, SCALE_FACTOR, "bilinear")
+        return self.seg(x_1m), bilinear_rgbn(s2_10m)
+
+
+def build_model(arch: str = "jointseg", preset: str = "tiny") -> JointSeg | BilinearSeg:
+    """A fresh model of ``arch`` (jointseg|bilinear) at size ``preset`` (tiny|paper).
+
+    Raises:
+        ValueError: on an unknown arch or preset.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    if arch == "jointseg":
+        return JointSeg(PRESETS[preset])
+    if arch == "bilinear":
+        return BilinearSeg(PRESETS[preset])
+    raise ValueError(f"unknown arch {arch!r}; expected one of {ARCHS}")
+
+
+def check_input_shapes(s2_10m: torch.Tensor, s2_20m: torch.Tensor) -> None:
+    """Raise ValueError unless the inputs follow the contract's shapes."""
+    if s2_10m.ndim != 4 or s2_10m.shape[1] != len(BANDS_10M):
+        raise ValueError(f"s2_10m must be (N, 5, H, W), got {tuple(s2_10m.shape)}")
+    n, _, h, w = s2_10m.shape
+    if h % MULTIPLE_10M or w % MULTIPLE_10M:
+        raise ValueError(f"s2_10m H, W = {h}, {w} must be multiples of {MULTIPLE_10M}")
+    if tuple(s2_20m.shape) != (n, len(BANDS_20M), h // 2, w // 2):
+        raise ValueError(
+            f"s2_20m must be (N, 6, H/2, W/2) = {(n, 6, h // 2, w // 2)}, "
+            f"got {tuple(s2_20m.shape)}"
+        )
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def gflops_per_km2(model: nn.Module, size_10m: int = 20) -> float:
+    """Forward GFLOPs per km^2 of 1 m output, counted with FlopCounterMode.
+
+    Runs one (1, 5, size_10m, size_10m) input (size_10m x 10 m on a side) and scales
+    by area; convolution/matmul FLOPs (2 per multiply-add), elementwise ops excluded.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    s10 = torch.full((1, 5, size_10m, size_10m), 1000.0)
+    s20 = torch.full((1, 6, size_10m // 2, size_10m // 2), 1500.0)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(s10, s20)
+    model.train(was_training)
+    km2 = (size_10m * 10.0 / 1000.0) ** 2
+    return counter.get_total_flops() / 1e9 / km2
+
+
+def model_summary(arch: str, preset: str) -> dict:
+    """Parameters and GFLOPs/km^2 of a fresh ``arch`` model at ``preset``."""
+    m = build_model(arch, preset)
+    return {"arch": arch, "preset": preset, "params": count_params(m),
+            "gflops_per_km2": round(gflops_per_km2(m), 1), "size": asdict(PRESETS[preset])}
+
+
