@@ -1,0 +1,36 @@
+# JointSeg / ISA-1 production DAG.
+#
+#   snakemake --profile profiles/local               # the simulated demo region
+#   snakemake --profile slurm --config year=2019     # a cluster (see profiles/slurm)
+#
+# One tile flows: search -> download -> cloudmask -> composite (-> later stages).
+# All logic lives in the `jointseg` package; rules only wire files together.
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/simulate.smk"
+include: "rules/stac.smk"
+include: "rules/download.smk"
+include: "rules/cloudmask.smk"
+include: "rules/composite.smk"
+
+
+localrules:
+    all,
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True
+
+
+onsuccess:
+    stop_demo_servers_if_started()
+
+
+onerror:
+    stop_demo_servers_if_started()

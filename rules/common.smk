@@ -1,0 +1,79 @@
+# Config validation, tile lists and input functions shared by every rule file.
+import json
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+from jointseg.config import ConfigError, config_years, validate_config
+from jointseg.regions import region_tiles
+
+min_version("9.0")
+
+
+# Validate with Snakemake's validator (fills defaults), then the semantic checks
+# that a JSON schema cannot express (future years, empty bboxes...).
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+try:
+    validate_config(config, source="config")
+except ConfigError as exc:
+    raise WorkflowError(str(exc))
+
+RESULTS = config["results_dir"]
+RESOURCES = config["resources_dir"]
+YEARS = config_years(config)
+REGIONS = list(config["regions"])
+DEMO = config["stac"]["demo_server"]
+SIM_DIR = DEMO["sim_dir"]
+TILE_SIZE_M = config["grid"]["tile_size_m"]
+
+_TILES = {}
+
+
+def tiles_of(region):
+    """Tile ids of a region (computed once per run)."""
+    if region not in _TILES:
+        try:
+            _TILES[region] = [
+                t.tile_id
+                for t in region_tiles(config["regions"][region], TILE_SIZE_M, Path(workflow.basedir))
+            ]
+        except ValueError as exc:
+            raise WorkflowError(f"config: key 'regions.{region}': {exc}")
+    return _TILES[region]
+
+
+wildcard_constraints:
+    region="[A-Za-z][A-Za-z0-9_-]*",
+    year=r"\d{4}",
+    tile=r"\d{4,5}_-?\d+_-?\d+",
+
+
+def composite_targets():
+    return [
+        f"{RESULTS}/{region}/{year}/composite/{tile}_{res}.tif"
+        for region in REGIONS
+        for year in YEARS
+        for tile in tiles_of(region)
+        for res in ("10m", "20m")
+    ]
+
+
+def all_targets():
+    return composite_targets()
+
+
+def demo_catalogue(wildcards):
+    """The simulated catalogue the loopback STAC API serves (demo only)."""
+    return [f"{SIM_DIR}/simulation.json"] if DEMO["enabled"] else []
+
+
+def region_bbox_arg(region):
+    r = config["regions"][region]
+    return " ".join(str(v) for v in r["bbox"]) if "bbox" in r else ""
+
+
+def stop_demo_servers_if_started():
+    if DEMO["enabled"]:
+        from jointseg.servers import stop_demo_servers
+
+        stop_demo_servers(Path(DEMO["state_dir"]))

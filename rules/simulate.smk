@@ -1,0 +1,27 @@
+# The SIMULATED demo region: 1 m truth, HR image, Sentinel-2 L2A-like scenes,
+# WorldCover-format map and a STAC catalogue (see docs/simulation.md).
+
+
+rule simulate_demo:
+    output:
+        f"{SIM_DIR}/simulation.json",
+    params:
+        bbox=region_bbox_arg(config["demo"]["region"]),
+        crs=config["regions"][config["demo"]["region"]].get("bbox_crs", "EPSG:4326"),
+        year=YEARS[0],
+        seed=config["demo"]["seed"],
+        n_dates=config["demo"]["n_dates"],
+        base_url=f"http://127.0.0.1:{DEMO['file_port']}",
+        out=SIM_DIR,
+    log:
+        "logs/simulate_demo.log",
+    benchmark:
+        "benchmarks/out/simulate_demo.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    shell:
+        "jointseg -v simulate region --out {params.out} --seed {params.seed}"
+        " --year {params.year} --bbox {params.bbox} --crs {params.crs}"
+        " --n-dates {params.n_dates} --file-base-url {params.base_url} > {log} 2>&1"
