@@ -1,0 +1,87 @@
+"""``jointseg predict``: 1 m ISA maps from one scene with an ONNX model."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from jointseg.bandsource import SceneError
+from jointseg.infer import ModelError
+
+
+def _default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--cuda-option")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@click.command()
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="Exported ONNX model.")
+@click.option("--input", "input_path", required=True, type=click.Path(),
+              help="Composite <tile>_10m.tif (the _20m.tif sibling is found by name) "
+                   "or a directory with one GeoTIFF per band (*_B02.tif ... *_B12.tif).")
+@click.option("--output", required=True, type=click.Path(dir_okay=False),
+              help="Binary ISA COG: uint8 1 = impervious, 0 = not, 255 = nodata.")
+@click.option("--prob-output", type=click.Path(dir_okay=False), default=None,
+              help="ISA probability COG: uint8 p x 254, scale 1/254, 255 = nodata.")
+@click.option("--sr-output", type=click.Path(dir_okay=False), default=None,
+              help="SR RGB quicklook COG: uint8, 2-98 %% stretch, 0 = nodata.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="ONNX Runtime intra-op threads [default: CPUs available].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Windows per ONNX Runtime call.")
+@click.option("--window", type=click.IntRange(min=2), default=128, show_default=True,
+              help="Window core size in 10 m pixels (the halo from the model is added).")
+@click.option("--overlap", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Blend overlap between windows in 10 m pixels.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Probability threshold for the binary map.")
+@click.option("--providers", default="cuda,cpu", show_default=True,
+              help="Comma-separated: tensorrt, cuda, cpu (used in that order when available).")
+@click.option("--cuda-option", "cuda_options", multiple=True, metavar="KEY=VALUE",
+              help="CUDA EP option, e.g. device_id=0, gpu_mem_limit=8589934592, "
+                   "cudnn_conv_algo_search=HEURISTIC (repeatable).")
+@click.option("--compress", type=click.Choice(["DEFLATE", "ZSTD"]), default="DEFLATE",
+              show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def predict(
+    model_path: str, input_path: str, output: str, prob_output: str | None,
+    sr_output: str | None, threads: int | None, batch_size: int, window: int, overlap: int,
+    threshold: float, providers: str, cuda_options: tuple[str, ...], compress: str,
+    progress: bool,
+) -> None:
+    """Predict 1 m impervious surface for one scene and write COGs on the 1 m grid."""
+    from jointseg.bandsource import open_scene
+    from jointseg.infer import make_session, predict_tile
+
+    try:
+        with open_scene(input_path) as scene:
+            session, info = make_session(
+                model_path,
+                providers=tuple(providers.split(",")),
+                threads=threads or _default_threads(),
+                cuda_options=_parse_options(cuda_options),
+            )
+            paths = predict_tile(
+                session, scene, output, prob_output=prob_output, sr_output=sr_output,
+                threshold=threshold, window=window, overlap=overlap, batch_size=batch_size,
+                info=info, compress=compress, progress=progress,
+            )
+    except (SceneError, ModelError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for p in (paths.binary, paths.prob, paths.sr):
+        if p is not None:
+            click.echo(str(p))
