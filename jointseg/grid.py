@@ -15,11 +15,11 @@ import math
 import re
 from dataclasses import dataclass
 
+import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as shp_transform
 
 TILE_ID_RE = re.compile(r"^(?P<epsg>\d{4,5})_(?P<xmin>-?\d+)_(?P<ymin>-?\d+)$")
 
@@ -143,7 +143,7 @@ class Tile:
         """Tile footprint as a shapely polygon in EPSG:4326 (lon, lat), densified."""
         poly = box(*self.bounds).segmentize(self.size_m / 8)
         tr = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
-        return shp_transform(tr.transform, poly)
+        return shapely.transform(poly, tr.transform, interleaved=False)
 
 
 def utm_epsg(lon: float, lat: float) -> int:
@@ -192,10 +192,11 @@ def tiles_for_bbox(
 def tiles_for_aoi(aoi_lonlat: BaseGeometry, tile_size_m: int) -> list[Tile]:
     """Tiles covering an AOI polygon (EPSG:4326, lon/lat), each in its own UTM zone.
 
-    A tile belongs to the zone that holds its centre; in each zone the tiles snap
-    to multiples of ``tile_size_m`` in that zone's coordinates. A tile is kept when
-    it intersects the AOI. Zone edges therefore overlap by up to one tile, which
-    the mosaic resolves.
+    The AOI is cut along the UTM zone boundaries; each zone's part is tiled in
+    that zone's coordinates (tiles snap to multiples of ``tile_size_m``) and a
+    tile is kept when it intersects that part. Every point of the AOI is thus
+    covered by a tile of its own zone; along zone boundaries, tiles of the two
+    zones overlap by less than one tile, which the mosaic resolves.
 
     Raises:
         ValueError: if the AOI is empty or invalid, or the size is invalid.
@@ -221,13 +222,8 @@ def tiles_for_aoi(aoi_lonlat: BaseGeometry, tile_size_m: int) -> list[Tile]:
         if part.is_empty:
             continue
         to_utm = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
-        part_utm = shp_transform(to_utm.transform, part.segmentize(0.05))
-        to_ll = Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
+        part_utm = shapely.transform(part.segmentize(0.05), to_utm.transform, interleaved=False)
         for t in tiles_for_bbox(part_utm.bounds, f"EPSG:{epsg}", tile_size_m):
-            cx, cy = t.xmin + tile_size_m / 2, t.ymin + tile_size_m / 2
-            clon, _ = to_ll.transform(cx, cy)
-            if not (zlon0 <= clon < zlon0 + 6):
-                continue
             if part_utm.intersects(box(*t.bounds)):
                 tiles.append(t)
     return tiles

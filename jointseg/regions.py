@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import shapely
 from pyproj import Transformer
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as shp_transform
 
 from jointseg.grid import Tile, is_utm, tiles_for_aoi, tiles_for_bbox
 
@@ -65,7 +65,9 @@ def region_geometry_lonlat(region: dict, base_dir: Path | None = None) -> BaseGe
     if crs == "EPSG:4326":
         return poly
     tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    return shp_transform(tr.transform, poly.segmentize(max(poly.length / 64, 1)))
+    return shapely.transform(
+        poly.segmentize(max(poly.length / 64, 1e-3)), tr.transform, interleaved=False
+    )
 
 
 def region_tiles(region: dict, tile_size_m: int, base_dir: Path | None = None) -> list[Tile]:

@@ -1,0 +1,3 @@
+from jointseg.cli import main
+
+main()
