@@ -1,0 +1,188 @@
+"""Tests for jointseg.composite: median of clear observations, BOA offset, best pixel."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from jointseg.composite import BANDS_10M, BANDS_20M, CompositeError, composite_tile, mask_20m
+from jointseg.grid import Tile
+from jointseg.io import write_cog
+from tests.stackfactory import make_stack
+
+TILE = Tile.at(32633, 500040, 5000040, 240)  # 24 x 24 at 10 m, 12 x 12 at 20 m
+G10, G20 = TILE.geobox(10), TILE.geobox(20)
+
+
+def write_mask(path: Path, clear: np.ndarray, ids: list[str]) -> Path:
+    return write_cog(path, clear.astype(np.uint8), G10, band_names=ids)
+
+
+def read_all(path: Path) -> tuple[np.ndarray, rasterio.io.DatasetReader]:
+    with rasterio.open(path) as ds:
+        return ds.read(), {"desc": ds.descriptions, "tags": ds.tags(), "scales": ds.scales,
+                           "nodata": ds.nodata, "transform": ds.transform, "dtypes": ds.dtypes}
+
+
+def random_stack(tmp_path: Path, n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    vals = {b: rng.integers(1, 9000, (n, *G10.shape), dtype=np.uint16) for b in BANDS_10M}
+    vals |= {b: rng.integers(1, 9000, (n, *G20.shape), dtype=np.uint16) for b in BANDS_20M}
+    clear = rng.random((n, *G10.shape)) > 0.4
+    clear[:, 0, 0] = False  # one pixel never clear
+    ids = [f"S{i}" for i in range(n)]
+    scenes = [{"id": ids[i], "datetime": f"2021-0{i + 1}-15T10:00:00Z", "boa_offset_dn": 0,
+               "bands": {b: vals[b][i] for b in vals}} for i in range(n)]
+    manifest = make_stack(tmp_path / "stack", TILE, scenes)
+    mask = write_mask(tmp_path / "mask.tif", clear, ids)
+    return manifest, mask, vals, clear, ids
+
+
+def nan_median(values: np.ndarray, clear: np.ndarray) -> np.ndarray:
+    """Reference: numpy's median over the clear observations of every pixel, 0 if none."""
+    out = np.zeros(values.shape[1:], np.uint16)
+    for r in range(values.shape[1]):
+        for c in range(values.shape[2]):
+            v = values[clear[:, r, c], r, c]
+            if v.size:
+                out[r, c] = np.rint(np.median(v.astype(float)))
+    return out
+
+
+def test_mask_20m_needs_all_four() -> None:
+    m = np.ones((1, 4, 4), bool)
+    m[0, 0, 1] = False
+    assert mask_20m(m)[0].tolist() == [[False, True], [True, True]]
+
+
+@pytest.mark.parametrize("block_rows", [4, 256])
+def test_median_equals_numpy_median_of_clear(tmp_path: Path, block_rows: int) -> None:
+    manifest, mask, vals, clear, ids = random_stack(tmp_path, 5)
+    o10, o20 = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif",
+                              block_rows=block_rows)
+    a10, meta10 = read_all(o10)
+    a20, meta20 = read_all(o20)
+    for i, b in enumerate(BANDS_10M):
+        np.testing.assert_array_equal(a10[i], nan_median(vals[b], clear), err_msg=b)
+    np.testing.assert_array_equal(a10[4], clear.sum(axis=0))
+    assert a10[4, 0, 0] == 0 and (a10[:4, 0, 0] == 0).all()
+    clear20 = mask_20m(clear)
+    for i, b in enumerate(BANDS_20M):
+        np.testing.assert_array_equal(a20[i], nan_median(vals[b], clear20), err_msg=b)
+    assert meta10["desc"] == (*BANDS_10M, "COUNT") and meta20["desc"] == BANDS_20M
+    assert meta10["scales"] == (1e-4,) * 4 + (1.0,) and meta20["scales"] == (1e-4,) * 6
+    assert meta10["tags"]["JOINTSEG_PRODUCT"] == "composite"
+    assert meta10["tags"]["SCENES"] == ",".join(ids) and meta20["tags"]["METHOD"] == "median"
+    assert meta10["nodata"] == 0 and meta10["dtypes"] == ("uint16",) * 5
+    assert meta10["transform"] == G10.transform and meta20["transform"] == G20.transform
+
+
+def test_min_clear(tmp_path: Path) -> None:
+    manifest, mask, vals, clear, _ = random_stack(tmp_path, 5, seed=1)
+    o10, _ = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif",
+                            min_clear=3)
+    a10, _ = read_all(o10)
+    few = clear.sum(axis=0) < 3
+    assert few.any() and (~few).any()
+    assert (a10[:, few] == 0).all()
+    np.testing.assert_array_equal(a10[0][~few], nan_median(vals["B02"], clear)[~few])
+
+
+def test_boa_offset_applied_once_and_composite_continuous(tmp_path: Path) -> None:
+    # The same surface seen in 2021 (baseline 03.01) and 2023 (04.00, stored DN + 1000).
+    truth10 = np.arange(1, 24 * 24 + 1, dtype=np.uint16).reshape(24, 24) * 10
+    truth20 = truth10[::2, ::2] + 5
+    old = {b: truth10 for b in BANDS_10M} | {b: truth20 for b in BANDS_20M}
+    new = {b: (v + 1000).astype(np.uint16) for b, v in old.items()}
+    manifest = make_stack(tmp_path / "stack", TILE, [
+        {"id": "OLD", "datetime": "2021-07-01T10:00:00Z", "boa_offset_dn": 0, "bands": old},
+        {"id": "NEW", "datetime": "2023-07-01T10:00:00Z", "boa_offset_dn": -1000, "bands": new},
+    ])
+    clear = np.zeros((2, 24, 24), bool)
+    clear[0, :, :12] = True   # west half only in the old scene
+    clear[1, :, 12:] = True   # east half only in the new scene
+    mask = write_mask(tmp_path / "mask.tif", clear, ["OLD", "NEW"])
+    o10, o20 = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif")
+    a10, _ = read_all(o10)
+    a20, _ = read_all(o20)
+    for i in range(4):
+        np.testing.assert_array_equal(a10[i], truth10)
+    for i in range(6):
+        np.testing.assert_array_equal(a20[i], truth20)
+    assert (a10[4] == 1).all()
+
+
+def test_all_cloud_tile_is_nodata_with_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest, _, _, _, ids = random_stack(tmp_path, 3)
+    mask = write_mask(tmp_path / "cloudy.tif", np.zeros((3, 24, 24), bool), ids)
+    with caplog.at_level(logging.WARNING, logger="jointseg.composite"):
+        o10, o20 = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif")
+    assert (read_all(o10)[0] == 0).all() and (read_all(o20)[0] == 0).all()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(TILE.tile_id in r.getMessage() for r in warnings)
+
+
+def test_best_pixel_takes_one_scene_for_all_bands(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    n = 4
+    # Every band of scene i carries the scene in its value: 1000 * (i + 1) + noise.
+    blue = rng.integers(100, 3000, (n, *G10.shape)).astype(np.uint16)
+    scenes, ids = [], []
+    for i in range(n):
+        bands = {"B02": blue[i]}
+        for k, b in enumerate(BANDS_10M[1:] + BANDS_20M):
+            shape = G10.shape if b in BANDS_10M else G20.shape
+            bands[b] = np.full(shape, 10000 + 1000 * i + k, np.uint16)
+        ids.append(f"S{i}")
+        scenes.append({"id": ids[-1], "datetime": "2021-06-15T10:00:00Z", "bands": bands})
+    manifest = make_stack(tmp_path / "stack", TILE, scenes)
+    clear = rng.random((n, *G10.shape)) > 0.3
+    mask = write_mask(tmp_path / "mask.tif", clear, ids)
+    o10, o20 = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif",
+                              method="best_pixel")
+    a10, meta = read_all(o10)
+    assert meta["tags"]["METHOD"] == "best_pixel"
+    # Expected: the clear scene with the lowest blue (all dates equal -> no date penalty).
+    best = np.argmin(np.where(clear, blue, 65535), axis=0)
+    has = clear.any(axis=0)
+    np.testing.assert_array_equal(a10[0][has], np.take_along_axis(blue, best[None], 0)[0][has])
+    for k, _b in enumerate(BANDS_10M[1:]):
+        np.testing.assert_array_equal(a10[k + 1][has], (10000 + 1000 * best + k)[has])
+    assert (a10[:4, ~has] == 0).all()
+    # 20 m: all six bands from one scene, and that scene was clear on all four 10 m pixels.
+    a20, _ = read_all(o20)
+    filled = a20[0] > 0
+    scene20 = (a20[0].astype(int) - 10000 - 3) // 1000
+    for k in range(6):
+        np.testing.assert_array_equal(a20[k][filled], (10000 + 1000 * scene20 + 3 + k)[filled])
+    clear20 = mask_20m(clear)
+    rr, cc = np.nonzero(filled)
+    assert clear20[scene20[rr, cc], rr, cc].all()
+    np.testing.assert_array_equal(filled, clear20.any(axis=0))
+
+
+def test_best_pixel_prefers_the_centre_date_on_ties(tmp_path: Path) -> None:
+    ids = ["EARLY", "MID", "LATE"]
+    dates = ["2021-03-01T10:00:00Z", "2021-06-01T10:00:00Z", "2021-09-01T10:00:00Z"]
+    scenes = [{"id": s, "datetime": d, "bands": {
+        b: np.full(G10.shape if b in BANDS_10M else G20.shape, 500 if b == "B02" else 1000 + i,
+                   np.uint16) for b in (*BANDS_10M, *BANDS_20M)}}
+        for i, (s, d) in enumerate(zip(ids, dates, strict=True))]
+    manifest = make_stack(tmp_path / "stack", TILE, scenes)
+    mask = write_mask(tmp_path / "mask.tif", np.ones((3, 24, 24), bool), ids)
+    o10, _ = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif",
+                            method="best_pixel")
+    assert (read_all(o10)[0][1] == 1001).all()
+
+
+def test_mask_manifest_mismatch(tmp_path: Path) -> None:
+    manifest, _, _, clear, _ = random_stack(tmp_path, 3)
+    mask = write_mask(tmp_path / "bad.tif", clear, ["S0", "S2", "S1"])
+    with pytest.raises(CompositeError, match="do not match the manifest"):
+        composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif")
