@@ -62,7 +62,7 @@ PRESETS: dict[str, ModelSize] = {
 
 
 class Normaliser(nn.Module):
-    """Standardise raw DN inputs with statistics stored as buffers.
+    """Standardise raw DN inputs with statistics stored as buffers (always float32).
 
     Reflectance bands: ``(DN - mean) / std``. COUNT: ``log1p(count) / log1p(count_ref)``.
     """
@@ -130,17 +130,18 @@ class JointSeg(nn.Module):
         self.seg = SegNet(len(SR_BANDS) + 2, size.seg_widths, (f1, f5, f10), size.window)
 
     def forward(self, s2_10m: torch.Tensor, s2_20m: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x10, x20 = self.norm(s2_10m, s2_20m)
+        dtype = self.stem_10m.weight.dtype  # float16 in the fp16 twin; inputs stay float32
+        x10, x20 = (x.to(dtype) for x in self.norm(s2_10m.float(), s2_20m.float()))
         # align the 20 m grid to 10 m inside the network: learned 20 m features,
         # bilinear x2 with half-pixel centres (20 m pixel = 2 x 2 10 m pixels).
         f20 = upsample(self.act(self.stem_20m(x20)), 2, "bilinear")
         feat = self.act(self.stem_fuse(torch.cat([self.act(self.stem_10m(x10)), f20], 1)))
         residual, (f10, f5, f1) = self.sr(feat)
-        sr = bilinear_rgbn(s2_10m) + residual
+        sr = bilinear_rgbn(s2_10m.float()).to(dtype) + residual
         count_1m = upsample(x10[:, 4:5], SCALE_FACTOR, "nearest")
         ndvi = (sr[:, 3:4] - sr[:, 0:1]) / (sr[:, 3:4] + sr[:, 0:1]).abs().clamp(min=1e-3)
         seg_in = torch.cat([(sr - 0.1) * 10.0, ndvi, count_1m], 1)
-        return self.seg(seg_in, [f10, f5, f1]), sr
+        return self.seg(seg_in, [f10, f5, f1]).float(), sr.float()
 
 
 class BilinearSeg(nn.Module):
@@ -156,10 +157,11 @@ class BilinearSeg(nn.Module):
                           size.window)
 
     def forward(self, s2_10m: torch.Tensor, s2_20m: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x10, x20 = self.norm(s2_10m, s2_20m)
+        dtype = self.seg.head.weight.dtype
+        x10, x20 = (x.to(dtype) for x in self.norm(s2_10m.float(), s2_20m.float()))
         x = torch.cat([x10, upsample(x20, 2, "bilinear")], 1)
         x_1m = upsample(x, SCALE_FACTOR, "bilinear")
-        return self.seg(x_1m), bilinear_rgbn(s2_10m)
+        return self.seg(x_1m).float(), bilinear_rgbn(s2_10m.float())
 
 
 def build_model(arch: str = "jointseg", preset: str = "tiny") -> JointSeg | BilinearSeg:
