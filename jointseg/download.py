@@ -35,7 +35,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rasterio
@@ -47,6 +47,9 @@ from tqdm import tqdm
 
 from jointseg.grid import GeoBox, Tile
 from jointseg.io import write_cog, write_json
+
+if TYPE_CHECKING:
+    from jointseg.stac import SceneInfo
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +307,7 @@ def _reusable(path: Path, grid: GeoBox, recorded_sha: str | None) -> str | None:
 
 
 def download_tile(
-    scenes: Sequence[Any],
+    scenes: Sequence[SceneInfo] | Sequence[Mapping[str, Any]],
     tile: Tile,
     out_dir: Path,
     bands: Sequence[str] = DEFAULT_BANDS,

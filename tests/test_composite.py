@@ -186,3 +186,44 @@ def test_mask_manifest_mismatch(tmp_path: Path) -> None:
     mask = write_mask(tmp_path / "bad.tif", clear, ["S0", "S2", "S1"])
     with pytest.raises(CompositeError, match="do not match the manifest"):
         composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif")
+
+
+BEN = Path(__file__).parents[1].parent / "shared" / "data" / "bigearthnet"
+PATCH = "S2A_MSIL2A_20170613T101031_87_48"  # real L2A, UTM 33N, June 2017, no SCL
+
+
+def test_cli_chain_on_a_real_patch(tmp_path: Path) -> None:
+    """search JSON -> download (HTTP) -> cloudmask (s2cloudless) -> composite, via the CLI."""
+    if not BEN.is_dir():
+        pytest.skip(f"{BEN} not present")
+    from click.testing import CliRunner
+
+    from jointseg.cli import main
+    from jointseg.servers import FileServer
+    from jointseg.stac import SceneInfo, write_scene_list
+
+    tile = Tile.at(32633, 404400 + 240, 5341200 + 360, 600)
+    stack, runner = tmp_path / "stack", CliRunner()
+    with FileServer(BEN) as fs:
+        bands = {b: f"{fs.url}/{PATCH}/{PATCH}_{b}.tif" for b in (*BANDS_10M, *BANDS_20M)}
+        info = SceneInfo(id=PATCH, datetime="2017-06-13T10:10:31Z", cloud_cover=0.0,
+                         processing_baseline="02.05", boa_offset_dn=0, bands=bands, epsg=32633)
+        scenes = write_scene_list(tmp_path / "scenes.json", tile.tile_id, "test", 2017, [info])
+        r = runner.invoke(main, ["download", str(scenes), "--out-dir", str(stack),
+                                 "--tile-size-m", "600", "--bands", ",".join(bands)])
+        assert r.exit_code == 0, r.output
+    manifest = stack / "manifest.json"
+    r = runner.invoke(main, ["cloudmask", str(manifest), str(tmp_path / "mask.tif"),
+                             "--combine", "s2cloudless"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["composite", str(manifest), str(tmp_path / "mask.tif"),
+                             str(tmp_path / "c10.tif"), str(tmp_path / "c20.tif")])
+    assert r.exit_code == 0, r.output
+    a10, meta = read_all(tmp_path / "c10.tif")
+    assert meta["tags"]["SCENES"] == PATCH and a10.shape == (5, 60, 60)
+    with rasterio.open(BEN / PATCH / f"{PATCH}_B04.tif") as ds:
+        b04 = ds.read(1, window=rasterio.windows.from_bounds(*tile.bounds, ds.transform))
+    count = a10[4]
+    assert set(np.unique(count)) <= {0, 1} and count.mean() > 0.9  # a clear June scene
+    np.testing.assert_array_equal(a10[2][count == 1], b04[count == 1])
+    assert (a10[:4, count == 0] == 0).all()

@@ -19,6 +19,7 @@ from rasterio.windows import from_bounds
 from jointseg.download import DownloadError, download_tile, gdal_path, redact, sha256_file
 from jointseg.grid import GeoBox, Tile
 from jointseg.servers import FileServer
+from jointseg.stac import SceneInfo
 from tests.stackfactory import write_tif
 
 BEN = Path(__file__).parents[1].parent / "shared" / "data" / "bigearthnet"
@@ -27,10 +28,10 @@ PATCH = "S2A_MSIL2A_20170613T101031_87_48"  # UTM 33N, x 404400-405600, y 534120
 TILE = Tile.at(32633, 500040, 5000040, 240)  # 24 x 24 px at 10 m, 12 x 12 at 20 m
 
 
-def scene(sid: str, bands: dict[str, str], dt: str = "2021-06-01T10:00:00Z") -> dict:
-    return {"id": sid, "datetime": dt, "cloud_cover": 5.0, "processing_baseline": "03.00",
-            "boa_offset_dn": 0, "scale": 1e-4, "bands": bands, "epsg": 32633,
-            "provider": "unknown"}
+def scene(sid: str, bands: dict[str, str], dt: str = "2021-06-01T10:00:00Z") -> SceneInfo:
+    return SceneInfo.from_dict({
+        "id": sid, "datetime": dt, "cloud_cover": 5.0, "processing_baseline": "03.00",
+        "boa_offset_dn": 0, "scale": 1e-4, "bands": bands, "epsg": 32633, "provider": "unknown"})
 
 
 def read(path: Path) -> tuple[np.ndarray, rasterio.Affine, str]:
@@ -57,7 +58,8 @@ def test_aligned_window_read_is_bit_exact(tmp_path: Path) -> None:
              "B05": str(write_tif(tmp_path / "src/B05.tif", a20, src20)),
              "SCL": str(write_tif(tmp_path / "src/SCL.tif", scl, src20))}
     out = tmp_path / "stack"
-    manifest = download_tile([scene("S1", hrefs)], TILE, out, ["B02", "B05", "SCL"])
+    # The SceneInfo dict form (as in the search JSON) is accepted too.
+    manifest = download_tile([scene("S1", hrefs).to_dict()], TILE, out, ["B02", "B05", "SCL"])
     m = json.loads(manifest.read_text())
     assert m["tile_id"] == TILE.tile_id and [s["id"] for s in m["scenes"]] == ["S1"]
     got, tr, crs = read(out / m["scenes"][0]["files"]["B02"])

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from jointseg.download import DEFAULT_BANDS, download_tile
 from jointseg.grid import Tile
+from jointseg.stac import ItemError, read_scene_list
 
 
 @click.command("download")
@@ -30,10 +30,9 @@ def download(scenes_json: Path, out_dir: Path, tile_size_m: int, bands: str, ret
     Writes OUT_DIR/<scene>/<band>.tif and OUT_DIR/manifest.json (last).
     """
     try:
-        doc = json.loads(scenes_json.read_text())
-        tile_id, scenes = doc["tile_id"], doc["scenes"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise click.ClickException(f"{scenes_json}: not a scene list: {exc}") from exc
+        tile_id, _region, _year, scenes = read_scene_list(scenes_json)
+    except ItemError as exc:
+        raise click.ClickException(str(exc)) from exc
     tile = Tile.from_id(tile_id, tile_size_m)
     band_list = [b.strip() for b in bands.split(",") if b.strip()]
     manifest = download_tile(scenes, tile, out_dir, band_list, retries=retries,
