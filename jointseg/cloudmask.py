@@ -223,7 +223,9 @@ def cloud_mask_tile(
             scl_cloud = ~scl_mask_10m(scl, [c for c in scl_classes if c in DILATED_SCL_CLASSES],
                                       dilation_m)
         if use_s2c:
-            dn = {b: _read(root / p) for b, p in files.items() if b != "SCL"}
+            need = {src for b in S2CLOUDLESS_BANDS
+                    for src in [S2CLOUDLESS_FILL.get(b, (b, 1.0))[0]] if src}
+            dn = {b: _read(root / p) for b, p in files.items() if b in need}
             dn = {b: (upsample2(a) if a.shape != grid.shape else a) for b, a in dn.items()}
             s2c_cloud = s2cloudless_mask(dn, int(scene.get("boa_offset_dn", 0)),
                                          **(s2cloudless or {}))
