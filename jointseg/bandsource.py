@@ -198,10 +198,17 @@ def from_arrays(s2_10m: np.ndarray, s2_20m: np.ndarray, geobox_10m: GeoBox | Non
 
 
 def _open(path: Path) -> rasterio.DatasetReader:
+    """Open a raster and read its last pixel, so truncated files fail here, by name."""
     try:
-        return rasterio.open(path)
+        ds = rasterio.open(path)
     except RasterioIOError as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({_first_line(exc)})") from exc
+    try:
+        ds.read(1, window=Window(ds.width - 1, ds.height - 1, 1, 1))
+    except RasterioIOError as exc:
+        ds.close()
+        raise SceneError(f"{path}: corrupt or truncated ({_first_line(exc)})") from exc
+    return ds
 
 
 def _first_line(exc: BaseException) -> str:

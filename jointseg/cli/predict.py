@@ -38,7 +38,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--prob-output", type=click.Path(dir_okay=False), default=None,
               help="ISA probability COG: uint8 p x 254, scale 1/254, 255 = nodata.")
 @click.option("--sr-output", type=click.Path(dir_okay=False), default=None,
-              help="SR RGB quicklook COG: uint8, 2-98 %% stretch, 0 = nodata.")
+              help="SR RGB quicklook COG: uint8, 2-98 % stretch, 0 = nodata.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="ONNX Runtime intra-op threads [default: CPUs available].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
