@@ -23,9 +23,13 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True
+
+
+onstart:
+    start_demo_servers_if_ready()
 
 
 onsuccess:

@@ -25,6 +25,9 @@ REGIONS = list(config["regions"])
 DEMO = config["stac"]["demo_server"]
 SIM_DIR = DEMO["sim_dir"]
 TILE_SIZE_M = config["grid"]["tile_size_m"]
+# The config file the CLI re-reads for settings not passed as explicit options
+# (the demo server block); explicit options always win.
+CONFIGFILE = workflow.configfiles[-1] if workflow.configfiles else "config.yaml"
 
 _TILES = {}
 
@@ -35,7 +38,9 @@ def tiles_of(region):
         try:
             _TILES[region] = [
                 t.tile_id
-                for t in region_tiles(config["regions"][region], TILE_SIZE_M, Path(workflow.basedir))
+                for t in region_tiles(
+                    config["regions"][region], TILE_SIZE_M, Path(workflow.basedir)
+                )
             ]
         except ValueError as exc:
             raise WorkflowError(f"config: key 'regions.{region}': {exc}")
@@ -70,6 +75,16 @@ def demo_catalogue(wildcards):
 def region_bbox_arg(region):
     r = config["regions"][region]
     return " ".join(str(v) for v in r["bbox"]) if "bbox" in r else ""
+
+
+def start_demo_servers_if_ready():
+    """Serve the demo catalogue for this run when it exists already (reruns)."""
+    if DEMO["enabled"] and Path(SIM_DIR, "simulation.json").exists():
+        from jointseg.servers import ensure_demo_servers
+
+        ensure_demo_servers(
+            Path(SIM_DIR), DEMO["stac_port"], DEMO["file_port"], Path(DEMO["state_dir"])
+        )
 
 
 def stop_demo_servers_if_started():

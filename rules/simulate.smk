@@ -5,6 +5,16 @@
 rule simulate_demo:
     output:
         f"{SIM_DIR}/simulation.json",
+    log:
+        "logs/simulate_demo.log",
+    benchmark:
+        "benchmarks/out/simulate_demo.tsv"
+    conda:
+        "../envs/gdal.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
     params:
         bbox=region_bbox_arg(config["demo"]["region"]),
         crs=config["regions"][config["demo"]["region"]].get("bbox_crs", "EPSG:4326"),
@@ -12,15 +22,7 @@ rule simulate_demo:
         seed=config["demo"]["seed"],
         n_dates=config["demo"]["n_dates"],
         base_url=f"http://127.0.0.1:{DEMO['file_port']}",
-        out=SIM_DIR,
-    log:
-        "logs/simulate_demo.log",
-    benchmark:
-        "benchmarks/out/simulate_demo.tsv"
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=30,
+        out=lambda w, output: str(Path(output[0]).parent),
     shell:
         "jointseg -v simulate region --out {params.out} --seed {params.seed}"
         " --year {params.year} --bbox {params.bbox} --crs {params.crs}"

@@ -1,0 +1,29 @@
+# Per-pixel median (or best-available pixel) of clear observations per tile,
+# harmonised across the 2022 processing-baseline change, plus a COUNT band.
+
+
+rule composite:
+    input:
+        manifest=f"{RESOURCES}/{{region}}/{{year}}/stack/{{tile}}/manifest.json",
+        mask=f"{RESULTS}/{{region}}/{{year}}/cloudmask/{{tile}}.tif",
+    output:
+        c10=f"{RESULTS}/{{region}}/{{year}}/composite/{{tile}}_10m.tif",
+        c20=f"{RESULTS}/{{region}}/{{year}}/composite/{{tile}}_20m.tif",
+    log:
+        "logs/{region}/{year}/composite/{tile}.log",
+    benchmark:
+        "benchmarks/out/{region}/{year}/composite/{tile}.tsv"
+    conda:
+        "../envs/gdal.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        method=config["composite"]["method"],
+        min_clear=config["composite"]["min_clear"],
+        block_rows=config["composite"]["block_rows"],
+    shell:
+        "jointseg -v composite {input.manifest} {input.mask} {output.c10} {output.c20}"
+        " --method {params.method} --min-clear {params.min_clear}"
+        " --block-rows {params.block_rows} > {log} 2>&1"
