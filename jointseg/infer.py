@@ -348,20 +348,26 @@ class Predictor:
         self.io_binding = on_gpu if io_binding is None else io_binding
         self.device = "cuda" if on_gpu else "cpu"
         self.device_id = device_id if on_gpu else 0
+        types = {i.name: i.type for i in session.get_inputs()}
+        self.input_dtype = {
+            name: np.float16 if types.get(name) == "tensor(float16)" else np.float32
+            for name in ("s2_10m", "s2_20m")
+        }
 
     def run(
         self, s2_10m: np.ndarray, s2_20m: np.ndarray, with_sr: bool = True
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Predict one batch: returns ``(isa_logit (N,1,10H,10W), sr (N,4,10H,10W) | None)``."""
         feeds = {
-            "s2_10m": np.ascontiguousarray(s2_10m, dtype=np.float32),
-            "s2_20m": np.ascontiguousarray(s2_20m, dtype=np.float32),
+            "s2_10m": np.ascontiguousarray(s2_10m, dtype=self.input_dtype["s2_10m"]),
+            "s2_20m": np.ascontiguousarray(s2_20m, dtype=self.input_dtype["s2_20m"]),
         }
         names = ["isa_logit", "sr"] if with_sr else ["isa_logit"]
         if self.io_binding:
             outs = self._run_bound(feeds, names)
         else:
             outs = self.session.run(names, feeds)
+        outs = [o if o.dtype == np.float32 else o.astype(np.float32) for o in outs]
         return outs[0], (outs[1] if with_sr else None)
 
     def _run_bound(self, feeds: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:

@@ -288,3 +288,13 @@ def test_band_directory_scene_has_count_one_where_valid():
         np.testing.assert_array_equal(win10[:, 6:, 20], x10[:, :24, 118])
         with pytest.raises(ValueError, match="not on the 20 m grid"):
             scene.read(1, 0, 10, 10)
+
+
+def test_metadata_agrees_with_model_package_reader(session_info):
+    metadata = pytest.importorskip("jointseg.model.metadata")
+    _, info = session_info
+    theirs = metadata.read_model_metadata(MODEL)
+    assert theirs["halo_10m"] == info.model.halo_10m
+    assert theirs["multiple_10m"] == info.model.multiple_10m
+    assert tuple(theirs["bands_20m"]) == info.model.bands_20m
+    assert theirs["model_name"] == info.model.name

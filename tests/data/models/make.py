@@ -97,8 +97,8 @@ def main() -> None:
         "jointseg.scale_factor": "10",
         "jointseg.multiple_10m": "2",
         "jointseg.halo_10m": str(HALO_10M),
-        "jointseg.normalisation": "dn/10000, count/10 (inside the graph)",
-        "jointseg.training": "untrained: random weights, seed 0 (test fixture)",
+        "jointseg.normalisation": json.dumps({"dn_scale": 10000.0, "count_scale": 10.0}),
+        "jointseg.training": json.dumps({"trained": False, "note": "random weights, seed 0"}),
         "jointseg.precision": "fp32",
     }
     export(model, HERE / "tiny_rf.onnx", meta)
