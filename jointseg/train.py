@@ -312,7 +312,7 @@ def train(chips_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *,
             sums["sr"] += float(l_sr.detach())
             sums["seg"] += float(l_seg.detach())
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{float(loss):.4f}")
+            bar.set_postfix(epoch=epoch, loss=f"{float(loss.detach()):.4f}")
         val = evaluate(model, val_chips)
         row = {"epoch": epoch, "phase": phase, "train_loss": sums["loss"] / steps,
                "train_sr": sums["sr"] / steps, "train_seg": sums["seg"] / steps,

@@ -1,0 +1,81 @@
+"""``jointseg train`` and ``jointseg export``: thin wrappers over train.py and export.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+
+log = logging.getLogger(__name__)
+
+
+@click.command("train")
+@click.option("--chips", "chips_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Paired chip directory (index.csv + chip folders).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Output directory: last.pt, best.pt, history.csv, loss.png, summary.json.")
+@click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path),
+              help="YAML with a model: section (arch, preset, epochs, ..., loss: {...}).")
+@click.option("--preset", type=click.Choice(["tiny", "paper"]), help="Model size [tiny].")
+@click.option("--arch", type=click.Choice(["jointseg", "bilinear"]), help="Model [jointseg].")
+@click.option("--epochs", type=click.IntRange(min=1), help="Total epochs [10].")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Crops per step [8].")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam LR [2e-3].")
+@click.option("--seed", type=int, help="Random seed [0].")
+@click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads [2].")
+@click.option("--resume", is_flag=True, help="Continue from OUT/last.pt if present.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def train(chips_dir: Path, out_dir: Path, config_path: Path | None, no_progress: bool,
+          resume: bool, **options: object) -> None:
+    """Train JointSeg (or the bilinear baseline) on paired chips.
+
+    Settings come from --config's model: section; command-line options override it.
+    """
+    from jointseg.chips import ChipError
+    from jointseg.train import ConfigError, TrainError, config_from_dict, load_config
+    from jointseg.train import train as run_train
+
+    try:
+        cfg_dict = load_config(config_path) if config_path else {}
+        cfg_dict.update({k: v for k, v in options.items() if v is not None})
+        cfg = config_from_dict(cfg_dict)
+        summary = run_train(chips_dir, out_dir, cfg, resume=resume, progress=not no_progress)
+    except (ConfigError, TrainError, ChipError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(summary, default=str))
+
+
+@click.command("export")
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Checkpoint from `jointseg train` (best.pt or last.pt).")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path),
+              help="fp32 ONNX path; the fp16 twin goes beside it as <stem>_fp16.onnx.")
+@click.option("--fp16/--no-fp16", default=True, show_default=True, help="Write the fp16 twin.")
+@click.option("--halo", "halo_10m", type=click.IntRange(min=0),
+              help="Tiling halo (10 m px) to record instead of measuring it.")
+@click.option("--max-halo", "max_halo_10m", type=click.IntRange(min=2), default=48,
+              show_default=True, help="Largest halo (10 m px) the measurement tries.")
+@click.option("--name", "model_name", help="jointseg.model_name [<arch>-<preset>].")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
+              help="torch CPU threads.")
+def export(checkpoint: Path, out_path: Path, fp16: bool, halo_10m: int | None,
+           max_halo_10m: int, model_name: str | None, threads: int) -> None:
+    """Export a checkpoint to ONNX (dynamic batch/size, opset 17, metadata inside)."""
+    import torch
+
+    from jointseg.export import ExportError, export_model
+    from jointseg.train import TrainError
+
+    torch.set_num_threads(threads)
+    try:
+        res = export_model(checkpoint, out_path, fp16=fp16, halo_10m=halo_10m,
+                           max_halo_10m=max_halo_10m, model_name=model_name)
+    except (ExportError, TrainError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({"fp32": str(res["fp32"]),
+                           "fp16": str(res["fp16"]) if res["fp16"] else None,
+                           "halo_10m": res["metadata"]["halo_10m"],
+                           "max_abs_diff": res.get("max_abs_diff")}))
