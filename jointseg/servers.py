@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -279,6 +280,14 @@ def _stac_serves(url: str, collection: Path, item_ids: set[str]) -> bool:
     return page["features"][0].get("id") in item_ids
 
 
+def _fingerprint(paths: Sequence[Path]) -> str:
+    """sha256 over the names and bytes of the catalogue files (detects a re-simulation)."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -296,6 +305,11 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _is_ours(pid: int) -> bool:
+    cmdline = _cmdline(pid)
+    return _pid_alive(pid) and ("rustac" in cmdline or "jointseg.servers" in cmdline)
+
+
 def _start_detached(cmd: list[str], name: str, state_dir: Path) -> int:
     logfile = state_dir / f"{name}.log"
     with open(logfile, "ab") as out:
@@ -307,6 +321,30 @@ def _start_detached(cmd: list[str], name: str, state_dir: Path) -> int:
     return proc.pid
 
 
+def _stop_pid_file(pid_file: Path, timeout_s: float = 10.0) -> None:
+    """SIGTERM (then SIGKILL) the pid in ``pid_file`` if it is still ours; remove the file."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        pid = None
+    if pid is not None and _is_ours(pid):
+        log.info("stopping %s server (pid %d)", pid_file.stem, pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and _is_ours(pid):
+            time.sleep(0.05)
+        if _is_ours(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):  # reap it if this process started it
+            os.waitpid(pid, os.WNOHANG)
+    with contextlib.suppress(FileNotFoundError):
+        pid_file.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        pid_file.with_suffix(".fingerprint").unlink()
+
+
 def ensure_demo_servers(
     sim_dir: Path, stac_port: int, file_port: int, state_dir: Path, host: str = "127.0.0.1"
 ) -> tuple[str, str]:
@@ -316,8 +354,10 @@ def ensure_demo_servers(
     otherwise they are started detached (their own session, so they outlive the
     calling rule) with pid files and logs in ``state_dir``. An exclusive
     ``fcntl`` lock on ``state_dir/servers.lock`` makes concurrent callers race-free.
-    The STAC API loads ``sim_dir/stac/collection.json`` and ``sim_dir/stac/items/*.json``;
-    the file server serves ``sim_dir`` itself.
+    The STAC API loads ``sim_dir/stac/collection.json`` and ``sim_dir/stac/items/*.json``
+    (a STAC API this function started for an older version of those files is
+    restarted); the file server serves ``sim_dir`` itself, so asset hrefs read
+    ``http://<host>:<file_port>/<path relative to sim_dir>``.
 
     Returns:
         ``(stac_url, file_url)``, e.g. ``("http://127.0.0.1:8751", "http://127.0.0.1:8752")``.
@@ -330,6 +370,7 @@ def ensure_demo_servers(
     state_dir.mkdir(parents=True, exist_ok=True)
     hrefs = _demo_hrefs(sim_dir)
     item_ids = {json.loads(p.read_text()).get("id") for p in hrefs[1:]}
+    fingerprint = _fingerprint(hrefs)
     stac_url, file_url = f"http://{host}:{stac_port}", f"http://{host}:{file_port}"
 
     def files_ok() -> bool:
@@ -339,16 +380,26 @@ def ensure_demo_servers(
     def stac_ok() -> bool:
         return _stac_serves(stac_url, hrefs[0], item_ids)
 
+    def stac_current() -> bool:
+        fp_file = state_dir / "stac.fingerprint"
+        return fp_file.exists() and fp_file.read_text().strip() == fingerprint and stac_ok()
+
     with open(state_dir / "servers.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for name, ok, port, cmd in (
             ("files", files_ok, file_port, lambda: _file_server_cmd(sim_dir, host, file_port)),
-            ("stac", stac_ok, stac_port,
+            ("stac", stac_current, stac_port,
              lambda: [*_stac_server_cmd(hrefs, host, stac_port), "--create-collections"]),
         ):
             if ok():
                 log.info("reusing demo %s server on %s:%d", name, host, port)
                 continue
+            pid_file = state_dir / f"{name}.pid"
+            if pid_file.exists():  # ours but stale (other catalogue) or dead: replace it
+                _stop_pid_file(pid_file)
+                deadline = time.monotonic() + 10
+                while _port_in_use(host, port) and time.monotonic() < deadline:
+                    time.sleep(0.1)
             if _port_in_use(host, port):
                 raise ServerError(
                     f"port {host}:{port} is in use but does not serve the demo {name} "
@@ -356,6 +407,8 @@ def ensure_demo_servers(
                 )
             pid = _start_detached(cmd(), name, state_dir)
             log.info("started demo %s server on %s:%d (pid %d)", name, host, port, pid)
+            if name == "stac":
+                (state_dir / "stac.fingerprint").write_text(fingerprint + "\n")
             _wait_until(ok, None, f"demo {name} server on {host}:{port} (log {state_dir})")
     return stac_url, file_url
 
@@ -367,24 +420,12 @@ def stop_demo_servers(state_dir: Path, timeout_s: float = 10.0) -> None:
     ``jointseg.servers files``) is signalled; stale pid files are removed.
     """
     state_dir = Path(state_dir)
-    for pid_file in sorted(state_dir.glob("*.pid")):
-        try:
-            pid = int(pid_file.read_text().strip())
-        except ValueError:
-            pid_file.unlink()
-            continue
-        cmdline = _cmdline(pid)
-        if _pid_alive(pid) and ("rustac" in cmdline or "jointseg.servers" in cmdline):
-            log.info("stopping %s (pid %d)", pid_file.stem, pid)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline and _pid_alive(pid) and _cmdline(pid):
-                time.sleep(0.05)
-            if _pid_alive(pid) and _cmdline(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        pid_file.unlink()
+    if not state_dir.is_dir():
+        return
+    with open(state_dir / "servers.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for pid_file in sorted(state_dir.glob("*.pid")):
+            _stop_pid_file(pid_file, timeout_s)
 
 
 # --------------------------------------------------------------------------------------

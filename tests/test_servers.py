@@ -156,6 +156,19 @@ def test_ensure_demo_servers_reuse_and_stop(tmp_path: Path) -> None:
         # A second call reuses the running pair: same pids, nothing new started.
         assert ensure_demo_servers(sim, stac_port, file_port, state) == (stac_url, file_url)
         assert {p.name: p.read_text() for p in state.glob("*.pid")} == pids
+
+        # A re-simulated catalogue: the STAC API is restarted, the file server kept.
+        item2 = json.loads(next((sim / "stac" / "items").glob("*.json")).read_text())
+        item2["id"] = "S2B_50RQV_20210306_0_L2A"
+        item2["properties"]["datetime"] = "2021-03-06T02:50:00Z"
+        (sim / "stac" / "items" / f"{item2['id']}.json").write_text(json.dumps(item2))
+        assert ensure_demo_servers(sim, stac_port, file_port, state) == (stac_url, file_url)
+        new_pids = {p.name: p.read_text() for p in state.glob("*.pid")}
+        assert new_pids["files.pid"] == pids["files.pid"]
+        assert new_pids["stac.pid"] != pids["stac.pid"]
+        hits = pystac_client.Client.open(stac_url).search(bbox=[117.05, 32.05, 117.06, 32.06])
+        assert sorted(i.id for i in hits.items()) == ["S2A_50RQV_20210301_0_L2A",
+                                                      "S2B_50RQV_20210306_0_L2A"]
     finally:
         stop_demo_servers(state)
     assert not list(state.glob("*.pid"))
