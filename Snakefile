@@ -3,7 +3,7 @@
 #   snakemake --profile profiles/local               # the simulated demo region
 #   snakemake --profile slurm --config year=2019     # a cluster (see profiles/slurm)
 #
-# One tile flows: search -> download -> cloudmask -> composite (-> later stages).
+# One tile flows: search -> download -> cloudmask -> composite -> predict -> mosaic.
 # All logic lives in the `jointseg` package; rules only wire files together.
 
 
@@ -16,6 +16,9 @@ include: "rules/stac.smk"
 include: "rules/download.smk"
 include: "rules/cloudmask.smk"
 include: "rules/composite.smk"
+include: "rules/model.smk"
+include: "rules/predict.smk"
+include: "rules/mosaic.smk"
 
 
 localrules:

@@ -53,6 +53,38 @@ wildcard_constraints:
     tile=r"\d{4,5}_-?\d+_-?\d+",
 
 
+MODEL_NAME = config["model"]["name"]
+
+
+def chips_index(wildcards):
+    """index.csv of the training chips: the user's, or simulated ones."""
+    chips = config["model"]["chips"]
+    if chips["dir"]:
+        return f"{chips['dir']}/index.csv"
+    return f"{RESOURCES}/chips/sim-{chips['seed']}/index.csv"
+
+
+def model_onnx(wildcards):
+    """The ONNX model predict uses: a pretrained file or the exported one."""
+    if config["model"]["pretrained"]:
+        return config["model"]["pretrained"]
+    suffix = "_fp16" if config["model"]["precision"] == "fp16" else ""
+    return f"models/{MODEL_NAME}{suffix}.onnx"
+
+
+def product_tiles(wildcards, product):
+    """Per-tile 1 m products of one region and year (product: isa | prob)."""
+    return [
+        f"{RESULTS}/{wildcards.region}/{wildcards.year}/isa/{tile}_{product}.tif"
+        for tile in tiles_of(wildcards.region)
+    ]
+
+
+def output_crs(wildcards):
+    crs = config["regions"][wildcards.region].get("output_crs")
+    return crs or config["mosaic"]["output_crs"]
+
+
 def composite_targets():
     return [
         f"{RESULTS}/{region}/{year}/composite/{tile}_{res}.tif"
@@ -63,8 +95,17 @@ def composite_targets():
     ]
 
 
+def mosaic_targets():
+    return [
+        f"{RESULTS}/{region}/{year}/{name}"
+        for region in REGIONS
+        for year in YEARS
+        for name in ("isa_1m.tif", "isa_prob_1m.tif")
+    ]
+
+
 def all_targets():
-    return composite_targets()
+    return mosaic_targets()
 
 
 def demo_catalogue(wildcards):

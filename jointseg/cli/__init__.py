@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "train": "jointseg.cli.model:train",
     "export": "jointseg.cli.model:export",
     "check-config": "jointseg.cli.config:check_config",
+    "mosaic": "jointseg.cli.mosaic:mosaic",
     "predict": "jointseg.cli.predict:predict",
 }
 

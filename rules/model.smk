@@ -1,0 +1,79 @@
+# JointSeg training and ONNX export. Training data: the user's paired chips
+# (model.chips.dir) or simulated training regions whose seeds differ from the
+# demo region's, so the demo map is out-of-sample.
+
+
+rule simulate_chips:
+    output:
+        f"{RESOURCES}/chips/sim-{config['model']['chips']['seed']}/index.csv",
+    log:
+        "logs/simulate_chips.log",
+    benchmark:
+        "benchmarks/out/simulate_chips.tsv"
+    conda:
+        "../envs/gdal.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        out=lambda w, output: str(Path(output[0]).parent),
+        chips=config["model"]["chips"],
+        year=YEARS[0],
+    shell:
+        "jointseg -v simulate chips --out {params.out} --seed {params.chips[seed]}"
+        " --n-regions {params.chips[n_regions]}"
+        " --region-size-m {params.chips[region_size_m]}"
+        " --chip-size-m {params.chips[chip_size_m]} --year {params.year} > {log} 2>&1"
+
+
+rule train_model:
+    input:
+        chips=chips_index,
+    output:
+        best=f"models/{MODEL_NAME}/best.pt",
+        history=f"models/{MODEL_NAME}/history.csv",
+        plot=f"models/{MODEL_NAME}/loss.png",
+    log:
+        f"logs/train_model/{MODEL_NAME}.log",
+    benchmark:
+        f"benchmarks/out/train_model/{MODEL_NAME}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    params:
+        out=lambda w, output: str(Path(output.best).parent),
+        chips=lambda w, input: str(Path(input.chips).parent),
+        t=config["model"]["train"],
+        train_json=json.dumps(config["model"]["train"]),
+    shell:
+        "jointseg -v train --chips {params.chips} --out {params.out}"
+        " --train-json {params.train_json:q} --threads {threads}"
+        " --resume --no-progress > {log} 2>&1"
+
+
+rule export_onnx:
+    input:
+        best=f"models/{MODEL_NAME}/best.pt",
+    output:
+        fp32=f"models/{MODEL_NAME}.onnx",
+        fp16=f"models/{MODEL_NAME}_fp16.onnx",
+    log:
+        f"logs/export_onnx/{MODEL_NAME}.log",
+    benchmark:
+        f"benchmarks/out/export_onnx/{MODEL_NAME}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        name=MODEL_NAME,
+    shell:
+        "jointseg -v export --checkpoint {input.best} --out {output.fp32}"
+        " --name {params.name} --threads {threads} > {log} 2>&1"

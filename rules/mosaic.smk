@@ -1,0 +1,52 @@
+# Per-tile 1 m products -> one COG per region and year (GDAL VRT -> COG driver),
+# reprojected to the region's output CRS, with a STAC Item and a quicklook PNG.
+
+
+rule mosaic:
+    input:
+        tiles=lambda w: product_tiles(w, "isa"),
+    output:
+        cog=f"{RESULTS}/{{region}}/{{year}}/isa_1m.tif",
+        item=f"{RESULTS}/{{region}}/{{year}}/isa_1m.json",
+        png=f"{RESULTS}/{{region}}/{{year}}/isa_1m.png",
+    log:
+        "logs/{region}/{year}/mosaic/isa.log",
+    benchmark:
+        "benchmarks/out/{region}/{year}/mosaic/isa.tsv"
+    conda:
+        "../envs/gdal.yaml"
+    threads: config["mosaic"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        crs=output_crs,
+    shell:
+        "jointseg -v mosaic {input.tiles} --output {output.cog} --kind binary"
+        " --crs {params.crs} --year {wildcards.year} --region {wildcards.region}"
+        " --item {output.item} --quicklook {output.png} --threads {threads} > {log} 2>&1"
+
+
+rule mosaic_prob:
+    input:
+        tiles=lambda w: product_tiles(w, "prob"),
+    output:
+        cog=f"{RESULTS}/{{region}}/{{year}}/isa_prob_1m.tif",
+        item=f"{RESULTS}/{{region}}/{{year}}/isa_prob_1m.json",
+        png=f"{RESULTS}/{{region}}/{{year}}/isa_prob_1m.png",
+    log:
+        "logs/{region}/{year}/mosaic/prob.log",
+    benchmark:
+        "benchmarks/out/{region}/{year}/mosaic/prob.tsv"
+    conda:
+        "../envs/gdal.yaml"
+    threads: config["mosaic"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        crs=output_crs,
+    shell:
+        "jointseg -v mosaic {input.tiles} --output {output.cog} --kind prob"
+        " --crs {params.crs} --year {wildcards.year} --region {wildcards.region}"
+        " --item {output.item} --quicklook {output.png} --threads {threads} > {log} 2>&1"
