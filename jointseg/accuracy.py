@@ -1,0 +1,510 @@
+"""Accuracy metrics for ISA maps: pixel agreement and design-based (Olofsson) estimates.
+
+Two families, both pure numpy:
+
+* **Agreement of two rasters** (a map against a wall-to-wall reference such as
+  WorldCover): :class:`BinaryCounts` and :func:`binary_metrics` give precision
+  (user's accuracy of ISA), recall (producer's accuracy of ISA), F1, overall
+  accuracy, Cohen's kappa and IoU from pixel counts. These describe agreement with
+  another product, not accuracy in the statistical sense.
+* **Estimates from a probability sample** (Olofsson et al. 2013, 2014; Stehman 2014):
+  :func:`olofsson_estimates` from a sample count matrix when the strata are the map
+  classes, and :func:`stratified_estimates` per sample unit for any strata (e.g. map
+  class x zone) and any domain (a region, a city, a zone). Both give the error matrix
+  in area proportions, overall/user's/producer's accuracy and error-adjusted class
+  areas, each with a standard error and a ``z``-based confidence interval (95 % for
+  ``z = 1.96``).
+
+Conventions: count matrices ``n[i, j]`` have **rows = map class, columns = reference
+class** (Olofsson et al. 2014, Table 8), except the ``[[tn, fp], [fn, tp]]`` layout of
+:meth:`BinaryCounts.confusion` (rows = reference, as scikit-learn).
+
+References:
+    Olofsson, P., Foody, G. M., Stehman, S. V., Woodcock, C. E. (2013). Making better
+    use of accuracy data in land change studies. Remote Sens. Environ. 129, 122-131.
+    Olofsson, P., Foody, G. M., Herold, M., Stehman, S. V., Woodcock, C. E., Wulder,
+    M. A. (2014). Good practices for estimating area and assessing accuracy of land
+    change. Remote Sens. Environ. 148, 42-57.
+    Stehman, S. V. (2014). Estimating area and map accuracy for stratified random
+    sampling when the strata are different from the map classes. Int. J. Remote Sens.
+    35, 4923-4939.
+    Cohen, J. (1960). A coefficient of agreement for nominal scales. Educ. Psychol. Meas.
+    20, 37-46.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+NODATA = 255
+Z95 = 1.96
+
+
+# --------------------------------------------------------------------------- pixels
+
+
+@dataclass(frozen=True)
+class BinaryCounts:
+    """Pixel (or sample) counts of a binary map against a binary reference.
+
+    Attributes:
+        tn: map 0, reference 0.
+        fp: map 1, reference 0 (commission of ISA).
+        fn: map 0, reference 1 (omission of ISA).
+        tp: map 1, reference 1.
+    """
+
+    tn: int
+    fp: int
+    fn: int
+    tp: int
+
+    @property
+    def n(self) -> int:
+        """Number of compared pixels."""
+        return self.tn + self.fp + self.fn + self.tp
+
+    def confusion(self) -> list[list[int]]:
+        """``[[tn, fp], [fn, tp]]``: rows = reference (0, 1), columns = map (0, 1)."""
+        return [[self.tn, self.fp], [self.fn, self.tp]]
+
+    def matrix(self) -> np.ndarray:
+        """2 x 2 int64 count matrix, rows = map (0, 1), columns = reference (0, 1)."""
+        return np.array([[self.tn, self.fn], [self.fp, self.tp]], dtype=np.int64)
+
+    def __add__(self, other: BinaryCounts) -> BinaryCounts:
+        return BinaryCounts(self.tn + other.tn, self.fp + other.fp,
+                            self.fn + other.fn, self.tp + other.tp)
+
+
+def binary_counts(
+    map_isa: np.ndarray, ref_isa: np.ndarray, *, nodata: int = NODATA
+) -> BinaryCounts:
+    """Count agreement of two uint8 0/1 arrays; pixels where either is ``nodata`` are skipped.
+
+    Any value other than 0, 1 and ``nodata`` raises ``ValueError``.
+    """
+    if map_isa.shape != ref_isa.shape:
+        raise ValueError(f"map shape {map_isa.shape} != reference shape {ref_isa.shape}")
+    for name, a in (("map", map_isa), ("reference", ref_isa)):
+        bad = np.setdiff1d(np.unique(a), [0, 1, nodata])
+        if bad.size:
+            raise ValueError(f"{name} holds values {bad.tolist()}; expected 0, 1, {nodata}")
+    valid = (map_isa != nodata) & (ref_isa != nodata)
+    m = map_isa[valid] == 1
+    r = ref_isa[valid] == 1
+    tp = int(np.count_nonzero(m & r))
+    fp = int(np.count_nonzero(m & ~r))
+    fn = int(np.count_nonzero(~m & r))
+    tn = int(m.size - tp - fp - fn)
+    return BinaryCounts(tn, fp, fn, tp)
+
+
+def _div(a: float, b: float) -> float:
+    return float(a) / float(b) if b else float("nan")
+
+
+def binary_metrics(c: BinaryCounts) -> dict[str, float | int]:
+    """Agreement scores of a binary map (ISA = positive class) from counts.
+
+    * precision = TP / (TP + FP) (user's accuracy of ISA)
+    * recall = TP / (TP + FN) (producer's accuracy of ISA)
+    * f1 = 2 TP / (2 TP + FP + FN)
+    * oa = (TP + TN) / n
+    * kappa = (p_o - p_e) / (1 - p_e), p_e = sum_k (row_k / n)(col_k / n) (Cohen 1960)
+    * iou = TP / (TP + FP + FN)
+
+    Undefined ratios (zero denominators) are NaN. Returns also ``n_pixels`` and the
+    four counts.
+    """
+    out: dict[str, float | int] = {
+        "precision": _div(c.tp, c.tp + c.fp),
+        "recall": _div(c.tp, c.tp + c.fn),
+        "f1": _div(2 * c.tp, 2 * c.tp + c.fp + c.fn),
+        "oa": _div(c.tp + c.tn, c.n),
+        "kappa": cohen_kappa(c.matrix()),
+        "iou": _div(c.tp, c.tp + c.fp + c.fn),
+        "n_pixels": c.n,
+    }
+    out.update(tn=c.tn, fp=c.fp, fn=c.fn, tp=c.tp)
+    return out
+
+
+def confusion_matrix(
+    map_labels: np.ndarray, ref_labels: np.ndarray, classes: Sequence[object]
+) -> np.ndarray:
+    """Count matrix ``n[i, j]`` = units mapped ``classes[i]`` with reference ``classes[j]``.
+
+    Units whose map or reference label is not in ``classes`` are ignored.
+    """
+    m = np.asarray(map_labels)
+    r = np.asarray(ref_labels)
+    if m.shape != r.shape:
+        raise ValueError(f"map labels shape {m.shape} != reference labels shape {r.shape}")
+    q = len(classes)
+    out = np.zeros((q, q), np.int64)
+    for i, ci in enumerate(classes):
+        mi = m == ci
+        for j, cj in enumerate(classes):
+            out[i, j] = np.count_nonzero(mi & (r == cj))
+    return out
+
+
+def overall_accuracy(p: np.ndarray) -> float:
+    """Sum of the diagonal over the total of a count or proportion matrix."""
+    p = np.asarray(p, np.float64)
+    return _div(np.trace(p), p.sum())
+
+
+def users_accuracy(p: np.ndarray) -> np.ndarray:
+    """Per map class: p_ii / p_i. (rows = map). NaN for an empty row."""
+    p = np.asarray(p, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.diag(p) / p.sum(axis=1)
+
+
+def producers_accuracy(p: np.ndarray) -> np.ndarray:
+    """Per reference class: p_jj / p_.j (columns = reference). NaN for an empty column."""
+    p = np.asarray(p, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.diag(p) / p.sum(axis=0)
+
+
+def cohen_kappa(p: np.ndarray) -> float:
+    """Cohen's kappa (p_o - p_e) / (1 - p_e) of a square count or proportion matrix."""
+    p = np.asarray(p, np.float64)
+    total = p.sum()
+    if total == 0:
+        return float("nan")
+    p = p / total
+    po = float(np.trace(p))
+    pe = float(np.sum(p.sum(axis=1) * p.sum(axis=0)))
+    return _div(po - pe, 1.0 - pe)
+
+
+def f1_scores(p: np.ndarray) -> np.ndarray:
+    """Per class F1 = 2 UA PA / (UA + PA) of a count or area-proportion matrix."""
+    ua, pa = users_accuracy(p), producers_accuracy(p)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 2 * ua * pa / (ua + pa)
+
+
+def iou_scores(p: np.ndarray) -> np.ndarray:
+    """Per class IoU = p_kk / (p_k. + p_.k - p_kk)."""
+    p = np.asarray(p, np.float64)
+    d = np.diag(p)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return d / (p.sum(axis=1) + p.sum(axis=0) - d)
+
+
+# --------------------------------------------------------------------- estimates
+
+
+@dataclass(frozen=True)
+class StratifiedEstimate:
+    """Design-based accuracy and area estimates with standard errors.
+
+    Attributes:
+        classes: class labels, the order of every per-class array.
+        error_matrix: estimated area proportions ``p[i, j]`` (rows map, cols reference).
+        oa, oa_se: overall accuracy and its standard error.
+        ua, ua_se: user's accuracy per map class.
+        pa, pa_se: producer's accuracy per reference class.
+        area_prop, area_prop_se: error-adjusted area proportion per class.
+        area, area_se: error-adjusted area per class in ``area_unit`` (total
+            estimator: area proportion x total area of the population or domain).
+        area_unit: unit of ``area`` (e.g. ``"ha"``, ``"km2"``, ``"pixels"``).
+        map_area: mapped area per class in ``area_unit`` (what the map claims).
+        n: sample units used.
+        z: normal quantile of the confidence intervals (1.96 -> 95 %).
+    """
+
+    classes: tuple
+    error_matrix: np.ndarray
+    oa: float
+    oa_se: float
+    ua: np.ndarray
+    ua_se: np.ndarray
+    pa: np.ndarray
+    pa_se: np.ndarray
+    area_prop: np.ndarray
+    area_prop_se: np.ndarray
+    area: np.ndarray
+    area_se: np.ndarray
+    area_unit: str
+    map_area: np.ndarray
+    n: int
+    z: float = Z95
+    notes: list[str] = field(default_factory=list)
+
+    def ci(self, se: float | np.ndarray) -> float | np.ndarray:
+        """Half-width of the confidence interval: ``z * se``."""
+        return self.z * se
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict: per-class blocks with estimate, SE and CI half-width."""
+        per_class = {}
+        for k, c in enumerate(self.classes):
+            per_class[str(c)] = {
+                "users_accuracy": _f(self.ua[k]), "users_accuracy_ci": _f(self.z * self.ua_se[k]),
+                "producers_accuracy": _f(self.pa[k]),
+                "producers_accuracy_ci": _f(self.z * self.pa_se[k]),
+                "f1": _f(2 * self.ua[k] * self.pa[k] / (self.ua[k] + self.pa[k]))
+                if self.ua[k] + self.pa[k] else None,
+                "area_proportion": _f(self.area_prop[k]),
+                "area_proportion_ci": _f(self.z * self.area_prop_se[k]),
+                "area": _f(self.area[k]), "area_ci": _f(self.z * self.area_se[k]),
+                "map_area": _f(self.map_area[k]),
+            }
+        return {
+            "n_samples": int(self.n),
+            "confidence_z": self.z,
+            "area_unit": self.area_unit,
+            "overall_accuracy": _f(self.oa),
+            "overall_accuracy_ci": _f(self.z * self.oa_se),
+            "classes": per_class,
+            "error_matrix_area_proportions": [[_f(v) for v in row] for row in self.error_matrix],
+            "error_matrix_layout": "rows = map class, columns = reference class",
+            "notes": list(self.notes),
+        }
+
+
+def _f(v: float) -> float | None:
+    v = float(v)
+    return None if np.isnan(v) else v
+
+
+def olofsson_estimates(
+    counts: np.ndarray,
+    map_area: Sequence[float] | np.ndarray,
+    *,
+    classes: Sequence[object] | None = None,
+    area_scale: float = 1.0,
+    area_unit: str = "pixels",
+    z: float = Z95,
+) -> StratifiedEstimate:
+    """Olofsson et al. (2013, 2014) estimators when the strata are the map classes.
+
+    With ``W_i`` = mapped area share of class i, ``n_i.`` the sample size of stratum
+    (map class) i and ``n_ij`` the sample counts (rows map, columns reference):
+
+    * p_ij = W_i n_ij / n_i.                        (error matrix in area proportions)
+    * OA = sum_j p_jj;  V(OA) = sum_i W_i^2 U_i (1 - U_i) / (n_i. - 1)
+    * U_i = p_ii / p_i.;  V(U_i) = U_i (1 - U_i) / (n_i. - 1)
+    * P_j = p_jj / p_.j;  V(P_j) = N_.j^-2 [N_j.^2 (1 - P_j)^2 U_j (1 - U_j) / (n_j. - 1)
+      + P_j^2 sum_{i != j} N_i.^2 (n_ij / n_i.)(1 - n_ij / n_i.) / (n_i. - 1)],
+      N_.j = sum_i N_i. n_ij / n_i.                   (Olofsson et al. 2014, eq. 7)
+    * p_.k = sum_i W_i n_ik / n_i.;  S(p_.k)^2 = sum_i W_i^2 (n_ik/n_i.)(1 - n_ik/n_i.)
+      / (n_i. - 1);  area A_k = A p_.k,  S(A_k) = A S(p_.k)
+
+    No finite-population correction (as in the paper). A stratum with one sample unit
+    contributes 0 to the variances (noted in ``notes``).
+
+    Args:
+        counts: (q, q) sample counts, rows = map class (stratum), cols = reference.
+        map_area: mapped size of each class (pixels or any area unit), length q.
+        classes: labels (default 0..q-1).
+        area_scale: factor from ``map_area`` units to ``area_unit`` (e.g. 0.09 ha per
+            30 m pixel).
+        area_unit: name of the area unit of the outputs.
+        z: normal quantile for the CIs.
+
+    Raises:
+        ValueError: on shape mismatch, negative counts or a stratum without samples.
+    """
+    n = np.asarray(counts, np.float64)
+    a = np.asarray(map_area, np.float64)
+    q = n.shape[0]
+    if n.shape != (q, q) or a.shape != (q,):
+        raise ValueError(f"counts must be (q, q) and map_area (q,), got {n.shape}, {a.shape}")
+    if (n < 0).any() or (a < 0).any():
+        raise ValueError("counts and map_area must be non-negative")
+    classes = tuple(range(q)) if classes is None else tuple(classes)
+    ni = n.sum(axis=1)
+    if (ni[a > 0] == 0).any():
+        empty = [classes[i] for i in np.flatnonzero((ni == 0) & (a > 0))]
+        raise ValueError(f"map classes {empty} have mapped area but no sample units")
+    notes = []
+    if (ni == 1).any():
+        notes.append(f"strata with one unit contribute no variance: "
+                     f"{[classes[i] for i in np.flatnonzero(ni == 1)]}")
+    total = a.sum()
+    w = a / total
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(ni[:, None] > 0, n / ni[:, None], 0.0)  # n_ij / n_i.
+        dof = np.where(ni > 1, ni - 1, np.inf)  # 1-unit strata -> zero variance
+        p = w[:, None] * frac
+        oa = float(np.trace(p))
+        ua = np.diag(p) / p.sum(axis=1)
+        pa = np.diag(p) / p.sum(axis=0)
+        ua0 = np.nan_to_num(ua)
+        oa_var = float(np.sum(w**2 * ua0 * (1 - ua0) / dof))
+        ua_var = ua0 * (1 - ua0) / dof
+        cell_var = frac * (1 - frac) / dof[:, None]  # (n_ij/n_i.)(1 - n_ij/n_i.)/(n_i. - 1)
+        area_prop = p.sum(axis=0)
+        area_prop_var = np.sum((w**2)[:, None] * cell_var, axis=0)
+        nhat_j = (a[:, None] * frac).sum(axis=0)  # N_.j in map_area units
+        pa_var = np.empty(q)
+        for j in range(q):
+            others = sum(a[i] ** 2 * cell_var[i, j] for i in range(q) if i != j)
+            pa_var[j] = (a[j] ** 2 * (1 - pa[j]) ** 2 * ua_var[j]
+                         + pa[j] ** 2 * others) / nhat_j[j] ** 2
+    return StratifiedEstimate(
+        classes=classes, error_matrix=p, oa=oa, oa_se=float(np.sqrt(oa_var)),
+        ua=ua, ua_se=np.sqrt(ua_var), pa=pa, pa_se=np.sqrt(pa_var),
+        area_prop=area_prop, area_prop_se=np.sqrt(area_prop_var),
+        area=area_prop * total * area_scale,
+        area_se=np.sqrt(area_prop_var) * total * area_scale,
+        area_unit=area_unit, map_area=a * area_scale, n=int(n.sum()), z=z, notes=notes,
+    )
+
+
+def stratified_estimates(
+    strata: Sequence[object] | np.ndarray,
+    map_class: Sequence[object] | np.ndarray,
+    reference: Sequence[object] | np.ndarray,
+    stratum_sizes: Mapping[object, float],
+    classes: Sequence[object],
+    *,
+    domain: np.ndarray | None = None,
+    area_scale: float = 1.0,
+    area_unit: str = "pixels",
+    fpc: bool = False,
+    z: float = Z95,
+) -> StratifiedEstimate:
+    """Stratified random sampling estimators per sample unit (Stehman 2014).
+
+    Works when the strata differ from the map classes (e.g. map class x zone) and
+    for a *domain* (a zone, a city: ``domain`` is a boolean per unit). Each target is
+    a ratio R = Y / X of population totals estimated as Y_hat = sum_h N_h ybar_h with
+    variance (Stehman 2014, eq. 28)
+
+        V(R_hat) = X_hat^-2 sum_h N_h^2 (1 - f_h) (s2_yh + R^2 s2_xh - 2 R s_xyh) / n_h
+
+    with f_h = n_h / N_h when ``fpc`` (else 0, as Olofsson et al. 2014). With d the
+    domain indicator: OA uses y = d[m = r], x = d; UA_k y = d[m = r = k], x = d[m = k];
+    PA_k y = d[m = r = k], x = d[r = k]; area proportion p_k y = d[r = k], x = d; the
+    error-adjusted area A_k = Y_hat (x ``area_scale``) with V = sum_h N_h^2 (1 - f_h)
+    s2_yh / n_h. With strata = map classes and no domain this equals
+    :func:`olofsson_estimates`.
+
+    Args:
+        strata, map_class, reference: one entry per sample unit.
+        stratum_sizes: N_h per stratum label (pixels or any area unit), every stratum
+            of the population, sampled or not.
+        classes: class labels in output order.
+        domain: boolean per unit, True inside the domain (None = whole population).
+        area_scale: factor from ``stratum_sizes`` units to ``area_unit``.
+        area_unit: name of the unit of ``area``.
+        fpc: apply the finite-population correction.
+        z: normal quantile for the CIs.
+
+    Raises:
+        ValueError: on length mismatch, a unit in an unknown stratum, or a stratum
+            of positive size without sample units.
+    """
+    s = np.asarray(strata, dtype=object)
+    m = np.asarray(map_class, dtype=object)
+    r = np.asarray(reference, dtype=object)
+    if not (len(s) == len(m) == len(r)):
+        raise ValueError(f"strata, map_class, reference lengths differ: {len(s)}, "
+                         f"{len(m)}, {len(r)}")
+    d = np.ones(len(s), bool) if domain is None else np.asarray(domain, bool)
+    unknown = set(s.tolist()) - set(stratum_sizes)
+    if unknown:
+        raise ValueError(f"sample units in strata without a size: {sorted(map(str, unknown))}")
+    labels = list(stratum_sizes)
+    sizes = np.array([float(stratum_sizes[h]) for h in labels])
+    members = [s == h for h in labels]
+    nh = np.array([mb.sum() for mb in members], np.float64)
+    empty = [str(h) for h, size, k in zip(labels, sizes, nh, strict=True) if size > 0 and k == 0]
+    if empty:
+        raise ValueError(f"strata {empty} have positive size but no sample units")
+    notes = []
+    if (nh == 1).any():
+        notes.append(f"strata with one unit contribute no variance: "
+                     f"{[str(h) for h, k in zip(labels, nh, strict=True) if k == 1]}")
+    f = np.where(fpc & (sizes > 0), nh / np.where(sizes > 0, sizes, 1), 0.0)
+
+    def total(y: np.ndarray) -> tuple[float, float]:
+        """Y_hat and V(Y_hat) of a per-unit variable."""
+        t = v = 0.0
+        for mb, size, k, fh in zip(members, sizes, nh, f, strict=True):
+            if k == 0:
+                continue
+            yh = y[mb]
+            t += size * yh.mean()
+            if k > 1:
+                v += size**2 * (1 - fh) * yh.var(ddof=1) / k
+        return t, v
+
+    def ratio(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+        """R_hat = Y_hat / X_hat and its variance (Stehman 2014, eq. 28)."""
+        ty, _ = total(y)
+        tx, _ = total(x)
+        if tx == 0:
+            return float("nan"), float("nan")
+        rr = ty / tx
+        v = 0.0
+        for mb, size, k, fh in zip(members, sizes, nh, f, strict=True):
+            if k > 1:
+                yh, xh = y[mb], x[mb]
+                cov = np.cov(yh, xh, ddof=1)
+                v += size**2 * (1 - fh) * (cov[0, 0] + rr**2 * cov[1, 1]
+                                           - 2 * rr * cov[0, 1]) / k
+        return rr, v / tx**2
+
+    q = len(classes)
+    df = d.astype(np.float64)
+    is_m = [(m == c) & d for c in classes]
+    is_r = [(r == c) & d for c in classes]
+    oa, oa_var = ratio(((m == r) & d).astype(float), df)
+    ua, ua_var, pa, pa_var = (np.empty(q) for _ in range(4))
+    ap, ap_var, area, area_var, map_area = (np.empty(q) for _ in range(5))
+    p = np.empty((q, q))
+    for k in range(q):
+        hit = (is_m[k] & is_r[k]).astype(float)
+        ua[k], ua_var[k] = ratio(hit, is_m[k].astype(float))
+        pa[k], pa_var[k] = ratio(hit, is_r[k].astype(float))
+        ap[k], ap_var[k] = ratio(is_r[k].astype(float), df)
+        area[k], area_var[k] = total(is_r[k].astype(float))
+        map_area[k], _ = total(is_m[k].astype(float))
+        for j in range(q):
+            p[k, j], _ = ratio((is_m[k] & is_r[j]).astype(float), df)
+    return StratifiedEstimate(
+        classes=tuple(classes), error_matrix=p, oa=oa, oa_se=float(np.sqrt(oa_var)),
+        ua=ua, ua_se=np.sqrt(ua_var), pa=pa, pa_se=np.sqrt(pa_var),
+        area_prop=ap, area_prop_se=np.sqrt(ap_var),
+        area=area * area_scale, area_se=np.sqrt(area_var) * area_scale,
+        area_unit=area_unit, map_area=map_area * area_scale, n=int(d.sum()), z=z,
+        notes=notes,
+    )
+
+
+def estimates_by_group(
+    strata: Sequence[object] | np.ndarray,
+    map_class: Sequence[object] | np.ndarray,
+    reference: Sequence[object] | np.ndarray,
+    groups: Sequence[object] | np.ndarray,
+    stratum_sizes: Mapping[object, float],
+    classes: Sequence[object],
+    **kwargs: object,
+) -> dict[str, StratifiedEstimate]:
+    """:func:`stratified_estimates` for the whole population (key ``"all"``) and for
+    each group (region, city, zone) as a domain; units with group None/NaN count only
+    in ``"all"``. ``kwargs`` go to :func:`stratified_estimates`."""
+    g = np.asarray(groups, dtype=object)
+    out = {"all": stratified_estimates(strata, map_class, reference, stratum_sizes,
+                                       classes, **kwargs)}
+    names = sorted({str(v) for v in g.tolist() if v is not None and v == v})
+    for name in names:
+        dom = np.array([v is not None and v == v and str(v) == name for v in g.tolist()])
+        out[name] = stratified_estimates(strata, map_class, reference, stratum_sizes,
+                                         classes, domain=dom, **kwargs)
+    return out
