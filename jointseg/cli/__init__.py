@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "check-config": "jointseg.cli.config:check_config",
     "mosaic": "jointseg.cli.mosaic:mosaic",
     "predict": "jointseg.cli.predict:predict",
+    "assess": "jointseg.cli.assess:assess",
+    "sample": "jointseg.cli.assess:sample",
 }
 
 
