@@ -738,7 +738,9 @@ def predict_tile(
             output.parent.mkdir(parents=True, exist_ok=True)
             stage_dir = Path(stack.enter_context(
                 tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent)))
-            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64))
+            # GDAL_NUM_THREADS: COG compression/overviews use the session's thread budget
+            gdal_threads = str(info.threads) if info and info.threads else "ALL_CPUS"
+            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64, GDAL_NUM_THREADS=gdal_threads))
             paths = _stream_to_staging(
                 predictor, scene, grid, stage_dir, threshold, prob_output is not None,
                 sr_output is not None, window, overlap, halo_10m, batch_size, progress,
@@ -859,7 +861,7 @@ def _to_cog(
     with atomic_path(final, validate=validate_raster) as tmp, rasterio.open(staging) as src:
         rasterio.shutil.copy(
             src, tmp, driver="COG", compress=compress, predictor=2, blocksize=512,
-            overview_resampling=resampling, BIGTIFF="IF_SAFER", num_threads="ALL_CPUS",
+            overview_resampling=resampling, BIGTIFF="IF_SAFER",
         )
     log.info("wrote %s (%s, %d x %d px)", final, tags.get("JOINTSEG_PRODUCT"), grid.height,
              grid.width)
