@@ -47,6 +47,9 @@ mkdir -p /etc/slurm
 new_conf="$(sed -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@CPUS@|$cpus|g" -e "s|@MEM_MB@|$mem_mb|g" \
     "$HERE/slurm.conf.in")"
 if [[ ! -e $CONF ]] || [[ "$(cat "$CONF")" != "$new_conf" ]]; then
+    if scontrol ping 2>/dev/null | grep -q "is UP"; then
+        die "a cluster is running with another $CONF (other run dir?): stop it first"
+    fi
     printf '%s\n' "$new_conf" >"$CONF.tmp" && mv "$CONF.tmp" "$CONF"
     log "wrote $CONF (run dir $RUN_DIR, $cpus CPUs, $mem_mb MB)"
 fi

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Stop the daemons that tests/slurm/start_cluster.sh started (and only those).
 #
-#   tests/slurm/stop_cluster.sh [RUN_DIR]       # default RUN_DIR: /tmp/jointseg-slurm
+#   tests/slurm/stop_cluster.sh [RUN_DIR [DAEMON...]]   # default RUN_DIR: /tmp/jointseg-slurm
 #
+# DAEMON: any of slurmd slurmctld munged (default: all three, in that order).
 # Each daemon start_cluster.sh launched is recorded as RUN_DIR/started/<daemon>, holding
 # the path of its pid file; daemons that were already running are not recorded.
 set -euo pipefail
 
 RUN_DIR="${1:-${JOINTSEG_SLURM_RUN_DIR:-/tmp/jointseg-slurm}}"
+shift || true
+WANTED=" ${*:-slurmd slurmctld munged} "
 STARTED="$RUN_DIR/started"
 
 log() { echo "stop_cluster: $*" >&2; }
@@ -16,6 +19,7 @@ log() { echo "stop_cluster: $*" >&2; }
 
 # slurmd first, munged last: slurmctld and slurmd need munge to shut down cleanly
 for daemon in slurmd slurmctld munged; do
+    [[ $WANTED == *" $daemon "* ]] || continue
     record="$STARTED/$daemon"
     [[ -f $record ]] || continue
     pid_file="$(cat "$record")"
