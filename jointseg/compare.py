@@ -172,7 +172,7 @@ def map_fraction(
             out[row0 // factor: row0 // factor + math.ceil(nrows / factor)] = (
                 aggregate_fraction(strip, factor, nodata))
     t = geobox.transform
-    coarse = GeoBox(geobox.crs, t * Affine.scale(factor), c10, r10)
+    coarse = GeoBox(geobox.crs, t @ Affine.scale(factor), c10, r10)
     log.info("%s: ISA fraction on %d x %d grid of %g units", map_path, r10, c10, coarse.res_m)
     return out, coarse
 
@@ -189,7 +189,7 @@ def fraction_on_grid(
     pad = 2
     frac = np.pad(fraction, pad, constant_values=np.nan)
     valid = np.isfinite(frac).astype(np.float32)
-    src_t = src_geobox.transform * Affine.translation(-pad, -pad)
+    src_t = src_geobox.transform @ Affine.translation(-pad, -pad)
     common = dict(src_transform=src_t, src_crs=src_geobox.crs, dst_transform=dst_geobox.transform,
                   dst_crs=dst_geobox.crs, resampling=Resampling.average)
     out = np.full(dst_geobox.shape, np.nan, np.float32)

@@ -351,7 +351,7 @@ def draw_sample(
                 if not len(ranks):
                     break
                 for col, row in _resolve(ds, st, s.code, ranks, cum[:, s.code], strip_rows):
-                    x, y = t * (col + 0.5, row + 0.5)
+                    x, y = t @ (col + 0.5, row + 0.5)
                     if len(got) < s.n and spacing.ok(x, y):
                         spacing.add(x, y)
                         got.append((x, y))
