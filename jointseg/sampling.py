@@ -81,18 +81,27 @@ def sample_size(
     return int(math.ceil(round((np.sum(w * np.sqrt(u * (1 - u))) / target_se) ** 2, 9)))
 
 
-def allocate(n_total: int, sizes: Sequence[float], floor: int = 50) -> np.ndarray:
+def allocate(
+    n_total: int, sizes: Sequence[float], floor: int = 50,
+    caps: Sequence[int] | None = None,
+) -> np.ndarray:
     """Proportional allocation of ``n_total`` units, each stratum raised to ``floor``.
 
-    Strata whose proportional share is below the floor get the floor (or all their
-    pixels if fewer); the rest of ``n_total`` is shared among the other strata in
-    proportion to their size (largest remainders), repeated until stable. The total
-    exceeds ``n_total`` when the floors alone need more. No stratum gets more units
-    than it has pixels.
+    Strata whose proportional share is below the floor get the floor (or their cap
+    if lower); the rest of ``n_total`` is shared among the other strata in
+    proportion to ``sizes`` (largest remainders), repeated until stable. The total
+    exceeds ``n_total`` when the floors alone need more.
+
+    Args:
+        n_total: units to allocate.
+        sizes: stratum sizes or area shares (only ratios matter).
+        floor: minimum units per stratum.
+        caps: maximum units per stratum (its pixel count); None = no cap.
     """
     sizes = np.asarray(sizes, np.float64)
     q = sizes.size
-    cap = np.floor(sizes).astype(np.int64)
+    big = np.iinfo(np.int64).max
+    cap = np.full(q, big, np.int64) if caps is None else np.asarray(caps, np.int64)
     fixed = np.zeros(q, bool)
     alloc = np.zeros(q, np.int64)
     for _ in range(q + 1):
@@ -270,7 +279,7 @@ def design_sample(
     u = [ua[c] for _, c, _ in labels]
     n_eq13 = sample_size(sizes, u, target_se)
     n = n_eq13 if n_total is None else int(n_total)
-    alloc = allocate(n, sizes, floor)
+    alloc = allocate(n, sizes, floor, caps=sizes.astype(np.int64))
     strata = tuple(
         Stratum(code, str(c) if z is None else f"{c}|{z}", c, z, int(size), int(k))
         for (code, c, z), size, k in zip(labels, sizes, alloc, strict=True) if size > 0)

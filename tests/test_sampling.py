@@ -1,0 +1,212 @@
+"""Stratified sampling design (Olofsson et al. 2014), spaced seeded draws, labels read back."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial.distance import pdist
+from shapely.geometry import box
+
+from jointseg import sampling
+from jointseg.accuracy import stratified_estimates
+from jointseg.grid import GeoBox
+from jointseg.io import write_cog
+from jointseg.sampling import (
+    SamplingError,
+    allocate,
+    assign_groups,
+    design_sample,
+    draw_sample,
+    estimate_from_labels,
+    label_from_raster,
+    read_labels,
+    sample_size,
+    write_sample,
+)
+
+X0, Y0 = 500_000, 30_000
+GRID = GeoBox.from_bounds("EPSG:32632", (X0, Y0, X0 + 2000, Y0 + 1000), 1)
+
+
+@pytest.fixture
+def small_strips(monkeypatch):
+    monkeypatch.setattr(sampling, "STRIP_ROWS", 128)  # exercise many strips
+
+
+@pytest.fixture
+def isa_map(tmp_path):
+    """2 km x 1 km at 1 m: ISA in rows 0-199 (all columns), nodata in the last 100 rows."""
+    m = np.zeros(GRID.shape, np.uint8)
+    m[:200, :] = 1
+    m[900:, :] = 255
+    path = tmp_path / "isa_1m.tif"
+    write_cog(path, m, GRID, nodata=255)
+    return path, m
+
+
+@pytest.fixture
+def zones(tmp_path):
+    gdf = gpd.GeoDataFrame(
+        {"zone": ["upstream", "downstream"]},
+        geometry=[box(X0, Y0, X0 + 500, Y0 + 1000), box(X0 + 500, Y0, X0 + 2000, Y0 + 1000)],
+        crs="EPSG:32632")
+    path = tmp_path / "zones.gpkg"
+    gdf.to_file(path)
+    return path
+
+
+def test_sample_size_olofsson_2014_example():
+    """Sect. 5.1: W = .02/.015/.32/.645, U = .7/.6/.9/.95, S(O) = 0.01 -> n = 641."""
+    w = [0.02, 0.015, 0.32, 0.645]
+    assert sample_size(w, [0.7, 0.6, 0.9, 0.95], 0.01) == 641
+    # same by hand
+    s = np.sqrt(np.array([0.21, 0.24, 0.09, 0.0475]))
+    assert sample_size(w, [0.7, 0.6, 0.9, 0.95]) == int(np.ceil((np.dot(w, s) / 0.01) ** 2))
+    # proportional allocation of the paper's table ("Prop" column: 13 / 10 / 205 / 413)
+    assert allocate(641, w, floor=0).tolist() == [13, 10, 205, 413]
+    with pytest.raises(SamplingError):
+        sample_size(w, [0.7, 0.6, 1.2, 0.95])
+
+
+def test_allocation_with_floor_and_cap():
+    w = [0.02, 0.015, 0.32, 0.645]
+    # two small strata get the floor; 541 left shared 0.32 : 0.645 (179.4 / 361.6)
+    assert allocate(641, w, floor=50).tolist() == [50, 50, 179, 362]
+    # a stratum with fewer pixels than the floor gets all its pixels
+    assert allocate(100, [10, 1000], floor=50, caps=[10, 1000]).tolist() == [10, 90]
+    # floors may push the total over n
+    assert allocate(60, [5, 5, 90], floor=30).tolist() == [30, 30, 30]
+    assert allocate(60, [1, 1, 98], floor=30, caps=[1, 1, 98]).tolist() == [1, 1, 58]
+
+
+def test_design_counts_strata_and_allocates(isa_map, zones, small_strips):
+    path, m = isa_map
+    d = design_sample(path, expected_ua={1: 0.8, 0: 0.95}, floor=50)
+    by = {s.label: s for s in d.strata}
+    assert by["1"].pixels == 200 * 2000 and by["0"].pixels == 700 * 2000
+    n = int(np.ceil(((0.2 / 0.9 * 0.4 + 0.7 / 0.9 * np.sqrt(0.95 * 0.05)) / 0.01) ** 2))
+    assert d.n_target == n
+    assert by["1"].n + by["0"].n == n
+    dz = design_sample(path, zones=zones, expected_ua={1: 0.8, 0: 0.95}, floor=50)
+    byz = {s.label: s for s in dz.strata}
+    assert set(byz) == {"0|downstream", "1|downstream", "0|upstream", "1|upstream"}
+    assert byz["1|upstream"].pixels == 200 * 500
+    assert byz["0|downstream"].pixels == 700 * 1500
+    assert dz.pixel_area_m2 == 1.0
+
+
+def test_draw_is_seeded_spaced_and_in_stratum(isa_map, zones, small_strips):
+    path, m = isa_map
+    d = design_sample(path, zones=zones, floor=20, n_total=80)
+    a = draw_sample(path, d, min_distance_m=40, seed=7)
+    b = draw_sample(path, d, min_distance_m=40, seed=7)
+    c = draw_sample(path, d, min_distance_m=40, seed=8)
+    pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns="geometry")),
+                                  pd.DataFrame(b.drop(columns="geometry")))
+    assert not np.array_equal(a[["x", "y"]].to_numpy(), c[["x", "y"]].to_numpy())
+    xy = a[["x", "y"]].to_numpy()
+    assert pdist(xy).min() >= 40
+    cols = ((xy[:, 0] - X0) - 0.5).astype(int)
+    rows = ((Y0 + 1000 - xy[:, 1]) - 0.5).astype(int)
+    np.testing.assert_array_equal(m[rows, cols], a["map_class"].to_numpy())
+    upstream = xy[:, 0] < X0 + 500
+    assert (a["zone"].to_numpy()[upstream] == "upstream").all()
+    assert (a["zone"].to_numpy()[~upstream] == "downstream").all()
+    got = a.groupby("stratum").size().to_dict()
+    assert got == {s.label: s.n for s in d.strata}
+    assert (a["weight"] * a["stratum_n"] == a["stratum_pixels"]).all()
+
+
+def test_draw_is_uniform_within_a_stratum(isa_map, small_strips):
+    """ISA pixels are 1/4 in columns < 500: about 1/4 of 400 ISA points fall there."""
+    path, _ = isa_map
+    d = design_sample(path, n_total=800, floor=400)
+    pts = draw_sample(path, d, min_distance_m=0, seed=1)
+    isa = pts[pts["map_class"] == 1]
+    assert len(isa) == 400
+    share = (isa["x"] < X0 + 500).mean()
+    assert 0.19 < share < 0.31  # binomial sd 0.022 around 0.25
+    rows = (Y0 + 1000 - isa["y"]).to_numpy()
+    assert 0.4 < (rows < 100).mean() < 0.6  # half of the ISA rows are the first 100
+
+
+def test_spacing_shortfall_warns(isa_map, caplog):
+    path, _ = isa_map
+    d = design_sample(path, n_total=100, floor=50)
+    with caplog.at_level("WARNING", logger="jointseg.sampling"):
+        pts = draw_sample(path, d, min_distance_m=3000, seed=0)
+    assert len(pts) == 1  # a 2 km x 1 km map holds one point at 3 km spacing
+    assert "points at >= 3000 m spacing" in caplog.text
+
+
+def test_labels_roundtrip_and_estimates(isa_map, zones, tmp_path, small_strips):
+    path, m = isa_map
+    truth = m.copy()
+    truth[150:200, :1000] = 0  # the map over-states ISA: 50 x 1000 px are not ISA
+    truth[300:320, :] = 1  # and misses 20 x 2000 px
+    write_cog(tmp_path / "truth.tif", truth, GRID, nodata=255)
+    d = design_sample(path, zones=zones, floor=60, n_total=300)
+    pts = draw_sample(path, d, min_distance_m=0, seed=3)
+    lab = label_from_raster(pts, tmp_path / "truth.tif")
+    xy = lab[["x", "y"]].to_numpy()
+    cols = ((xy[:, 0] - X0) - 0.5).astype(int)
+    rows = ((Y0 + 1000 - xy[:, 1]) - 0.5).astype(int)
+    np.testing.assert_array_equal(lab["reference"].to_numpy(dtype=int), truth[rows, cols])
+    write_sample(tmp_path / "labels.gpkg", lab)
+    back = read_labels(tmp_path / "labels.gpkg")
+    est = estimate_from_labels(back, group_column="zone", area_unit="km2")
+    assert set(est) == {"all", "upstream", "downstream"}
+    e = est["all"]
+    # mapped ISA 0.4 km2; true ISA 0.4 - 0.05 + 0.04 = 0.39 km2
+    assert e.map_area[1] == pytest.approx(0.4)
+    assert abs(e.area[1] - 0.39) < 3 * e.area_se[1] + 1e-9
+    same = stratified_estimates(back["stratum"], back["map_class"], back["reference"],
+                                back.groupby("stratum")["stratum_pixels"].first().to_dict(),
+                                [0, 1], area_scale=1e-6, area_unit="km2")
+    np.testing.assert_allclose(e.area, same.area)
+    assert e.oa == pytest.approx(same.oa)
+    np.testing.assert_allclose(est["upstream"].area + est["downstream"].area, e.area)
+    js = e.to_dict()
+    assert js["area_unit"] == "km2" and js["classes"]["1"]["map_area"] == pytest.approx(0.4)
+
+
+def test_label_outside_reference_is_missing(isa_map, tmp_path):
+    path, m = isa_map
+    half = GeoBox.from_bounds("EPSG:32632", (X0, Y0, X0 + 1000, Y0 + 1000), 2)
+    write_cog(tmp_path / "ref.tif", np.ones(half.shape, np.uint8), half, nodata=255)
+    d = design_sample(path, n_total=100, floor=50)
+    pts = draw_sample(path, d, min_distance_m=0, seed=0)
+    lab = label_from_raster(pts, tmp_path / "ref.tif")
+    outside = (lab["x"] >= X0 + 1000).to_numpy()
+    assert lab["reference"][outside].isna().all()
+    assert (lab["reference"][~outside] == 1).all()
+    est = estimate_from_labels(lab)
+    assert any("without a reference label were dropped" in n for n in est["all"].notes)
+
+
+def test_read_labels_names_missing_columns(tmp_path):
+    p = tmp_path / "labels.csv"
+    pd.DataFrame({"stratum": ["1"], "map_class": [1], "label": [1]}).to_csv(p, index=False)
+    with pytest.raises(SamplingError) as err:
+        read_labels(p)
+    msg = str(err.value)
+    assert "labels.csv" in msg and "['reference', 'stratum_pixels']" in msg
+    assert "expected ['stratum', 'map_class', 'reference', 'stratum_pixels']" in msg
+    pd.DataFrame({"stratum": ["1"], "map_class": [1], "reference": [2],
+                  "stratum_pixels": [5]}).to_csv(p, index=False)
+    with pytest.raises(SamplingError, match=r"reference holds \[2\]"):
+        read_labels(p)
+
+
+def test_assign_groups_by_city(tmp_path):
+    df = pd.DataFrame({"x": [X0 + 10, X0 + 900, X0 + 5000], "y": [Y0 + 10] * 3})
+    pts = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df.x, df.y), crs="EPSG:32632")
+    cities = gpd.GeoDataFrame({"name": ["A", "B"]}, geometry=[
+        box(X0, Y0, X0 + 500, Y0 + 500), box(X0 + 500, Y0, X0 + 1000, Y0 + 500)],
+        crs="EPSG:32632").to_crs("EPSG:4326")
+    out = assign_groups(pts, cities, "name", column="city")
+    assert out["city"].tolist()[:2] == ["A", "B"] and pd.isna(out["city"].iloc[2])
+    with pytest.raises(SamplingError, match="no column 'city_name'"):
+        assign_groups(pts, cities, "city_name")
