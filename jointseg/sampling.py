@@ -354,7 +354,7 @@ def draw_sample(
             limit = min(s.pixels, max_candidates_factor * s.n + 1000)
             seen: set[int] = set()
             while len(got) < s.n and drawn < limit:
-                batch = min(max(4 * (s.n - len(got)), 64), limit - drawn)
+                batch = min(max(4 * (s.n - len(got)), 64, drawn), limit - drawn)  # doubles
                 ranks = _new_ranks(rng, s.pixels, batch, seen)
                 drawn += len(ranks)
                 if not len(ranks):
