@@ -82,7 +82,11 @@ def assess(map_path: str, reference: str, reference_kind: str, out_dir: str, thr
 def sample(map_path: str, out_path: str, zones: str | None, zone_field: str, target_se: float,
            expected_ua: str, floor: int, min_distance_m: float, seed: int,
            reference: str | None) -> None:
-    """Stratified random reference sample (Olofsson et al. 2014) as a GeoPackage."""
+    """Draw a stratified random reference sample as a GeoPackage for labelling.
+
+    Strata = map class x zone; size from Olofsson et al. (2014) eq. 13 with a floor
+    per stratum; points at least --min-distance-m apart, deterministic for --seed.
+    """
     from jointseg import sampling
 
     try:
