@@ -250,7 +250,7 @@ def train(chips_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *,
     sr_loss = SRLoss(cfg.loss)
     disc = d_opt = None
     if cfg.arch == "jointseg" and cfg.loss.sr_gan > 0:
-        disc = UNetDiscriminatorSN()
+        disc = UNetDiscriminatorSN(nf=cfg.loss.d_nf)
         d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.loss.d_lr, betas=(0.9, 0.99))
     history: list[dict] = []
     best_f1, start = -1.0, 0

@@ -35,7 +35,7 @@ class LossConfig:
         w_sr, w_seg: joint weights: total = w_sr * L_sr + w_seg * L_seg.
         sr_warmup_epochs: epochs that train the SR loss only (jointseg arch).
         gan_start_epoch: first epoch (0-based) with the GAN terms on.
-        d_lr: discriminator learning rate.
+        d_lr: discriminator learning rate.  d_nf: discriminator base channels.
     """
 
     sr_l1: float = 1.0
@@ -48,6 +48,7 @@ class LossConfig:
     sr_warmup_epochs: int = 1
     gan_start_epoch: int = 1
     d_lr: float = 1e-4
+    d_nf: int = 32
 
 
 def bce_dice_loss(logit: torch.Tensor, label: torch.Tensor, w_bce: float = 1.0,
