@@ -121,7 +121,11 @@ def test_reflect_read_matches_numpy_pad():
 
 def test_cuda_request_falls_back_to_cpu_and_logs(caplog):
     caplog.set_level(logging.INFO, logger="jointseg.infer")
-    session, info = make_session(MODEL, providers=("cuda", "cpu"), threads=1)
+    session, info = make_session(
+        MODEL, providers=("cuda", "cpu"), threads=1,
+        cuda_options={"device_id": 0, "gpu_mem_limit": 2 << 30,
+                      "cudnn_conv_algo_search": "HEURISTIC"},
+    )
     if "CUDAExecutionProvider" in infer.ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
     assert info.providers == ("CPUExecutionProvider",)
@@ -147,6 +151,27 @@ def test_session_threads_and_metadata(session_info):
     assert info.model.halo_10m == 6 and info.model.multiple_10m == 2
     assert info.model.bands_10m == ("B02", "B03", "B04", "B08", "COUNT")
     assert len(info.sha256) == 64
+
+
+class _FakeCudaSession:
+    """Stands in for a session whose first provider is CUDA (no GPU here)."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def get_providers(self):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+    def get_inputs(self):
+        return self.real.get_inputs()
+
+
+def test_io_binding_chosen_on_cuda_and_not_on_cpu(session_info):
+    session, _ = session_info
+    on_cuda = Predictor(_FakeCudaSession(session), device_id=1)
+    assert on_cuda.io_binding and on_cuda.device == "cuda" and on_cuda.device_id == 1
+    on_cpu = Predictor(session)
+    assert not on_cpu.io_binding and on_cpu.device == "cpu"
 
 
 def test_io_binding_path_matches_plain_run(session_info, patch_arrays):

@@ -41,10 +41,11 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
               help="SR RGB quicklook COG: uint8, 2-98 % stretch, 0 = nodata.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="ONNX Runtime intra-op threads [default: CPUs available].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Windows per ONNX Runtime call.")
-@click.option("--window", type=click.IntRange(min=2), default=128, show_default=True,
-              help="Window core size in 10 m pixels (the halo from the model is added).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Windows per ONNX Runtime call (raise on GPUs; activation memory "
+                   "grows with batch x window^2).")
+@click.option("--window", type=click.IntRange(min=2), default=96, show_default=True,
+              help="Window core size in 10 m pixels (the model's halo is added on each side).")
 @click.option("--overlap", type=click.IntRange(min=0), default=8, show_default=True,
               help="Blend overlap between windows in 10 m pixels.")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
