@@ -94,6 +94,9 @@ class ModelInfo:
         multiple_10m: H and W of ``s2_10m`` must be multiples of this.
         halo_10m: receptive-field radius in 10 m pixels.
         raw: every metadata key/value as stored.
+
+    Read from the ONNX Runtime session (``custom_metadata_map``) so the model file is
+    loaded once; the same keys as ``jointseg.model.metadata.read_model_metadata``.
     """
 
     name: str
@@ -145,16 +148,6 @@ class ModelInfo:
         if info.multiple_10m < 1 or info.halo_10m < 0:
             raise ModelError(f"{where}: bad multiple_10m/halo_10m in metadata")
         return info
-
-
-def read_model_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The ONNX file's metadata_props as a dict, read with ONNX Runtime (no torch).
-
-    Raises:
-        ModelError: if the file is missing or not a loadable ONNX model.
-    """
-    sess, _ = _load(Path(path), ["CPUExecutionProvider"], ort.SessionOptions(), {})
-    return dict(sess.get_modelmeta().custom_metadata_map)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
