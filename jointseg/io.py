@@ -44,6 +44,10 @@ def atomic_path(
         yield tmp_path
         if validate is not None:
             validate(tmp_path)
+        # mkstemp creates 0600; give the final file the usual umask-based mode
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -21,6 +21,7 @@ def test_write_cog_is_valid_cog_with_metadata(tmp_path):
         assert ds.overviews(1)  # internal overviews were built
         np.testing.assert_array_equal(ds.read(1), data)
     assert not list(tmp_path.glob(".*part"))
+    assert p.stat().st_mode & 0o044  # readable by others, as with a plain open()
 
 
 def test_atomic_path_keeps_old_file_on_failure(tmp_path):
