@@ -62,6 +62,7 @@ class TrainConfig:
         crop_10m: crop side in 10 m pixels (even; 16 = 160 m).
         crops_per_chip: random crops drawn per training chip per epoch.
         augment: random flips / 90-degree rotations.
+        device: torch device for training (``auto``: cuda when available, else cpu).
         loss: loss weights and schedule (:class:`LossConfig`).
     """
 
@@ -75,6 +76,7 @@ class TrainConfig:
     crop_10m: int = 16
     crops_per_chip: int = 1
     augment: bool = True
+    device: str = "auto"
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
@@ -135,14 +137,22 @@ def chip_tensors(chip: Chip) -> tuple[torch.Tensor, torch.Tensor]:
             torch.from_numpy(chip.s2_20m.astype(np.float32))[None])
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; other names as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, chips: list[Chip]) -> dict[str, float]:
     """F1 / precision / recall / IoU at 1 m (logit > 0) and SR PSNR over whole chips."""
     model.eval()
+    device = next(model.parameters()).device
     counts = BinaryCounts()
     se, n = 0.0, 0
     for chip in chips:
-        logit, sr = model(*chip_tensors(chip))
+        logit, sr = (t.cpu() for t in model(*(t.to(device) for t in chip_tensors(chip))))
         counts.update((logit[0, 0] > 0).numpy(), chip.label)
         hr = chip.hr.astype(np.float64) / 10000.0
         se += float(np.sum((sr[0].double().numpy() - hr) ** 2))
@@ -244,19 +254,20 @@ def train(chips_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *,
     except ValueError:
         log.warning("%s: no 'val' chips; validating on the training chips", chips_dir)
         val_chips = train_chips
+    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch, cfg.preset)
+    model = build_model(cfg.arch, cfg.preset).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sr_loss = SRLoss(cfg.loss)
+    sr_loss = SRLoss(cfg.loss).to(device)
     disc = d_opt = None
     if cfg.arch == "jointseg" and cfg.loss.sr_gan > 0:
-        disc = UNetDiscriminatorSN(nf=cfg.loss.d_nf)
+        disc = UNetDiscriminatorSN(nf=cfg.loss.d_nf).to(device)
         d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.loss.d_lr, betas=(0.9, 0.99))
     history: list[dict] = []
     best_f1, start = -1.0, 0
     last = out_dir / "last.pt"
     if resume and last.is_file():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        ckpt = torch.load(last, map_location=device, weights_only=False)
         if (ckpt["config"]["arch"], ckpt["config"]["preset"]) != (cfg.arch, cfg.preset):
             raise TrainError(f"{last}: checkpoint is {ckpt['config']['arch']}/"
                              f"{ckpt['config']['preset']}, asked for {cfg.arch}/{cfg.preset}")
@@ -265,7 +276,7 @@ def train(chips_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *,
         if disc is not None and ckpt.get("disc"):
             disc.load_state_dict(ckpt["disc"])
             d_opt.load_state_dict(ckpt["disc_optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"])
+        torch.set_rng_state(ckpt["torch_rng"].cpu())
         history, best_f1, start = ckpt["history"], ckpt["best_f1"], ckpt["epoch"] + 1
         log.info("resuming from %s at epoch %d", last, start)
     elif resume:
@@ -289,7 +300,7 @@ def train(chips_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *,
         for s in range(steps):
             idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             crops = [random_crop(train_chips[i], cfg.crop_10m, rng, cfg.augment) for i in idx]
-            s10, s20, hr, label = _to_batch(crops)
+            s10, s20, hr, label = (t.to(device) for t in _to_batch(crops))
             logit, sr = model(s10, s20)
             gan_on = disc is not None and epoch >= cfg.loss.gan_start_epoch
             l_sr = sr_loss(sr, hr, disc if gan_on else None) if cfg.arch == "jointseg" \
@@ -321,7 +332,8 @@ def train(chips_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *,
         history.append(row)
         log.info("epoch %d (%s): loss %.4f val F1 %.3f IoU %.3f PSNR %.2f dB", epoch, phase,
                  row["train_loss"], val["f1"], val["iou"], val["psnr"])
-        ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+        ckpt = {"model": {k: v.cpu() for k, v in model.state_dict().items()},
+                "optimizer": opt.state_dict(),
                 "disc": disc.state_dict() if disc is not None else None,
                 "disc_optimizer": d_opt.state_dict() if d_opt is not None else None,
                 "epoch": epoch, "config": asdict(cfg), "history": history,

@@ -16,6 +16,7 @@ buffers of the model, so callers pass raw DN.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -84,7 +85,8 @@ class Normaliser(nn.Module):
         x20 = (s2_20m - self.mean_20m.view(1, -1, 1, 1)) / self.std_20m.view(1, -1, 1, 1)
         return torch.cat([refl, count], 1), x20
 
-    def set_stats(self, mean_10m, std_10m, mean_20m, std_20m, count_ref: float) -> None:
+    def set_stats(self, mean_10m: Sequence[float], std_10m: Sequence[float],
+                  mean_20m: Sequence[float], std_20m: Sequence[float], count_ref: float) -> None:
         """Overwrite the statistics (sequences of floats, DN units)."""
         for name, value in (("mean_10m", mean_10m), ("std_10m", std_10m),
                             ("mean_20m", mean_20m), ("std_20m", std_20m),
