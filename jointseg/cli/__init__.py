@@ -30,6 +30,9 @@ COMMANDS: dict[str, str] = {
     "predict": "jointseg.cli.predict:predict",
     "assess": "jointseg.cli.assess:assess",
     "sample": "jointseg.cli.assess:sample",
+    "accuracy-report": "jointseg.cli.report:accuracy_report",
+    "paper-tables": "jointseg.cli.report:paper_tables",
+    "change": "jointseg.cli.report:change",
 }
 
 

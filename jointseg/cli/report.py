@@ -1,0 +1,150 @@
+"""``jointseg accuracy-report``, ``jointseg paper-tables`` and ``jointseg change``."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+log = logging.getLogger(__name__)
+
+
+@click.command("accuracy-report")
+@click.option("--map", "map_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Binary 1 m ISA map (uint8 1 = ISA, 0 = not, 255 = nodata), e.g. isa_1m.tif.")
+@click.option("--prob", "prob_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="ISA probability map on the same grid (isa_prob_1m.tif).")
+@click.option("--worldcover", required=True,
+              help="WorldCover source: folder of official tiles, folder URL, name template "
+                   "({year} {version} {tile} {name}) or one GeoTIFF on the WorldCover grid.")
+@click.option("--year", type=int, required=True, help="Year of the map (and of WorldCover).")
+@click.option("--worldcover-year", type=int, default=None,
+              help="WorldCover year when it differs from --year (2020 or 2021).")
+@click.option("--truth", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Binary reference raster (1 = ISA, 0 = not), e.g. the simulator's truth; "
+                   "labels the sample and is compared pixel by pixel.")
+@click.option("--cities", type=click.Path(exists=True), default=None,
+              help="Polygon layer of cities / admin units.")
+@click.option("--city-field", default="name", show_default=True)
+@click.option("--zones", type=click.Path(exists=True), default=None,
+              help="Polygon layer of zones (strata x zone; estimates per zone).")
+@click.option("--zone-field", default="zone", show_default=True)
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The bilinear baseline's binary map (same format) to compare alongside.")
+@click.option("--region", default=None, help="Region name (default: the map's REGION tag).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="ISA fraction at or above which an aggregated 10 m pixel is ISA.")
+@click.option("--min-distance-m", type=click.FloatRange(min=0), default=3000.0,
+              show_default=True, help="Minimum distance between sample points (m).")
+@click.option("--target-se", type=click.FloatRange(min=0, min_open=True), default=0.01,
+              show_default=True, help="Target standard error of overall accuracy (eq. 13).")
+@click.option("--floor", type=click.IntRange(min=2), default=50, show_default=True,
+              help="Minimum sample units per stratum.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--allow-missing", is_flag=True,
+              help="Treat missing WorldCover tiles as no data instead of failing.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for report.md/json, confusion.csv, samples.gpkg and PNG plots.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def accuracy_report(map_path: str, prob_path: str | None, worldcover: str, year: int,
+                    worldcover_year: int | None, truth: str | None, cities: str | None,
+                    city_field: str, zones: str | None, zone_field: str,
+                    baseline: str | None, region: str | None, threshold: float,
+                    min_distance_m: float, target_se: float, floor: int, seed: int,
+                    allow_missing: bool, out_dir: str, progress: bool) -> None:
+    """Accuracy report of one ISA map: agreement with WorldCover (and the truth),
+    a stratified reference sample and Olofsson estimates, per city and zone."""
+    from jointseg import report
+    from jointseg.change import ChangeError
+    from jointseg.compare import CompareError
+    from jointseg.sampling import SamplingError
+    from jointseg.worldcover import WorldCoverError
+
+    try:
+        rep = report.accuracy_report(
+            map_path, worldcover, year, out_dir, prob_path=prob_path,
+            worldcover_year=worldcover_year, truth_path=truth, cities=cities,
+            city_field=city_field, zones=zones, zone_field=zone_field,
+            baseline_path=baseline, region=region, threshold=threshold,
+            min_distance_m=min_distance_m, target_se=target_se, floor=floor, seed=seed,
+            allow_missing=allow_missing, progress=progress)
+    except (report.ReportError, CompareError, WorldCoverError, SamplingError,
+            ChangeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    head = next(iter(rep["comparisons"]), None)
+    click.echo(f"{out_dir}/report.md: {len(rep['comparisons'])} comparisons"
+               + (f", {head['id']} F1 {head['f1']:.4f}" if head and head["f1"] is not None
+                  else "")
+               + f"; estimates: {rep['estimates']['status']}"
+               + (" [SIMULATED inputs]" if rep["simulated"] else ""))
+
+
+@click.command("paper-tables")
+@click.option("--reports", "reports", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="report.json files of `jointseg accuracy-report` (repeat, or list after "
+                   "one --reports as shell-expanded arguments).")
+@click.option("--change", "changes", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="change.json files of `jointseg change` (repeatable).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for table*.csv/.md and index.md.")
+@click.argument("more", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+def paper_tables(reports: tuple[str, ...], changes: tuple[str, ...], out_dir: str,
+                 more: tuple[str, ...]) -> None:
+    """Tables in the layout of the paper's, filled from the run's report and change JSONs.
+
+    Extra arguments are JSON files sorted by their schema (shell globs after --reports
+    or --change).
+    """
+    from jointseg import tables
+
+    try:
+        reps, chs = tables.sort_inputs([*reports, *changes, *more])
+        written = tables.write_tables(tables.build_tables(reps, chs), out_dir)
+    except tables.TableError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{out_dir}: {len(written)} tables from {len(reps)} reports and "
+               f"{len(chs)} change files")
+
+
+@click.command("change")
+@click.option("--maps", "maps", multiple=True, required=True,
+              help="YEAR=PATH of a binary ISA map (repeat, or list after --maps).")
+@click.option("--probs", "probs", multiple=True,
+              help="YEAR=PATH of the ISA probability map of that year (same grid).")
+@click.option("--cities", type=click.Path(exists=True), default=None)
+@click.option("--city-field", default="name", show_default=True)
+@click.option("--zones", type=click.Path(exists=True), default=None,
+              help="Polygon layer of zones (e.g. upstream / midstream / downstream).")
+@click.option("--zone-field", default="zone", show_default=True)
+@click.option("--consistency", is_flag=True,
+              help="Temporal consistency (GAIA): no ISA -> non-ISA unless confident.")
+@click.option("--confident", type=click.FloatRange(0.5, 1.0), default=0.8, show_default=True,
+              help="A loss is kept where the later year's p(ISA) <= 1 - confident.")
+@click.option("--region", default="region", show_default=True, help="Region name.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for change_<y0>_<y1>.tif, change.json and change.csv.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.argument("more", nargs=-1)
+def change(maps: tuple[str, ...], probs: tuple[str, ...], cities: str | None,
+           city_field: str, zones: str | None, zone_field: str, consistency: bool,
+           confident: float, region: str, out_dir: str, progress: bool,
+           more: tuple[str, ...]) -> None:
+    """ISA area per year, growth rates and change maps of a series of yearly maps.
+
+    Extra YEAR=PATH arguments are maps (``--maps 2017=a.tif 2019=b.tif`` works).
+    """
+    from jointseg import change as ch
+
+    try:
+        map_paths = ch.parse_year_paths([*maps, *more], "--maps")
+        prob_paths = ch.parse_year_paths(list(probs), "--probs")
+        res = ch.biennial_change(map_paths, out_dir, probs=prob_paths, cities=cities,
+                                 city_field=city_field, zones=zones, zone_field=zone_field,
+                                 consistency=consistency, confident=confident, region=region,
+                                 progress=progress)
+    except ch.ChangeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    reg = res["groups"]["region"][region]
+    areas = ", ".join(f"{y}: {reg['areas'][str(y)]['isa_km2']:.4f}" for y in res["years"])
+    click.echo(f"{out_dir}/change.json: ISA km² {areas}")
