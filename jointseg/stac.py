@@ -71,6 +71,7 @@ from typing import Any
 
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
+from urllib3.util.retry import Retry
 
 from jointseg.io import write_json
 
@@ -481,6 +482,113 @@ def _conforms_to_query(client: Any) -> bool:
         return False
 
 
+RETRY_STATUS = (429, 500, 502, 503, 504)
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class _LoggedRetry(Retry):
+    """urllib3 ``Retry`` that logs each retry with the (redacted) URL."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None,
+                  _stacktrace=None):  # noqa: ANN001, ANN201 - urllib3's signature
+        where = f"{_pool.scheme}://{_pool.host}:{_pool.port}" if _pool is not None else ""
+        why = f"HTTP {response.status}" if response is not None else type(error).__name__
+        try:
+            new = super().increment(method, url, response, error, _pool, _stacktrace)
+        except Exception:
+            log.error("%s %s%s: %s; retries spent, giving up", method,
+                      where, redact_url(url or ""), why)
+            raise
+        log.warning("%s %s%s: %s; retrying (%d left)", method, where,
+                    redact_url(url or ""), why, new.total if new.total is not None else -1)
+        return new
+
+
+def stac_api_io(timeout_s: float, retries: int, backoff_s: float) -> Any:
+    """A pystac-client ``StacApiIO`` whose session retries like GDAL's /vsicurl/.
+
+    Retries connection errors, read timeouts and HTTP 429/500/502/503/504 (POST
+    searches too: they are idempotent), waiting ``backoff_s * 2**k`` s or the
+    server's ``Retry-After``; a refused connection is retried once. Every retry and
+    give-up is logged with the (redacted) URL.
+    """
+    from pystac_client.stac_api_io import StacApiIO
+
+    # A refused connection is retried once at once: it rarely heals in seconds, and a
+    # wrong URL should fail fast.
+    retry = _LoggedRetry(total=retries, connect=min(retries, 1), read=retries, status=retries,
+                         backoff_factor=backoff_s, status_forcelist=RETRY_STATUS,
+                         allowed_methods=None, respect_retry_after_header=True,
+                         raise_on_status=False)
+    return StacApiIO(timeout=timeout_s, max_retries=retry)
+
+
+def _retrying(call: Any, what: str, retries: int, backoff_s: float) -> Any:
+    """``call()``, redone on transport errors urllib3 cannot retry (bodies cut short).
+
+    HTTP error statuses (already retried by the session) are raised at once.
+    """
+    from pystac_client.exceptions import APIError
+
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except (APIError, OSError, ValueError) as exc:
+            if getattr(exc, "status_code", None) is not None or attempt == retries:
+                log.error("%s: giving up after %d attempt(s): %s", what, attempt + 1,
+                          _reason(exc))
+                raise
+            wait = backoff_s * 2**attempt
+            log.warning("%s: attempt %d failed (%s); retrying in %.1f s", what, attempt + 1,
+                        _reason(exc), wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_URL_QUERY_RE = re.compile(r"https?://[^\s'\"<>?]+\?[^\s'\"<>]+")
+_AUTH_RE = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:bearer\s+|basic\s+)?"
+                      r"[^\s'\",}]+")
+#: Loggers of libraries that put request URLs/headers into their messages.
+SECRET_FILTERED_LOGGERS = ("rasterio._env", "rasterio._err", "rasterio._io", "rasterio._base",
+                           "rasterio.env", "urllib3.connectionpool", "urllib3.util.retry",
+                           "pystac_client.stac_api_io", "jointseg")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with secret URL query values and Authorization header values masked."""
+    text = _URL_QUERY_RE.sub(lambda m: redact_url(m.group(0)), text)
+    return _AUTH_RE.sub(lambda m: f"{m.group(1)}***", text)
+
+
+class SecretFilter(logging.Filter):
+    """Logging filter that masks SAS tokens, signatures and bearer tokens in messages."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is logging's problem, not ours
+            return True
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+_SECRET_FILTER = SecretFilter()
+
+
+def install_secret_filter() -> None:
+    """Attach :class:`SecretFilter` to the loggers that may carry credentials (idempotent).
+
+    Logger filters run before propagation, so every handler (CLI stderr, Snakemake
+    logs, pytest's caplog) gets the masked text.
+    """
+    for name in SECRET_FILTERED_LOGGERS:
+        logger = logging.getLogger(name)
+        if _SECRET_FILTER not in logger.filters:
+            logger.addFilter(_SECRET_FILTER)
+
+
 def _bounds_text(geometry: BaseGeometry) -> str:
     return "[" + ", ".join(f"{v:.5f}" for v in geometry.bounds) + "]"
 
@@ -499,6 +607,9 @@ def search_scenes(
     min_coverage: float = 0.0,
     page_size: int = 100,
     stac_cfg: Mapping[str, Any] | None = None,
+    retries: int = 5,
+    backoff_s: float = 1.0,
+    allow_http: bool = False,
 ) -> list[SceneInfo]:
     """Search a STAC API for the least cloudy L2A scenes over a footprint.
 
@@ -515,6 +626,10 @@ def search_scenes(
         min_coverage: minimum fraction (0-1) of the footprint an item geometry must cover.
         page_size: items per page requested from the API (``limit``).
         stac_cfg: extra signing settings (``sas_url``).
+        retries: HTTP retries per request (5xx, 429 honouring ``Retry-After``, resets,
+            timeouts) and whole-search retries for bodies cut short.
+        backoff_s: first retry wait (s), doubled each retry.
+        allow_http: accept a plain ``http://`` API URL on a non-loopback host.
 
     Returns:
         Up to ``max_scenes`` scenes, sorted by acquisition time.
@@ -529,20 +644,34 @@ def search_scenes(
     start = dt.date.fromisoformat(str(start_date))
     end = dt.date.fromisoformat(str(end_date))
     window = f"{start.isoformat()}T00:00:00Z/{end.isoformat()}T23:59:59Z"
+    shown = redact_url(api_url)
+    install_secret_filter()
+    parts = urllib.parse.urlsplit(api_url)
+    if parts.scheme not in ("http", "https"):
+        raise StacError(f"STAC API URL {shown}: expected http(s)://")
+    if parts.scheme == "http" and not allow_http and parts.hostname not in _LOOPBACK:
+        raise StacError(f"STAC API URL {shown}: refusing plain http:// to a non-loopback "
+                        "host (use https, or allow_http to permit it)")
+    stac_io = stac_api_io(timeout_s, retries, backoff_s)
+    # urllib3 retries statuses, resets and timeouts before a body is read; a body cut
+    # short (or not JSON) surfaces later, so that request is redone here.
     try:
-        client = pystac_client.Client.open(api_url, timeout=timeout_s)
+        client = _retrying(lambda: pystac_client.Client.open(
+            api_url, stac_io=stac_io, timeout=timeout_s), f"opening STAC API {shown}",
+            retries, backoff_s)
     except (APIError, OSError, ValueError) as exc:
-        raise StacError(f"cannot reach STAC API {api_url}: {_reason(exc)}") from None
+        raise StacError(f"cannot reach STAC API {shown}: {_reason(exc)}") from None
     kwargs: dict[str, Any] = {"collections": [collection], "intersects": mapping(geometry_lonlat),
                               "datetime": window, "limit": page_size}
     if _conforms_to_query(client):
         kwargs["query"] = {"eo:cloud_cover": {"lte": max_cloud_cover}}
-    log.info("searching %s collection %s over %s, %s, cloud <= %g%%", api_url, collection,
+    log.info("searching %s collection %s over %s, %s, cloud <= %g%%", shown, collection,
              _bounds_text(geometry_lonlat), window, max_cloud_cover)
     try:
-        items = list(client.search(**kwargs).items_as_dicts())
+        items = _retrying(lambda: list(client.search(**kwargs).items_as_dicts()),
+                          f"STAC search at {shown}", retries, backoff_s)
     except (APIError, OSError, ValueError) as exc:
-        raise StacError(f"STAC search at {api_url} failed: {_reason(exc)}") from None
+        raise StacError(f"STAC search at {shown} failed: {_reason(exc)}") from None
 
     footprint_area = geometry_lonlat.area
     candidates: list[SceneInfo] = []

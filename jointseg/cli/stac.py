@@ -70,13 +70,20 @@ def _parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
 @click.option("--tile-size-m", type=int, default=None, help="Tile side (default: config).")
 @click.option("--sign/--no-sign", default=None, help="Sign Planetary Computer hrefs.")
 @click.option("--timeout-s", type=float, default=None, help="HTTP timeout per request (s).")
+@click.option("--retries", type=int, default=None,
+              help="HTTP retries per request (default: config download.retries, else 5).")
+@click.option("--backoff-s", type=float, default=None,
+              help="First retry wait, doubled each retry (default: config download.backoff_s).")
+@click.option("--allow-http", is_flag=True,
+              help="Accept a plain http:// API URL on a non-loopback host.")
 @click.option("--allow-empty", is_flag=True,
               help="Write an empty scene list instead of failing when nothing matches.")
 def search(config_path: Path | None, region: str | None, year: int | None, tile_id: str | None,
            out_path: Path, api_url: str | None, collection: str | None, provider: str | None,
            bbox_lonlat: str | None, start_date: str | None, end_date: str | None,
            max_cloud_cover: float | None, max_scenes: int | None, tile_size_m: int | None,
-           sign: bool | None, timeout_s: float | None, allow_empty: bool) -> None:
+           sign: bool | None, timeout_s: float | None, retries: int | None,
+           backoff_s: float | None, allow_http: bool, allow_empty: bool) -> None:
     """Find the least cloudy Sentinel-2 L2A scenes for one tile and write the scene list."""
     from shapely.geometry import box
 
@@ -98,6 +105,7 @@ def search(config_path: Path | None, region: str | None, year: int | None, tile_
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
     stac = dict(cfg.get("stac") or {})
+    dl_cfg = dict(cfg.get("download") or {})
     year = year if year is not None else cfg.get("year")
     bbox = _parse_bbox(bbox_lonlat)
     if tile_id is None and bbox is None:
@@ -149,6 +157,9 @@ def search(config_path: Path | None, region: str | None, year: int | None, tile_
             sign=sign if sign is not None else bool(stac.get("sign_planetary_computer", False)),
             timeout_s=timeout_s if timeout_s is not None else float(stac.get("timeout_s", 60)),
             stac_cfg=stac,
+            retries=retries if retries is not None else int(dl_cfg.get("retries", 5)),
+            backoff_s=backoff_s if backoff_s is not None else float(dl_cfg.get("backoff_s", 1.0)),
+            allow_http=allow_http or bool(stac.get("allow_http", False)),
         )
     except NoScenesError as exc:
         if not allow_empty:
