@@ -32,6 +32,7 @@ import logging
 import math
 import re
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ from tqdm import tqdm
 
 from jointseg.grid import GeoBox, Tile
 from jointseg.io import write_cog, write_json
+from jointseg.stac import install_secret_filter
 
 if TYPE_CHECKING:
     from jointseg.stac import SceneInfo
@@ -113,6 +115,33 @@ def gdal_path(href: str) -> str:
     if href.startswith("file://"):
         return href[len("file://"):]
     return href
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def check_href(href: str, *, allow_http: bool = False, what: str = "asset") -> None:
+    """Refuse hrefs the pipeline should not follow.
+
+    Allowed: ``https://``, ``s3://``, ``file://`` and local paths; ``http://`` only
+    for loopback hosts unless ``allow_http`` (plain HTTP exposes signed URLs and data
+    to anyone on the path). Any other scheme (``ftp://``, ``gs://``, ``/vsi...``
+    chains) is refused.
+
+    Raises:
+        DownloadError: naming ``what`` and the redacted href.
+    """
+    parts = urllib.parse.urlsplit(href)
+    scheme = parts.scheme.lower()
+    if scheme in ("https", "s3", "file") or (scheme == "" and not href.startswith("/vsi")):
+        return
+    if scheme == "http" and (allow_http or (parts.hostname or "") in LOOPBACK_HOSTS):
+        return
+    if scheme == "http":
+        raise DownloadError(f"{what}: refusing plain http:// to a non-loopback host: "
+                            f"{redact(href)} (use https, or allow_http to permit it)")
+    raise DownloadError(f"{what}: unsupported href scheme {scheme or href[:5]!r}: "
+                        f"{redact(href)} (expected https, s3, file or a local path)")
 
 
 def redact(url: str) -> str:
@@ -230,6 +259,7 @@ def fetch_band(
     retries: int = 5,
     backoff_s: float = 1.0,
     timeout_s: float = 60,
+    allow_http: bool = False,
 ) -> np.ndarray:
     """Read one asset onto ``grid`` with GDAL retries plus our own exponential backoff.
 
@@ -242,10 +272,13 @@ def fetch_band(
         grid: target grid.
         categorical: nearest resampling (class bands) instead of bilinear.
         what: ``"<tile>: asset <band> of <scene>"``, used in messages.
+        allow_http: follow plain ``http://`` to non-loopback hosts (see :func:`check_href`).
 
     Raises:
-        DownloadError: on a permanent failure or when the retries are spent.
+        DownloadError: a refused href, a permanent failure, or when the retries are spent.
     """
+    check_href(href, allow_http=allow_http, what=what)
+    install_secret_filter()  # GDAL's own retry warnings carry the full (signed) URL
     path = gdal_path(href)
     shown = redact(href)
     env = {
@@ -264,9 +297,12 @@ def fetch_band(
                 return read_to_grid(ds, grid, categorical=categorical)
         except (RasterioError, OSError) as exc:
             if _is_permanent(exc):
+                log.error("%s not found: %s", what, shown)
                 raise DownloadError(f"{what} not found: {shown}") from exc
             if attempt == retries:
                 msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                log.error("%s: giving up after %d attempts: %s: %s", what, retries + 1,
+                          shown, msg)
                 raise DownloadError(
                     f"{what} failed after {retries + 1} attempts: {shown}: {msg}"
                 ) from exc
@@ -315,6 +351,7 @@ def download_tile(
     retries: int = 5,
     backoff_s: float = 1.0,
     timeout_s: float = 60,
+    allow_http: bool = False,
 ) -> Path:
     """Cut every scene's ``bands`` to ``tile`` and write the stack + manifest under ``out_dir``.
 
@@ -326,6 +363,7 @@ def download_tile(
         bands: band ids to fetch (see :data:`BAND_RES_M`).
         retries, backoff_s, timeout_s: per-asset retry count, first backoff (s,
             doubled each retry) and HTTP timeout (s).
+        allow_http: follow plain ``http://`` hrefs to non-loopback hosts.
 
     Returns:
         Path of ``manifest.json`` (written last, atomically).
@@ -346,7 +384,7 @@ def download_tile(
         for scene in items:
             entry = _download_scene(scene, tile, out_dir, bands, grids, prev.get(scene.id),
                                     bar, retries=retries, backoff_s=backoff_s,
-                                    timeout_s=timeout_s)
+                                    timeout_s=timeout_s, allow_http=allow_http)
             if entry is None:
                 dropped.append(scene.id)
                 continue

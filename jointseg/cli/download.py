@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from jointseg.download import DEFAULT_BANDS, download_tile
+from jointseg.download import DEFAULT_BANDS, DownloadError, download_tile
 from jointseg.grid import Tile
 from jointseg.stac import ItemError, read_scene_list
 
@@ -23,8 +23,10 @@ from jointseg.stac import ItemError, read_scene_list
               help="First retry wait, doubled each retry.")
 @click.option("--timeout-s", default=60.0, show_default=True, type=float,
               help="HTTP timeout per request.")
+@click.option("--allow-http", is_flag=True,
+              help="Follow plain http:// hrefs to non-loopback hosts (refused by default).")
 def download(scenes_json: Path, out_dir: Path, tile_size_m: int, bands: str, retries: int,
-             backoff_s: float, timeout_s: float) -> None:
+             backoff_s: float, timeout_s: float, allow_http: bool) -> None:
     """Download the tile window of every scene in SCENES_JSON (output of ``jointseg search``).
 
     Writes OUT_DIR/<scene>/<band>.tif and OUT_DIR/manifest.json (last).
@@ -35,6 +37,9 @@ def download(scenes_json: Path, out_dir: Path, tile_size_m: int, bands: str, ret
         raise click.ClickException(str(exc)) from exc
     tile = Tile.from_id(tile_id, tile_size_m)
     band_list = [b.strip() for b in bands.split(",") if b.strip()]
-    manifest = download_tile(scenes, tile, out_dir, band_list, retries=retries,
-                             backoff_s=backoff_s, timeout_s=timeout_s)
+    try:
+        manifest = download_tile(scenes, tile, out_dir, band_list, retries=retries,
+                                 backoff_s=backoff_s, timeout_s=timeout_s, allow_http=allow_http)
+    except (DownloadError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(str(manifest))
