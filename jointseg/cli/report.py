@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Binary reference raster (1 = ISA, 0 = not), e.g. the simulator's truth; "
                    "labels the sample and is compared pixel by pixel.")
+@click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="A labelled sample (samples.gpkg with `reference` filled, "
+                                 "or CSV) to estimate from instead of drawing a new one.")
 @click.option("--cities", type=click.Path(exists=True), default=None,
               help="Polygon layer of cities / admin units.")
 @click.option("--city-field", default="name", show_default=True)
@@ -47,7 +50,8 @@ log = logging.getLogger(__name__)
               help="Folder for report.md/json, confusion.csv, samples.gpkg and PNG plots.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def accuracy_report(map_path: str, prob_path: str | None, worldcover: str, year: int,
-                    worldcover_year: int | None, truth: str | None, cities: str | None,
+                    worldcover_year: int | None, truth: str | None,
+                    labels_path: str | None, cities: str | None,
                     city_field: str, zones: str | None, zone_field: str,
                     baseline: str | None, region: str | None, threshold: float,
                     min_distance_m: float, target_se: float, floor: int, seed: int,
@@ -63,7 +67,8 @@ def accuracy_report(map_path: str, prob_path: str | None, worldcover: str, year:
     try:
         rep = report.accuracy_report(
             map_path, worldcover, year, out_dir, prob_path=prob_path,
-            worldcover_year=worldcover_year, truth_path=truth, cities=cities,
+            worldcover_year=worldcover_year, truth_path=truth, labels_path=labels_path,
+            cities=cities,
             city_field=city_field, zones=zones, zone_field=zone_field,
             baseline_path=baseline, region=region, threshold=threshold,
             min_distance_m=min_distance_m, target_se=target_se, floor=floor, seed=seed,
