@@ -1,0 +1,357 @@
+"""The paper's tables, filled from whatever report and change files a run produced.
+
+Inputs are the ``report.json`` files of :func:`jointseg.report.accuracy_report`
+(schema ``jointseg.accuracy_report/1``) and the ``change.json`` files of
+:func:`jointseg.change.biennial_change` (schema ``jointseg.change/1``). Tables, in the
+layout of the paper's:
+
+1. ``table1_products``: product comparison, P/R/F1 (ISA-1, WorldCover and any other
+   product, against each reference: the truth, WorldCover, the labelled sample);
+2. ``table2_baseline``: JointSeg vs the bilinear baseline, P/R/F1/IoU on the same
+   reference and grid, with the F1 gain in points;
+3. ``table3_cities``: per-city comparisons;
+4. ``table4_isa_area``: ISA area per city per year;
+5. ``table5_growth``: growth by region, zone and city between years.
+
+Every row carries ``source`` (the JSON file it came from) and ``simulated``; each
+table's caption says what was measured on what. A table without data says "no data
+in this run". Numbers are copied, not recomputed, except growth rates from report
+areas (:func:`jointseg.change.growth`) when no change file exists.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jointseg.change import growth
+from jointseg.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+NO_DATA = "no data in this run"
+REPORT_SCHEMA = "jointseg.accuracy_report"
+CHANGE_SCHEMA = "jointseg.change"
+
+
+class TableError(ValueError):
+    """An input JSON cannot be read or is not a report/change file."""
+
+
+@dataclass
+class Table:
+    """One table: a file stem, a title, a caption stating its data, columns and rows."""
+
+    name: str
+    title: str
+    caption: str
+    columns: list[str]
+    rows: list[dict] = field(default_factory=list)
+
+    def sources(self) -> list[str]:
+        """Distinct ``source`` values of the rows, in order."""
+        return list(dict.fromkeys(str(r.get("source")) for r in self.rows))
+
+
+# ---------------------------------------------------------------------- inputs
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """A JSON file as a dict with ``_source`` = its path.
+
+    Raises:
+        TableError: if it cannot be read or parsed.
+    """
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TableError(f"{path}: cannot read JSON ({exc})") from exc
+    if not isinstance(d, dict):
+        raise TableError(f"{path}: expected a JSON object")
+    d["_source"] = str(path)
+    return d
+
+
+def sort_inputs(paths: Iterable[str | os.PathLike]) -> tuple[list[dict], list[dict]]:
+    """Read JSON files and split them into (reports, changes) by their ``schema`` key.
+
+    Raises:
+        TableError: for a file with another or no schema (names the file).
+    """
+    reports, changes = [], []
+    for p in dict.fromkeys(str(p) for p in paths):
+        d = read_json(p)
+        schema = str(d.get("schema", ""))
+        if schema.startswith(REPORT_SCHEMA):
+            reports.append(d)
+        elif schema.startswith(CHANGE_SCHEMA):
+            changes.append(d)
+        else:
+            raise TableError(f"{p}: schema {schema or 'missing'!r}; expected "
+                             f"{REPORT_SCHEMA}/1 (report.json) or {CHANGE_SCHEMA}/1 (change.json)")
+    reports.sort(key=lambda r: (str(r.get("region")), int(r.get("year", 0))))
+    return reports, changes
+
+
+# ---------------------------------------------------------------------- tables
+
+METRICS = ("precision", "recall", "f1", "iou")
+
+
+def _row(rep: Mapping, **kv: object) -> dict:
+    return {"region": rep.get("region"), "year": rep.get("year"), **kv}
+
+
+def products_table(reports: Sequence[Mapping]) -> Table:
+    """Table 1: every product (not the baseline) against every reference."""
+    cols = ["region", "year", "product", "reference", "grid", "precision", "precision_ci",
+            "recall", "recall_ci", "f1", "iou", "n", "simulated", "source"]
+    t = Table("table1_products", "Table 1. Product comparison (precision, recall, F1)",
+              "Agreement of each product with the reference of its row, from pixel counts on "
+              "the grid named (ISA-1 aggregated to 10 m for the WorldCover grid), and "
+              "design-based estimates from the stratified sample (with 95 % CI half-widths). "
+              "Rows with simulated = True are measured on simulated data, not real-world "
+              "accuracy.", cols)
+    for rep in reports:
+        for c in rep.get("comparisons", []):
+            if c.get("product_input") == "baseline":
+                continue
+            t.rows.append(_row(rep, product=c["product"], reference=c["reference"],
+                               grid=c["grid"], precision=c["precision"], precision_ci=None,
+                               recall=c["recall"], recall_ci=None, f1=c["f1"], iou=c["iou"],
+                               n=c["n_pixels"], simulated=c["simulated"],
+                               source=rep["_source"]))
+        est = rep.get("estimates", {})
+        if est.get("status") == "ok":
+            k = est["all"]["classes"]["1"]
+            t.rows.append(_row(rep, product="ISA-1 (JointSeg)",
+                               reference=f"{est['reference']} (stratified sample)",
+                               grid="sample points (Olofsson estimates)",
+                               precision=k["users_accuracy"],
+                               precision_ci=k["users_accuracy_ci"],
+                               recall=k["producers_accuracy"],
+                               recall_ci=k["producers_accuracy_ci"], f1=k["f1"], iou=None,
+                               n=est["all"]["n_samples"], simulated=est["simulated"],
+                               source=rep["_source"]))
+    return t
+
+
+def baseline_table(reports: Sequence[Mapping]) -> Table:
+    """Table 2: JointSeg vs the bilinear baseline on the same reference and grid."""
+    cols = ["region", "year", "reference", "grid", "method", *METRICS,
+            "f1_gain_points", "simulated", "source"]
+    t = Table("table2_baseline", "Table 2. JointSeg vs bilinear-upsample segmentation",
+              "Both maps against the same reference on the same kind of grid (1 m: each map's "
+              "own grid; 10 m: the WorldCover grid). f1_gain_points = 100 x (F1 JointSeg - "
+              "F1 baseline).", cols)
+    for rep in reports:
+        by_id = {c["id"]: c for c in rep.get("comparisons", [])}
+        for cid, b in by_id.items():
+            if not cid.startswith("baseline_vs_"):
+                continue
+            m = by_id.get("map_vs_" + cid.removeprefix("baseline_vs_"))
+            if m is None:
+                continue
+            gain = None if m["f1"] is None or b["f1"] is None else 100 * (m["f1"] - b["f1"])
+            grid = m["grid"].replace("map 1 m grid", "1 m (each map's grid)")
+            for c, method, g in ((m, "JointSeg (ISA-1)", gain), (b, "bilinear baseline", None)):
+                t.rows.append(_row(rep, reference=c["reference"], grid=grid, method=method,
+                                   **{k: c[k] for k in METRICS}, f1_gain_points=g,
+                                   simulated=c["simulated"], source=rep["_source"]))
+    return t
+
+
+GROUP_KEYS = {
+    "map_vs_worldcover": ("map_vs_worldcover", "map_isa_km2"),
+    "baseline_vs_worldcover": ("baseline_vs_worldcover", None),
+    "map_vs_truth_1m": ("map_vs_truth_1m", None),
+    "baseline_vs_truth_1m": ("baseline_vs_truth_1m", None),
+    "worldcover_vs_truth_10m": ("worldcover_vs_truth_10m", None),
+}
+
+
+def cities_table(reports: Sequence[Mapping]) -> Table:
+    """Table 3: per-city comparisons of each product with each reference."""
+    cols = ["region", "year", "city", "product", "reference", "grid", *METRICS,
+            "product_isa_km2", "reference_isa_km2", "simulated", "source"]
+    t = Table("table3_cities", "Table 3. Per-city comparison",
+              "Per city polygon: agreement of each product with each reference (pixel counts "
+              "inside the city), with the ISA areas both give over the compared pixels.", cols)
+    for rep in reports:
+        by_id = {c["id"]: c for c in rep.get("comparisons", [])}
+        for city, d in rep.get("groups", {}).get("city", {}).items():
+            for key in GROUP_KEYS:
+                if key not in d or key not in by_id:
+                    continue
+                g, c = d[key], by_id[key]
+                t.rows.append(_row(rep, city=city, product=c["product"],
+                                   reference=c["reference"], grid=c["grid"],
+                                   **{k: g[k] for k in METRICS},
+                                   product_isa_km2=g["map_isa_km2"],
+                                   reference_isa_km2=g["ref_isa_km2"],
+                                   simulated=c["simulated"], source=rep["_source"]))
+    return t
+
+
+def area_table(reports: Sequence[Mapping], changes: Sequence[Mapping]) -> Table:
+    """Table 4: ISA area per city (and whole region) per year."""
+    cols = ["region", "city", "year", "isa1_km2", "isa1_error_adjusted_km2",
+            "isa1_error_adjusted_ci_km2", "worldcover_km2", "truth_km2", "method",
+            "simulated", "source"]
+    t = Table("table4_isa_area", "Table 4. ISA area per city per year (km²)",
+              "isa1_km2 = ISA-1 pixel count x pixel area; from accuracy reports (method "
+              "'map pixel count', with the sample's error-adjusted area when there is one; "
+              "WorldCover over the 10 m pixels compared with the map) and from change files "
+              "(method 'change', after the temporal-consistency rule when applied).", cols)
+    for rep in reports:
+        a = rep["isa_area"]
+        est = rep.get("estimates", {})
+        t.rows.append(_row(rep, city="(whole region)", isa1_km2=a["map_km2"],
+                           isa1_error_adjusted_km2=a.get("error_adjusted_km2"),
+                           isa1_error_adjusted_ci_km2=a.get("error_adjusted_ci_km2"),
+                           worldcover_km2=a.get("worldcover_km2"), truth_km2=a.get("truth_km2"),
+                           method="map pixel count", simulated=rep["simulated"],
+                           source=rep["_source"]))
+        for city, d in rep.get("groups", {}).get("city", {}).items():
+            ce = est.get("city", {}).get(city) if est.get("status") == "ok" else None
+            k = ce["classes"]["1"] if ce else {}
+            t.rows.append(_row(rep, city=city, isa1_km2=d.get("map_isa_km2"),
+                               isa1_error_adjusted_km2=k.get("area"),
+                               isa1_error_adjusted_ci_km2=k.get("area_ci"),
+                               worldcover_km2=d.get("worldcover_isa_km2"),
+                               truth_km2=d.get("truth_isa_km2"), method="map pixel count",
+                               simulated=rep["simulated"], source=rep["_source"]))
+    for ch in changes:
+        method = "change" + (" (consistency rule)" if ch["consistency"]["applied"] else "")
+        for kind, label in (("region", "(whole region)"), ("city", None)):
+            for name, g in ch["groups"].get(kind, {}).items():
+                for year, a in g["areas"].items():
+                    t.rows.append({"region": ch["region"], "city": label or name,
+                                   "year": int(year), "isa1_km2": a["isa_km2"],
+                                   "isa1_error_adjusted_km2": None,
+                                   "isa1_error_adjusted_ci_km2": None, "worldcover_km2": None,
+                                   "truth_km2": None, "method": method,
+                                   "simulated": ch["simulated"], "source": ch["_source"]})
+    return t
+
+
+def growth_table(reports: Sequence[Mapping], changes: Sequence[Mapping]) -> Table:
+    """Table 5: growth of ISA area by region, zone and city between years."""
+    cols = ["region", "group_kind", "group", "from", "to", "years", "isa_km2_from",
+            "isa_km2_to", "abs_km2", "total_pct", "annual_pct", "method", "simulated", "source"]
+    t = Table("table5_growth", "Table 5. ISA growth by region and zone",
+              "Absolute growth (km²) and annualised growth ((A1/A0)^(1/years) - 1, %) between "
+              "years: from change files when present (method 'change'), otherwise from the "
+              "ISA-1 areas of the accuracy reports of several years of one region.", cols)
+    for ch in changes:
+        method = "change" + (" (consistency rule)" if ch["consistency"]["applied"] else "")
+        for kind in ("region", "zone", "city"):
+            for name, g in ch["groups"].get(kind, {}).items():
+                for s in g["growth"]:
+                    t.rows.append({"region": ch["region"], "group_kind": kind, "group": name,
+                                   **{k: s[k] for k in ("from", "to", "years", "isa_km2_from",
+                                                        "isa_km2_to", "abs_km2", "total_pct",
+                                                        "annual_pct")},
+                                   "method": method, "simulated": ch["simulated"],
+                                   "source": ch["_source"]})
+    if changes:
+        return t
+    by_region: dict[str, list[Mapping]] = {}
+    for rep in reports:
+        by_region.setdefault(str(rep.get("region")), []).append(rep)
+    for region, reps in by_region.items():
+        years = {int(r["year"]): r for r in reps}
+        if len(years) < 2:
+            continue
+        series = {("region", region): {y: r["isa_area"]["map_km2"] for y, r in years.items()}}
+        for kind in ("zone", "city"):
+            for y, r in years.items():
+                for name, a in r.get("group_isa_area", {}).get(kind, {}).items():
+                    series.setdefault((kind, name), {})[y] = a["isa_km2"]
+        src = ";".join(years[y]["_source"] for y in sorted(years))
+        sim = any(r["simulated"] for r in reps)
+        for (kind, name), areas in series.items():
+            for s in growth(areas):
+                t.rows.append({"region": region, "group_kind": kind, "group": name, **s,
+                               "method": "accuracy reports (map pixel count)",
+                               "simulated": sim, "source": src})
+    return t
+
+
+def build_tables(reports: Sequence[Mapping], changes: Sequence[Mapping] = ()) -> list[Table]:
+    """All five tables from the inputs (a table may have no rows)."""
+    return [products_table(reports), baseline_table(reports), cities_table(reports),
+            area_table(reports, changes), growth_table(reports, changes)]
+
+
+# ---------------------------------------------------------------------- output
+
+
+def _csv_value(v: object) -> object:
+    if v is None:
+        return ""
+    return repr(v) if isinstance(v, float) else v
+
+
+def _md_value(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+def table_markdown(t: Table) -> str:
+    """A table as Markdown: title, caption, sources, rows (or "no data in this run")."""
+    lines = [f"## {t.title}", "", t.caption, ""]
+    if not t.rows:
+        return "\n".join(lines + [f"*{NO_DATA}.*", ""])
+    if any(r.get("simulated") for r in t.rows):
+        lines += ["**Rows with simulated = True come from simulated data: they are not "
+                  "real-world accuracy.**", ""]
+    cols = [c for c in t.columns if c != "source"]
+    lines += ["| " + " | ".join(cols) + " | source |", "|" + "---|" * (len(cols) + 1)]
+    for r in t.rows:
+        src = str(r.get("source", ""))
+        lines.append("| " + " | ".join(_md_value(r.get(c)) for c in cols)
+                     + f" | `{src}` |")
+    return "\n".join(lines + [""])
+
+
+def write_tables(tables: Sequence[Table], out_dir: str | os.PathLike) -> list[Path]:
+    """Write ``<name>.csv`` and ``<name>.md`` per table and ``index.md``, atomically.
+
+    CSV floats are written with full precision (``repr``); empty cells are None.
+    """
+    out_dir = Path(out_dir)
+    written = []
+    index = ["# Paper tables", "",
+             "Reproduced from this run's data; each table names the files it came from.", ""]
+    for t in tables:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=t.columns, lineterminator="\n",
+                           extrasaction="ignore")
+        w.writeheader()
+        for r in t.rows:
+            w.writerow({c: _csv_value(r.get(c)) for c in t.columns})
+        with atomic_path(out_dir / f"{t.name}.csv") as tmp:
+            tmp.write_text(buf.getvalue())
+        with atomic_path(out_dir / f"{t.name}.md") as tmp:
+            tmp.write_text(table_markdown(t))
+        written += [out_dir / f"{t.name}.csv", out_dir / f"{t.name}.md"]
+        sim = any(r.get("simulated") for r in t.rows)
+        index += [f"- [{t.title}]({t.name}.md) ([csv]({t.name}.csv)): "
+                  + (f"{len(t.rows)} rows" if t.rows else NO_DATA)
+                  + (" — includes simulated data" if sim else ""),
+                  *[f"  - source: `{s}`" for s in t.sources()]]
+        log.info("table %s: %d rows", t.name, len(t.rows))
+    with atomic_path(out_dir / "index.md") as tmp:
+        tmp.write_text("\n".join(index) + "\n")
+    written.append(out_dir / "index.md")
+    return written
