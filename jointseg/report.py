@@ -316,10 +316,11 @@ def accuracy_report(
         if name in layers:
             add(f"{name}_vs_worldcover", PRODUCT_NAMES[name], name, wc_name, "worldcover",
                 wc_grid, binary_counts(layers[name], layers["worldcover"]))
+    truth_comps: dict[str, compare.Comparison] = {}
     if truth_path is not None:
         for name, p in (("map", map_path), ("baseline", baseline_path)):
             if p is not None:
-                comp = compare.compare_with_binary(p, truth_path)
+                comp = truth_comps[name] = compare.compare_with_binary(p, truth_path)
                 add(f"{name}_vs_truth_1m", PRODUCT_NAMES[name], name, truth_label, "truth",
                     f"{name} 1 m grid", comp.counts())
         for name in ("map", "baseline", "worldcover"):
@@ -335,7 +336,9 @@ def accuracy_report(
     groups_in = _GroupCache(specs)
     for g in groups_in(map_geobox.crs):
         inputs[f"{g.kind}_polygons"] = g.source
-    by_group = _group_stats(map_path, baseline_path, truth_path, on_wc, groups_in, progress)
+    by_group = _group_stats(map_path, baseline_path, truth_path, on_wc, truth_comps, groups_in,
+                            progress)
+    del truth_comps
     groups_map = groups_in(map_geobox.crs)
 
     # ---- sample and estimates
@@ -411,7 +414,8 @@ class _GroupCache:
         return self.cache[crs]
 
 
-def _group_stats(map_path, baseline_path, truth_path, on_wc: OnGrid, groups_in: _GroupCache,
+def _group_stats(map_path, baseline_path, truth_path, on_wc: OnGrid,
+                 truth_comps: Mapping[str, compare.Comparison], groups_in: _GroupCache,
                  progress: bool) -> dict:
     """Per city/zone: ISA areas (each map on its own grid) and agreements (P/R/F1...)."""
     groups_wc = groups_in(on_wc.geobox.crs)
@@ -435,11 +439,9 @@ def _group_stats(map_path, baseline_path, truth_path, on_wc: OnGrid, groups_in: 
     if "truth" in lay:
         put("worldcover_vs_truth_10m",
             group_counts(lay["worldcover"], lay["truth"], on_wc.geobox, groups_wc))
-        for name, p in (("map", map_path), ("baseline", baseline_path)):
-            if p is not None:
-                comp = compare.compare_with_binary(p, truth_path)
-                put(f"{name}_vs_truth_1m", group_counts(comp.map_isa, comp.ref_isa, comp.geobox,
-                                                        groups_in(comp.geobox.crs)))
+        for name, comp in truth_comps.items():
+            put(f"{name}_vs_truth_1m", group_counts(comp.map_isa, comp.ref_isa, comp.geobox,
+                                                    groups_in(comp.geobox.crs)))
     for name, p in (("map", map_path), ("baseline", baseline_path), ("truth", truth_path)):
         if p is None:
             continue
