@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "jointseg.accuracy_report/1"
 BLOCK_ROWS = 1024
+MAX_PLOT_PX = 2000
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 SIMULATED_BANNER = (
     "> **SIMULATED DATA.** Inputs marked simulated below (tag `JOINTSEG_SIMULATED=true`) "
@@ -638,7 +639,8 @@ def _plots(rep: Mapping, on_wc: OnGrid, out_dir: Path, pts) -> dict[str, str]:
     # agreement map on the WorldCover grid
     m, r = on_wc.layers["map"], on_wc.layers["worldcover"]
     codes = np.where((m != NODATA) & (r != NODATA), m.astype(np.int16) + 2 * r, -1)
-    masked = np.ma.masked_less(codes, 0)
+    step = max(1, math.ceil(max(codes.shape) / MAX_PLOT_PX))  # nearest decimation for plots
+    masked = np.ma.masked_less(codes[::step, ::step], 0)
     left, bottom, right, top = on_wc.geobox.bounds
     h, w = codes.shape
     fig, ax = plt.subplots(figsize=(8, 8 * h / max(w, 1) * 0.9 + 1))
