@@ -267,6 +267,7 @@ def make_session(
             log.warning("%s could not be initialised for %s; using %s", name, model_path, used)
     meta = ModelInfo.from_props(dict(session.get_modelmeta().custom_metadata_map), str(model_path))
     _check_interface(session, model_path)
+    _check_bands(session, meta, model_path)
     info = SessionInfo(
         model_path=model_path,
         sha256=file_sha256(model_path),
@@ -309,6 +310,29 @@ def _check_interface(session: ort.InferenceSession, path: Path) -> None:
     missing = sorted(({"s2_10m", "s2_20m"} - ins) | ({"isa_logit", "sr"} - outs))
     if missing:
         raise ModelError(f"{path}: model lacks input/output(s) {missing}")
+
+
+def _check_bands(session: ort.InferenceSession, meta: ModelInfo, path: Path) -> None:
+    """The model's inputs must take the pipeline's bands, in its order (composite layout).
+
+    Raises:
+        ModelError: naming the input, what the model declares and what is expected.
+    """
+    from jointseg.bandsource import BANDS_10M, BANDS_20M, COUNT
+
+    expected = {"s2_10m": (*BANDS_10M, COUNT), "s2_20m": BANDS_20M}
+    declared = {"s2_10m": meta.bands_10m, "s2_20m": meta.bands_20m}
+    for inp in session.get_inputs():
+        if inp.name not in expected:
+            continue
+        key = "bands_10m" if inp.name == "s2_10m" else "bands_20m"
+        if tuple(declared[inp.name]) != expected[inp.name]:
+            raise ModelError(f"{path}: jointseg.{key} is {list(declared[inp.name])}, expected "
+                             f"{list(expected[inp.name])} (the composite bands)")
+        channels = inp.shape[1] if len(inp.shape) == 4 else None
+        if isinstance(channels, int) and channels != len(expected[inp.name]):
+            raise ModelError(f"{path}: input {inp.name} takes {channels} channels, expected "
+                             f"{len(expected[inp.name])} ({' '.join(expected[inp.name])})")
 
 
 def model_info(session: ort.InferenceSession) -> ModelInfo:
