@@ -498,6 +498,17 @@ def _sample_and_estimates(map_path, gpkg_path: Path, truth_path, labels_path, ci
         return sample, {"status": "awaiting reference labels",
                         "how": "fill column `reference` (1 ISA, 0 not) of samples.gpkg, then "
                                "rerun with --labels samples.gpkg"}, pts
+    if sample.get("design"):
+        # strata without a labelled unit are absent from the labels, and the estimators
+        # would silently drop their area: refuse instead
+        labelled = pts[pts["reference"].notna()].groupby("stratum").size().to_dict()
+        empty = [t["label"] for t in sample["design"]["strata"]
+                 if t["pixels"] > 0 and labelled.get(t["label"], 0) == 0]
+        if empty:
+            msg = (f"not estimable: strata {empty} have mapped pixels but no labelled sample "
+                   f"unit (is --min-distance-m {min_distance_m:g} too large for this map?)")
+            log.warning(msg)
+            return sample, {"status": msg}, pts
     est: dict = {"status": "ok"}
     try:
         by_zone = sampling.estimate_from_labels(pts, group_column="zone" if zones else None)

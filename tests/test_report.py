@@ -164,3 +164,14 @@ def test_geodesic_pixel_area():
     a = pixel_area_km2_rows(g)
     # at the equator a 1/12000 degree pixel is about 9.28 m x 9.21 m
     assert a[0] == pytest.approx(111.32 * 110.57 / 12000**2, rel=2e-3)
+
+
+def test_estimates_refused_when_a_stratum_has_no_point(scene):
+    d, *_ = scene
+    # 3 km spacing on an 800 m map: one point in all, so one map class has none
+    rep = accuracy_report(d / "isa_1m.tif", CUTOUT, 2020, d / "sparse",
+                          truth_path=d / "truth.tif", min_distance_m=3000, floor=5)
+    assert rep["sample"]["n_points"] == 1
+    assert rep["estimates"]["status"].startswith("not estimable: strata")
+    assert rep["isa_area"]["error_adjusted_km2"] is None
+    assert "not estimable" in (d / "sparse" / "report.md").read_text()
