@@ -246,6 +246,23 @@ def check_on_grid(path: Path, grid: GeoBox) -> None:
         raise DownloadError(f"{path}: not on the tile grid {grid}: {detail}")
 
 
+def is_remote(href: str) -> bool:
+    """True for hrefs read over the network (http(s), s3)."""
+    return href.startswith(("http://", "https://", "s3://"))
+
+
+def _root_message(exc: BaseException) -> str:
+    """First line of the most specific message in ``exc``'s cause chain (GDAL's own text)."""
+    best = str(exc).strip()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None:
+        text = str(cause).strip()
+        if text:
+            best = text
+        cause = cause.__cause__ or cause.__context__
+    return best.splitlines()[0] if best else type(exc).__name__
+
+
 def _is_permanent(exc: Exception) -> bool:
     return bool(_PERMANENT_RE.search(str(exc)))
 
@@ -294,13 +311,19 @@ def fetch_band(
             env["CPL_VSIL_CURL_NON_CACHED"] = path
         try:
             with rasterio.Env(**env), rasterio.open(path) as ds:
+                if ds.crs is None:
+                    raise DownloadError(f"{what}: {shown} has no CRS "
+                                        "(expected a georeferenced GeoTIFF/COG)")
                 return read_to_grid(ds, grid, categorical=categorical)
         except (RasterioError, OSError) as exc:
             if _is_permanent(exc):
                 log.error("%s not found: %s", what, shown)
                 raise DownloadError(f"{what} not found: {shown}") from exc
+            msg = _root_message(exc)
+            if not is_remote(href):  # a local file does not heal by waiting
+                log.error("%s: %s is corrupt or truncated: %s", what, shown, msg)
+                raise DownloadError(f"{what}: {shown} is corrupt or truncated: {msg}") from exc
             if attempt == retries:
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 log.error("%s: giving up after %d attempts: %s: %s", what, retries + 1,
                           shown, msg)
                 raise DownloadError(
@@ -308,8 +331,7 @@ def fetch_band(
                 ) from exc
             wait = backoff_s * 2**attempt
             log.warning("%s: attempt %d failed (%s); retrying %s in %.1f s",
-                        what, attempt + 1, str(exc).splitlines()[0] if str(exc) else exc,
-                        shown, wait)
+                        what, attempt + 1, msg, shown, wait)
             time.sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -477,3 +499,27 @@ def read_manifest(path: Path) -> dict:
         if "id" not in s or not isinstance(s.get("files"), dict):
             raise ValueError(f"{path}: scene entry without 'id'/'files': {str(s)[:80]}")
     return m
+
+
+def verify_stack(manifest_path: Path, manifest: Mapping[str, Any] | None = None) -> None:
+    """Check that every band file of a stack still has the sha256 the manifest recorded.
+
+    Consumers (cloudmask, composite) call this so that a stack file changed or cut
+    short after the download is caught, naming the file, instead of being read.
+
+    Raises:
+        ValueError: naming the first missing or changed file.
+    """
+    manifest_path = Path(manifest_path)
+    m = manifest if manifest is not None else read_manifest(manifest_path)
+    root = manifest_path.parent
+    for scene in m["scenes"]:
+        recorded = scene.get("sha256") or {}
+        for band, rel in scene["files"].items():
+            path = root / rel
+            if not path.is_file():
+                raise ValueError(f"{path}: stack file listed in {manifest_path} is missing")
+            if band in recorded and sha256_file(path) != recorded[band]:
+                raise ValueError(f"{path}: sha256 differs from {manifest_path} (changed or "
+                                 "truncated since the download; rerun download)")
+
