@@ -28,7 +28,7 @@ import rasterio
 from scipy import ndimage
 from tqdm import tqdm
 
-from jointseg.download import read_manifest
+from jointseg.download import read_manifest, verify_stack
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
 
@@ -198,6 +198,10 @@ def cloud_mask_tile(
         s2cloudless = {}
     manifest_path = Path(manifest_path)
     manifest = read_manifest(manifest_path)
+    try:
+        verify_stack(manifest_path, manifest)
+    except ValueError as exc:
+        raise CloudMaskError(str(exc)) from None
     root = manifest_path.parent
     scenes = manifest["scenes"]
     tile_id = manifest["tile_id"]

@@ -45,7 +45,7 @@ import rasterio
 from rasterio.windows import Window
 from tqdm import tqdm
 
-from jointseg.download import read_manifest
+from jointseg.download import read_manifest, verify_stack
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
 
@@ -120,6 +120,10 @@ class _Stack:
         self.manifest_path = Path(manifest_path)
         self.mask_path = Path(mask_path)
         m = read_manifest(self.manifest_path)
+        try:
+            verify_stack(self.manifest_path, m)
+        except ValueError as exc:
+            raise CompositeError(str(exc)) from None
         self.tile_id: str = m["tile_id"]
         self.scenes: list[dict] = m["scenes"]
         self.root = self.manifest_path.parent
