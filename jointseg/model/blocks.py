@@ -37,6 +37,10 @@ class ResidualDenseBlock(nn.Module):
         self.convs = nn.ModuleList(conv3(nf + i * gc, gc) for i in range(4))
         self.last = conv3(nf + 4 * gc, nf)
         self.act = nn.LeakyReLU(0.2, inplace=True)
+        for conv in [*self.convs, self.last]:  # ESRGAN init: kaiming x 0.1
+            nn.init.kaiming_normal_(conv.weight, a=0.2)
+            conv.weight.data.mul_(0.1)
+            nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]

@@ -38,6 +38,8 @@ class ProgSR(nn.Module):
         self.up5_conv = conv3(nf, nf_1m)
         self.hr_conv = conv3(nf_1m, nf_1m)
         self.out_conv = conv3(nf_1m, 4)
+        nn.init.zeros_(self.out_conv.weight)  # start exactly at the bilinear upsampling
+        nn.init.zeros_(self.out_conv.bias)
         self.act = nn.LeakyReLU(0.2, inplace=True)
         self.channels = (nf, nf, nf_1m)  # f10, f5, f1
 
