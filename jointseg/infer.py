@@ -749,6 +749,9 @@ def predict_tile(
         }
         if scene.simulated:
             tags["JOINTSEG_SIMULATED"] = "true"
+        if not _any_valid(scene):
+            log.warning("tile %s: no valid 10 m pixel in %s (COUNT 0 everywhere); the "
+                        "products will be all nodata", output.stem, scene.source)
         log.info("tile %s: predicting %d x %d px at 1 m -> %s", output.stem, grid.height,
                  grid.width, output)
         with contextlib.ExitStack() as stack:
@@ -788,6 +791,16 @@ def predict_tile(
         str(p) for p in (output, prob_output, sr_output) if p is not None))
     return ProductPaths(output, Path(prob_output) if prob_output else None,
                         Path(sr_output) if sr_output else None)
+
+
+def _any_valid(scene: Scene, block_rows: int = 256) -> bool:
+    """True if any 10 m pixel has a non-zero COUNT (read in row strips)."""
+    rows, cols = scene.shape
+    for r0 in range(0, rows, block_rows):
+        x10 = scene._read10(Window(0, r0, cols, min(block_rows, rows - r0)))
+        if np.any(x10[4] > 0):
+            return True
+    return False
 
 
 def _staging(path: Path, grid: GeoBox, count: int, dtype: str, nodata: float | None):
