@@ -288,6 +288,14 @@ def _fingerprint(paths: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
+def _write_state(path: Path, text: str) -> None:
+    """Write a state file atomically (a killed run never leaves half a pid/fingerprint)."""
+    from jointseg.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -317,7 +325,7 @@ def _start_detached(cmd: list[str], name: str, state_dir: Path) -> int:
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, close_fds=True,
         )
-    (state_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
+    _write_state(state_dir / f"{name}.pid", f"{proc.pid}\n")
     return proc.pid
 
 
@@ -408,7 +416,7 @@ def ensure_demo_servers(
             pid = _start_detached(cmd(), name, state_dir)
             log.info("started demo %s server on %s:%d (pid %d)", name, host, port, pid)
             if name == "stac":
-                (state_dir / "stac.fingerprint").write_text(fingerprint + "\n")
+                _write_state(state_dir / "stac.fingerprint", fingerprint + "\n")
             _wait_until(ok, None, f"demo {name} server on {host}:{port} (log {state_dir})")
     return stac_url, file_url
 
