@@ -19,6 +19,8 @@ include: "rules/composite.smk"
 include: "rules/model.smk"
 include: "rules/predict.smk"
 include: "rules/mosaic.smk"
+include: "rules/accuracy.smk"
+include: "rules/report.smk"
 
 
 localrules:

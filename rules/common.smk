@@ -54,6 +54,7 @@ wildcard_constraints:
 
 
 MODEL_NAME = config["model"]["name"]
+BASELINE_NAME = f"{MODEL_NAME}-bilinear"
 
 
 def chips_index(wildcards):
@@ -72,10 +73,10 @@ def model_onnx(wildcards):
     return f"models/{MODEL_NAME}{suffix}.onnx"
 
 
-def product_tiles(wildcards, product):
+def product_tiles(wildcards, product, subdir=""):
     """Per-tile 1 m products of one region and year (product: isa | prob)."""
     return [
-        f"{RESULTS}/{wildcards.region}/{wildcards.year}/isa/{tile}_{product}.tif"
+        f"{RESULTS}/{wildcards.region}/{wildcards.year}/{subdir}isa/{tile}_{product}.tif"
         for tile in tiles_of(wildcards.region)
     ]
 
@@ -83,6 +84,81 @@ def product_tiles(wildcards, product):
 def output_crs(wildcards):
     crs = config["regions"][wildcards.region].get("output_crs")
     return crs or config["mosaic"]["output_crs"]
+
+
+PAPER_TABLES = [
+    "table1_products",
+    "table2_baseline",
+    "table3_cities",
+    "table4_isa_area",
+    "table5_growth",
+]
+
+
+def worldcover_source(wildcards):
+    """WorldCover tiles: configured source, else the demo's simulated map folder."""
+    return config["accuracy"]["worldcover"] or f"{SIM_DIR}/worldcover"
+
+
+def truth_raster():
+    a = config["accuracy"]
+    if a["truth"]:
+        return a["truth"]
+    return f"{SIM_DIR}/truth/isa_1m.tif" if DEMO["enabled"] else None
+
+
+def accuracy_inputs(wildcards):
+    base = f"{RESULTS}/{wildcards.region}/{wildcards.year}"
+    inputs = {"map": f"{base}/isa_1m.tif", "prob": f"{base}/isa_prob_1m.tif"}
+    if config["accuracy"]["baseline"]:
+        inputs["baseline"] = f"{base}/baseline/isa_1m.tif"
+    if truth_raster():
+        inputs["truth"] = truth_raster()
+    if not config["accuracy"]["worldcover"]:
+        inputs["catalogue"] = f"{SIM_DIR}/simulation.json"
+    for key in ("labels", "cities", "zones"):
+        if config["accuracy"][key]:
+            inputs[key] = config["accuracy"][key]
+    return inputs
+
+
+def accuracy_optional_args(wildcards, input):
+    a = config["accuracy"]
+    args = []
+    for key in ("truth", "baseline", "labels"):
+        if key in input.keys():
+            args.append(f"--{key} {input[key]}")
+    if "cities" in input.keys():
+        args.append(f"--cities {input.cities} --city-field {a['city_field']}")
+    if "zones" in input.keys():
+        args.append(f"--zones {input.zones} --zone-field {a['zone_field']}")
+    if a["allow_missing_worldcover"]:
+        args.append("--allow-missing")
+    return " ".join(args)
+
+
+def change_group_args(wildcards):
+    a = config["accuracy"]
+    args = []
+    if a["cities"]:
+        args.append(f"--cities {a['cities']} --city-field {a['city_field']}")
+    if a["zones"]:
+        args.append(f"--zones {a['zones']} --zone-field {a['zone_field']}")
+    return " ".join(args)
+
+
+def accuracy_targets():
+    return [
+        f"{RESULTS}/{region}/{year}/accuracy/report.json"
+        for region in REGIONS
+        for year in YEARS
+    ]
+
+
+def change_targets():
+    if len(YEARS) < 2:
+        return []
+    return [f"{RESULTS}/{region}/change/change.json" for region in REGIONS]
 
 
 def composite_targets():
@@ -105,7 +181,7 @@ def mosaic_targets():
 
 
 def all_targets():
-    return mosaic_targets()
+    return mosaic_targets() + accuracy_targets()
 
 
 def demo_catalogue(wildcards):

@@ -77,3 +77,34 @@ rule export_onnx:
     shell:
         "jointseg -v export --checkpoint {input.best} --out {output.fp32}"
         " --name {params.name} --threads {threads} > {log} 2>&1"
+
+
+# The bilinear-upsampling baseline (same segmentation network, no SR branch),
+# trained on the same chips with the same budget: the paper's +9.5 F1 comparison.
+use rule train_model as train_baseline with:
+    output:
+        best=f"models/{BASELINE_NAME}/best.pt",
+        history=f"models/{BASELINE_NAME}/history.csv",
+        plot=f"models/{BASELINE_NAME}/loss.png",
+    log:
+        f"logs/train_model/{BASELINE_NAME}.log",
+    benchmark:
+        f"benchmarks/out/train_model/{BASELINE_NAME}.tsv"
+    params:
+        out=lambda w, output: str(Path(output.best).parent),
+        chips=lambda w, input: str(Path(input.chips).parent),
+        train_json=json.dumps({**config["model"]["train"], "arch": "bilinear"}),
+
+
+use rule export_onnx as export_baseline with:
+    input:
+        best=f"models/{BASELINE_NAME}/best.pt",
+    output:
+        fp32=f"models/{BASELINE_NAME}.onnx",
+        fp16=f"models/{BASELINE_NAME}_fp16.onnx",
+    log:
+        f"logs/export_onnx/{BASELINE_NAME}.log",
+    benchmark:
+        f"benchmarks/out/export_onnx/{BASELINE_NAME}.tsv"
+    params:
+        name=BASELINE_NAME,

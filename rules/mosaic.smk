@@ -50,3 +50,16 @@ rule mosaic_prob:
         "jointseg -v mosaic {input.tiles} --output {output.cog} --kind prob"
         " --crs {params.crs} --year {wildcards.year} --region {wildcards.region}"
         " --item {output.item} --quicklook {output.png} --threads {threads} > {log} 2>&1"
+
+
+use rule mosaic as mosaic_baseline with:
+    input:
+        tiles=lambda w: product_tiles(w, "isa", "baseline/"),
+    output:
+        cog=f"{RESULTS}/{{region}}/{{year}}/baseline/isa_1m.tif",
+        item=f"{RESULTS}/{{region}}/{{year}}/baseline/isa_1m.json",
+        png=f"{RESULTS}/{{region}}/{{year}}/baseline/isa_1m.png",
+    log:
+        "logs/{region}/{year}/mosaic/baseline.log",
+    benchmark:
+        "benchmarks/out/{region}/{year}/mosaic/baseline.tsv"

@@ -39,3 +39,17 @@ rule predict:
         " --window {params.i[window_10m]} --overlap {params.i[overlap_10m]}"
         " --threshold {params.i[threshold]} --providers {params.providers}"
         " {params.cuda} --no-progress > {log} 2>&1"
+
+
+use rule predict as predict_baseline with:
+    input:
+        c10=f"{RESULTS}/{{region}}/{{year}}/composite/{{tile}}_10m.tif",
+        c20=f"{RESULTS}/{{region}}/{{year}}/composite/{{tile}}_20m.tif",
+        model=f"models/{BASELINE_NAME}.onnx",
+    output:
+        isa=f"{RESULTS}/{{region}}/{{year}}/baseline/isa/{{tile}}_isa.tif",
+        prob=f"{RESULTS}/{{region}}/{{year}}/baseline/isa/{{tile}}_prob.tif",
+    log:
+        "logs/{region}/{year}/predict_baseline/{tile}.log",
+    benchmark:
+        "benchmarks/out/{region}/{year}/predict_baseline/{tile}.tsv"

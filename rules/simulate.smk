@@ -5,6 +5,8 @@
 rule simulate_demo:
     output:
         f"{SIM_DIR}/simulation.json",
+        f"{SIM_DIR}/truth/isa_1m.tif",
+        f"{SIM_DIR}/truth/landcover_1m.tif",
     log:
         "logs/simulate_demo.log",
     benchmark:

@@ -1,0 +1,55 @@
+# Accuracy per region and year: agreement with ESA WorldCover on its 10 m grid,
+# with the reference raster (the demo's simulated truth), a stratified random
+# sample with Olofsson et al. (2014) estimates, per city and zone.
+
+
+rule assess_accuracy:
+    input:
+        unpack(accuracy_inputs),
+    output:
+        report=f"{RESULTS}/{{region}}/{{year}}/accuracy/report.json",
+        md=report(
+            f"{RESULTS}/{{region}}/{{year}}/accuracy/report.md",
+            category="Accuracy",
+            subcategory="{region} {year}",
+        ),
+        confusion=f"{RESULTS}/{{region}}/{{year}}/accuracy/confusion.csv",
+        samples=f"{RESULTS}/{{region}}/{{year}}/accuracy/samples.gpkg",
+        plots=report(
+            multiext(
+                f"{RESULTS}/{{region}}/{{year}}/accuracy/",
+                "confusion.png",
+                "cities.png",
+                "agreement.png",
+            ),
+            category="Accuracy",
+            subcategory="{region} {year}",
+        ),
+    log:
+        "logs/{region}/{year}/accuracy.log",
+    benchmark:
+        "benchmarks/out/{region}/{year}/accuracy.tsv"
+    conda:
+        "../envs/gdal.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        out=lambda w, output: str(Path(output.report).parent),
+        a=config["accuracy"],
+        worldcover=worldcover_source,
+        optional=accuracy_optional_args,
+    shell:
+        "jointseg -v accuracy-report --map {input.map} --prob {input.prob}"
+        " --worldcover {params.worldcover} --year {wildcards.year}"
+        " --region {wildcards.region} {params.optional}"
+        " --threshold {params.a[threshold]} --min-distance-m {params.a[min_distance_m]}"
+        " --target-se {params.a[target_se]} --floor {params.a[floor]}"
+        " --seed {params.a[seed]} --out {params.out} --no-progress > {log} 2>&1"
+
+
+rule accuracy_report:
+    input:
+        accuracy_targets(),
+    localrule: True
