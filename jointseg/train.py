@@ -111,7 +111,11 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file; returns its ``model:`` section (or the whole mapping)."""
+    """Read a YAML config file; returns its ``model.train:`` or ``model:`` section.
+
+    A workflow config (``model: {name, chips, train: {...}}``) gives ``model.train``;
+    a plain file may hold the training keys directly under ``model:`` or at top level.
+    """
     import yaml
 
     try:
@@ -120,7 +124,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at top level")
-    return dict(data.get("model", data))
+    section = data.get("model", data) or {}
+    if isinstance(section.get("train"), dict):
+        section = section["train"]
+    return dict(section)
 
 
 def _to_batch(crops: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:

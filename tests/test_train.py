@@ -154,6 +154,8 @@ def test_config_errors(tmp_path: Path) -> None:
     p.write_text("model:\n  epochs: 4\n  loss:\n    sr_warmup_epochs: 2\n")
     cfg = config_from_dict(load_config(p))
     assert cfg.epochs == 4 and cfg.loss.sr_warmup_epochs == 2
+    p.write_text("model:\n  name: m\n  chips: {seed: 3}\n  train:\n    epochs: 7\n")
+    assert config_from_dict(load_config(p)).epochs == 7  # workflow config layout
 
 
 def test_cli_train(tmp_path: Path) -> None:
@@ -162,7 +164,8 @@ def test_cli_train(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("model:\n  epochs: 5\n  crop_10m: 8\n  loss:\n    sr_warmup_epochs: 0\n")
     res = CliRunner().invoke(main, ["train", "--chips", str(CHIPS), "--out", str(tmp_path / "o"),
-                                    "--config", str(cfg), "--epochs", "1", "--batch-size", "4",
+                                    "--config", str(cfg), "--epochs", "1",
+                                    "--train-json", '{"batch_size": 4, "epochs": 3}',
                                     "--arch", "jointseg", "--threads", "1", "--no-progress"])
     assert res.exit_code == 0, res.output
     ckpt = torch.load(tmp_path / "o" / "last.pt", weights_only=False)
@@ -171,3 +174,6 @@ def test_cli_train(tmp_path: Path) -> None:
     bad = CliRunner().invoke(main, ["train", "--chips", str(tmp_path), "--out",
                                     str(tmp_path / "x")])
     assert bad.exit_code != 0 and "index.csv" in bad.output
+    bad = CliRunner().invoke(main, ["train", "--chips", str(CHIPS), "--out", str(tmp_path / "y"),
+                                    "--train-json", '{"epoch": 1}'])
+    assert bad.exit_code != 0 and "unknown keys ['epoch']" in bad.output

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
               help="Output directory: last.pt, best.pt, history.csv, loss.png, summary.json.")
 @click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path),
               help="YAML with a model: section (arch, preset, epochs, ..., loss: {...}).")
+@click.option("--train-json", help="JSON object of training settings (the workflow config's "
+              "model.train section); overrides --config.")
 @click.option("--preset", type=click.Choice(["tiny", "paper"]), help="Model size [tiny].")
 @click.option("--arch", type=click.Choice(["jointseg", "bilinear"]), help="Model [jointseg].")
 @click.option("--epochs", type=click.IntRange(min=1), help="Total epochs [10].")
@@ -28,11 +30,12 @@ log = logging.getLogger(__name__)
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads [2].")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt if present.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def train(chips_dir: Path, out_dir: Path, config_path: Path | None, no_progress: bool,
-          resume: bool, **options: object) -> None:
+def train(chips_dir: Path, out_dir: Path, config_path: Path | None, train_json: str | None,
+          no_progress: bool, resume: bool, **options: object) -> None:
     """Train JointSeg (or the bilinear baseline) on paired chips.
 
-    Settings come from --config's model: section; command-line options override it.
+    Settings: --config's model: (or model.train:) section, then --train-json, then the
+    options given on the command line.
     """
     from jointseg.chips import ChipError
     from jointseg.train import ConfigError, TrainError, config_from_dict, load_config
@@ -40,6 +43,14 @@ def train(chips_dir: Path, out_dir: Path, config_path: Path | None, no_progress:
 
     try:
         cfg_dict = load_config(config_path) if config_path else {}
+        if train_json:
+            try:
+                extra = json.loads(train_json)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"--train-json: not valid JSON: {exc}") from None
+            if not isinstance(extra, dict):
+                raise ConfigError("--train-json: expected a JSON object")
+            cfg_dict.update(extra)
         cfg_dict.update({k: v for k, v in options.items() if v is not None})
         cfg = config_from_dict(cfg_dict)
         summary = run_train(chips_dir, out_dir, cfg, resume=resume, progress=not no_progress)
