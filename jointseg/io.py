@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.errors
 import rasterio.shutil
+from rasterio._err import CPLE_BaseError  # GDAL errors raised as such by rasterio
 from rasterio.enums import Resampling
 
 from jointseg.grid import GeoBox
@@ -55,9 +57,27 @@ def atomic_path(
         raise
 
 
+@contextlib.contextmanager
+def _named_failure(final: str | os.PathLike) -> Iterator[None]:
+    """Turn a low-level write error (disk full, file too large, I/O) into a one-line
+    :class:`OutputError` that names the final path (GDAL names only the temp file)."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except (OSError, rasterio.errors.RasterioError, CPLE_BaseError) as exc:
+        text = str(exc).strip().splitlines()
+        reason = text[0] if text else type(exc).__name__
+        raise OutputError(f"{final}: write failed, no file written ({reason})") from exc
+
+
 def write_json(final: str | os.PathLike, obj: object) -> None:
-    """Write ``obj`` as indented JSON atomically."""
-    with atomic_path(final) as tmp:
+    """Write ``obj`` as indented JSON atomically.
+
+    Raises:
+        OutputError: if the file cannot be written (disk full...); ``final`` is untouched.
+    """
+    with _named_failure(final), atomic_path(final) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
@@ -105,6 +125,10 @@ def write_cog(
 
     Returns:
         The final path.
+
+    Raises:
+        OutputError: the write (disk full, I/O error) or the read-back failed; no file
+            has the final name.
     """
     if data.ndim == 2:
         data = data[None]
@@ -126,7 +150,7 @@ def write_cog(
     mem_profile = geobox.profile(
         driver="GTiff", count=data.shape[0], dtype=data.dtype.name, nodata=nodata
     )
-    with atomic_path(final, validate=validate_raster) as tmp:
+    with _named_failure(final), atomic_path(final, validate=validate_raster) as tmp:
         with rasterio.MemoryFile() as mem:
             with mem.open(**mem_profile) as staging:
                 staging.write(data)
