@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from jointseg.cloudmask import DEFAULT_SCL_CLASSES, cloud_mask_tile
+from jointseg.cloudmask import DEFAULT_SCL_CLASSES, CloudMaskError, cloud_mask_tile
+from jointseg.io import OutputError
 
 
 @click.command("cloudmask")
@@ -36,5 +37,9 @@ def cloudmask(manifest: Path, out: Path, scl_classes: str, dilation_m: float, co
     if combine != "scl":
         s2c = {"threshold": s2c_threshold, "average_over": s2c_average_over,
                "dilation_size": s2c_dilation_size}
-    click.echo(str(cloud_mask_tile(manifest, out, scl_classes=classes, dilation_m=dilation_m,
-                                   s2cloudless=s2c, combine=combine)))
+    try:
+        path = cloud_mask_tile(manifest, out, scl_classes=classes, dilation_m=dilation_m,
+                               s2cloudless=s2c, combine=combine)
+    except (CloudMaskError, OutputError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(str(path))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from jointseg.composite import composite_tile
+from jointseg.composite import CompositeError, composite_tile
+from jointseg.io import OutputError
 
 
 @click.command("composite")
@@ -23,6 +24,10 @@ from jointseg.composite import composite_tile
 def composite(manifest: Path, mask: Path, out_10m: Path, out_20m: Path, method: str,
               min_clear: int, block_rows: int) -> None:
     """Composite the stack of MANIFEST with cloud mask MASK into OUT_10M and OUT_20M."""
-    for p in composite_tile(manifest, mask, out_10m, out_20m, method=method,
-                            min_clear=min_clear, block_rows=block_rows):
+    try:
+        paths = composite_tile(manifest, mask, out_10m, out_20m, method=method,
+                               min_clear=min_clear, block_rows=block_rows)
+    except (CompositeError, OutputError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for p in paths:
         click.echo(str(p))
