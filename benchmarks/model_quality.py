@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from jointseg.chips import load_chips
-from jointseg.model.jointseg import count_params
+from jointseg.model.jointseg import count_params, gflops_per_km2
 from jointseg.model.losses import LossConfig
 from jointseg.model.metrics import BinaryCounts, psnr, ssim
 from jointseg.train import TrainConfig, chip_tensors, load_checkpoint, train
@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_chips(out: Path, seed: int, n_regions: int, toy: bool) -> Path:
-    """Simulated chips under ``out`` (reused if index.csv is already there)."""
+    """Simulated chips under ``out`` (reused if index.csv is already there: the folder
+    name holds the seed and region count)."""
     if (out / "index.csv").is_file():
         return out
     if not toy:
@@ -76,7 +77,7 @@ def evaluate(ckpt: Path, chips: list) -> dict[str, float]:
         p.append(psnr(sr[0].numpy(), hr))
         s.append(ssim(sr[0].numpy(), hr))
     return {**counts.scores(), "psnr": float(np.mean(p)), "ssim": float(np.mean(s)),
-            "params": count_params(model)}
+            "params": count_params(model), "gflops": gflops_per_km2(model)}
 
 
 def upsampling_reference(chips: list, mode: str) -> dict[str, float]:
@@ -110,9 +111,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.time()
     torch.set_num_threads(args.threads)
-    train_dir = make_chips(args.out / "chips_train", args.train_seed, args.train_regions,
-                           args.toy)
-    test_dir = make_chips(args.out / "chips_test", args.test_seed, args.test_regions, args.toy)
+    kind = "toy" if args.toy else "sim"
+    train_dir = make_chips(args.out / f"{kind}_s{args.train_seed}_n{args.train_regions}",
+                           args.train_seed, args.train_regions, args.toy)
+    test_dir = make_chips(args.out / f"{kind}_s{args.test_seed}_n{args.test_regions}",
+                          args.test_seed, args.test_regions, args.toy)
     test_chips = load_chips(test_dir)  # every split of the held-out regions
     n_train = len(load_chips(train_dir, "train"))
     t_data = time.time() - t0
@@ -124,7 +127,7 @@ def main() -> None:
                           crops_per_chip=args.crops_per_chip, device="cpu",
                           loss=LossConfig(sr_warmup_epochs=args.warmup))
         t = time.time()
-        train(train_dir, args.out / arch, cfg, resume=True, progress=False)
+        train(train_dir, args.out / arch, cfg, progress=False)  # fresh run, same budget
         times[arch] = time.time() - t
         results[arch] = evaluate(args.out / arch / "best.pt", test_chips)
     bicubic = upsampling_reference(test_chips, "bicubic")
@@ -134,15 +137,17 @@ def main() -> None:
           f"{args.train_seed}), {len(test_chips)} held-out test chips ({args.test_regions} "
           f"regions, seed {args.test_seed}); {args.epochs} epochs, batch {args.batch_size}, "
           f"crop {args.crop * 10} m; data {'toy' if args.toy else 'simulated'}")
-    print("| model | params | F1 | precision | recall | IoU | SR PSNR (dB) | SR SSIM | train s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | params | GFLOPs/km² | F1 | precision | recall | IoU | SR PSNR (dB) | "
+          "SR SSIM | train s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for arch, r in results.items():
-        print(f"| {arch}-tiny | {r['params']:,} | {r['f1']:.4f} | {r['precision']:.4f} | "
+        print(f"| {arch}-tiny | {r['params']:,} | {r['gflops']:.1f} | {r['f1']:.4f} | "
+              f"{r['precision']:.4f} | "
               f"{r['recall']:.4f} | {r['iou']:.4f} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
               f"{times[arch]:.0f} |")
-    print(f"| bicubic x10 (reference) | - | - | - | - | - | {bicubic['psnr']:.2f} | "
+    print(f"| bicubic x10 (reference) | - | - | - | - | - | - | {bicubic['psnr']:.2f} | "
           f"{bicubic['ssim']:.4f} | - |")
-    print(f"| bilinear x10 (reference) | - | - | - | - | - | {bilinear_up['psnr']:.2f} | "
+    print(f"| bilinear x10 (reference) | - | - | - | - | - | - | {bilinear_up['psnr']:.2f} | "
           f"{bilinear_up['ssim']:.4f} | - |")
     gap = 100 * (results["jointseg"]["f1"] - results["bilinear"]["f1"])
     print(f"F1 gap (jointseg - bilinear): {gap:+.1f} points (goal >= +9.5); "
