@@ -208,9 +208,9 @@ def snakemake(workdir: Path, config: Path, targets: list[str], *extra: str,
         shutil.copy(config, workdir / "config.yaml")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "NO_PROXY": "127.0.0.1,localhost", "GDAL_HTTP_MAX_RETRY": "0"}
-    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--cores", "2", "--nolock",
-           "--quiet", "rules", *extra, *targets]
+    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--quiet", "rules",
+           "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+           "--cores", "2", "--nolock", *extra, *targets]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                           cwd=workdir)
 
