@@ -19,9 +19,10 @@ Layout (``docs/architecture.md``)::
     <out_dir>/manifest.json        written last; its presence means "complete"
 
 While a stack is being built, ``<out_dir>/manifest.partial.json`` records the
-scenes finished so far; a rerun reuses every band file whose sha256 matches it
-(or, without a record, whose grid validates), so an interrupted download resumes
-and a rerun writes the same bytes.
+scenes finished so far; a rerun reuses every band file whose sha256 and source
+key (href without its query + target grid, :func:`source_key`) match it (or,
+without a record, whose grid validates), so an interrupted download resumes, a
+rerun writes the same bytes, and a changed scene list refetches what changed.
 """
 
 from __future__ import annotations
@@ -336,6 +337,15 @@ def fetch_band(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def source_key(href: str, grid: GeoBox) -> str:
+    """Short sha256 of what a band file is made from: the href (query/signature
+    stripped, it changes per request) and the target grid. A resumed download reuses
+    a file only when this key and the file's recorded sha256 both match."""
+    text = f"{redact(href).removesuffix('?<redacted>')}|{grid.crs}|{tuple(grid.transform)}|" \
+        f"{grid.width}x{grid.height}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _load_previous(out_dir: Path) -> dict[str, dict]:
     """Scene entries of a previous (partial or complete) manifest, by scene id."""
     prev: dict[str, dict] = {}
@@ -436,15 +446,20 @@ def _download_scene(
     scene_dir = out_dir / scene.id
     prev_files = (previous or {}).get("files", {})
     prev_sha = (previous or {}).get("sha256", {})
+    prev_source = (previous or {}).get("source", {})
     files: dict[str, str] = {}
     sha: dict[str, str] = {}
+    source = {b: source_key(scene.bands.get(b, ""), grids[b]) for b in bands}
     fresh: dict[str, np.ndarray] = {}
     reused = 0
     for band in bands:
         rel = f"{scene.id}/{band}.tif"
         target = out_dir / rel
-        recorded = prev_sha.get(band) if prev_files.get(band) == rel else None
-        kept = _reusable(target, grids[band], recorded)
+        if previous is not None and prev_source.get(band) != source[band]:
+            kept = None  # recorded from another href or grid: the file is stale
+        else:
+            recorded = prev_sha.get(band) if prev_files.get(band) == rel else None
+            kept = _reusable(target, grids[band], recorded)
         if kept is not None:
             files[band], sha[band] = rel, kept
             reused += 1
@@ -479,6 +494,7 @@ def _download_scene(
         "cloud_cover": scene.cloud_cover,
         "files": {b: files[b] for b in bands},
         "sha256": {b: sha[b] for b in bands},
+        "source": source,
     }
 
 
