@@ -119,3 +119,60 @@ def test_mini_workflow_runs_through_slurm(slurm_cluster: Path, tmp_path: Path) -
 
     states = _squeue_states(job_ids)
     assert states == {job_ids[0]: ("debug", "COMPLETED"), job_ids[1]: ("gpu", "COMPLETED")}
+
+
+DEMO_TILES = [f"32650_{x}_{y}" for x in (663000, 663600) for y in (3543000, 3543600)]
+
+
+def _reduced_demo_config(path: Path) -> None:
+    """config.yaml with a 1.2 km x 1.2 km demo region: 4 tiles of 600 m, 4 dates."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["regions"] = {
+        "demo": {"bbox": [663000, 3543000, 664200, 3544200], "bbox_crs": "EPSG:32650"}
+    }
+    cfg["grid"]["tile_size_m"] = 600
+    cfg["demo"]["n_dates"] = 4
+    # ports of their own, so a demo run of the repository on this machine does not clash
+    cfg["stac"]["demo_server"].update(stac_port=18751, file_port=18752)
+    path.write_text(yaml.safe_dump(cfg))
+
+
+def test_demo_dag_to_composites_through_slurm(slurm_cluster: Path, tmp_path: Path) -> None:
+    """The real Snakefile, simulate -> search -> download -> cloudmask -> composite.
+
+    All 17 jobs run as one SLURM group job (`--groups` + `--group-components`), capped
+    by `--cores 2 --resources mem_mb=8000` so the group fits the 2-CPU test node.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("jointseg.cli.simulate") is None:
+        pytest.skip("demo DAG not complete yet: jointseg.cli.simulate (rule simulate_demo) missing")
+    _reduced_demo_config(tmp_path / "config.yaml")
+    rules = ["simulate_demo", "search_scenes", "download", "cloudmask", "composite"]
+    targets = [
+        f"results/demo/2021/composite/{t}_{res}.tif" for t in DEMO_TILES for res in ("10m", "20m")
+    ]
+    out = _snakemake(
+        ["-s", str(REPO / "Snakefile"), "--profile", str(TEST_PROFILE),
+         "--configfile", "config.yaml", "--groups", *(f"{r}=tiles" for r in rules),
+         "--group-components", "tiles=100", "--cores", "2", "--resources", "mem_mb=8000",
+         "--", *targets],
+        tmp_path,
+    )  # fmt: skip
+    submitted = SUBMITTED.findall(out)
+    assert len(submitted) == 1, f"expected one SLURM group job, got {submitted}"
+    job_id, log = submitted[0]
+    assert Path(log).is_file() and Path(log).parent.name.startswith("group_tiles")
+    assert _squeue_states([job_id]) == {job_id: ("debug", "COMPLETED")}
+
+    import rasterio
+
+    for t in DEMO_TILES:
+        with rasterio.open(tmp_path / f"results/demo/2021/composite/{t}_10m.tif") as src:
+            assert src.count == 5 and src.width == 60 and src.height == 60
+            assert src.descriptions == ("B02", "B03", "B04", "B08", "COUNT")
+            count = src.read(5)
+        assert count.max() > 0, f"{t}: no clear observation counted"
+        assert count.max() <= 4, f"{t}: COUNT exceeds the 4 simulated dates"
