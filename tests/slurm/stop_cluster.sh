@@ -6,6 +6,7 @@
 # DAEMON: any of slurmd slurmctld munged (default: all three, in that order).
 # Each daemon start_cluster.sh launched is recorded as RUN_DIR/started/<daemon>, holding
 # the path of its pid file; daemons that were already running are not recorded.
+# Stopping slurmctld also removes the /etc/slurm configs start_cluster.sh wrote.
 set -euo pipefail
 
 RUN_DIR="${1:-${JOINTSEG_SLURM_RUN_DIR:-/tmp/jointseg-slurm}}"
@@ -38,4 +39,15 @@ for daemon in slurmd slurmctld munged; do
         log "$daemon was not running (pid file $pid_file)"
     fi
     rm -f "$record"
+    if [[ $daemon == slurmctld ]]; then
+        # With SLURM installed, a config whose controller is down makes every `sacct` /
+        # `scontrol` wait ~9 s, and snakemake-executor-plugin-slurm calls them at import,
+        # i.e. at every snakemake start. Without a config they fail at once.
+        for conf in /etc/slurm/slurm.conf /etc/slurm/gres.conf; do
+            if [[ -f $conf ]] && grep -q "JOINTSEG_TEST_CLUSTER=1" "$conf"; then
+                rm -f "$conf"
+                log "removed $conf"
+            fi
+        done
+    fi
 done
