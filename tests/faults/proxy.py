@@ -17,9 +17,10 @@ the requests a :class:`Rule` selects, which get a :class:`Fault` instead:
 =============  ==========================================================================
 
 Rules match a regular expression against ``METHOD path?query`` and select
-requests by their 1-based count per path (``nth``) or all of them (``always``);
-counts are kept per path, so the schedule is the same whatever order threads
-run in. Every request is recorded in :attr:`FaultProxy.events`.
+requests by their 1-based count per method and path (``nth``: ``GET /a.tif`` and
+``HEAD /a.tif`` are counted apart) or all of them (``always``); counts are kept per
+method and path, so the schedule is the same whatever order threads run in.
+Every request is recorded in :attr:`FaultProxy.events`.
 
 ``rewrite`` replaces byte strings in JSON bodies (the upstream's own URL in STAC
 links, asset hrefs pointing at another upstream), so clients that follow links
@@ -118,13 +119,20 @@ class FaultProxy:
         self.stop()
 
     # -- bookkeeping
+    def reset(self, rules: Iterable[Rule] = ()) -> None:
+        """New schedule; request counts and the event record start again from zero."""
+        with self._lock:
+            self.rules = list(rules)
+            self._counts.clear()
+            self.events.clear()
+
     def faults(self, kind: str | None = None) -> list[dict]:
         """Recorded events where a fault was injected (of ``kind`` if given)."""
         return [e for e in self.events if e["fault"] != "pass"
                 and (kind is None or e["fault"] == kind)]
 
     def _decide(self, method: str, path: str) -> tuple[int, Fault | None]:
-        key = urllib.parse.urlsplit(path).path
+        key = f"{method} {urllib.parse.urlsplit(path).path}"
         with self._lock:
             count = self._counts[key] = self._counts.get(key, 0) + 1
         line = f"{method} {path}"
