@@ -244,6 +244,8 @@ def composite_tile(
         "MIN_CLEAR": str(min_clear),
         "TILE": st.tile_id,
     }
+    if any(s.get("simulated") for s in st.scenes):
+        tags["JOINTSEG_SIMULATED"] = "true"
     write_cog(out_10m, out10, g10, nodata=0, band_names=[*BANDS_10M, "COUNT"],
               scales=[SCALE] * len(BANDS_10M) + [1.0], tags=tags)
     write_cog(out_20m, out20, g20, nodata=0, band_names=list(BANDS_20M),

@@ -90,6 +90,7 @@ class _Scene:
     boa_offset_dn: int
     cloud_cover: float | None
     bands: Mapping[str, str]
+    simulated: bool = False
 
 
 def _as_scene(s: Any) -> _Scene:
@@ -102,6 +103,7 @@ def _as_scene(s: Any) -> _Scene:
             boa_offset_dn=int(get("boa_offset_dn", 0) or 0),
             cloud_cover=None if get("cloud_cover") is None else float(get("cloud_cover")),
             bands=dict(get("bands") or {}),
+            simulated=bool(get("simulated", False)),
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"scene {get('id')!r}: malformed SceneInfo: {exc}") from exc
@@ -479,7 +481,8 @@ def _download_scene(
         target = out_dir / files.setdefault(band, f"{scene.id}/{band}.tif")
         write_cog(target, data, grids[band], nodata=0, band_names=[band],
                   overview_resampling="nearest",
-                  tags={"JOINTSEG_PRODUCT": "stack", "SCENE": scene.id, "BAND": band})
+                  tags={"JOINTSEG_PRODUCT": "stack", "SCENE": scene.id, "BAND": band,
+                        **({"JOINTSEG_SIMULATED": "true"} if scene.simulated else {})})
         check_on_grid(target, grids[band])
         with rasterio.open(target) as ds:
             if not np.array_equal(ds.read(1), data):
@@ -492,6 +495,7 @@ def _download_scene(
         "datetime": scene.datetime,
         "boa_offset_dn": scene.boa_offset_dn,
         "cloud_cover": scene.cloud_cover,
+        "simulated": scene.simulated,
         "files": {b: files[b] for b in bands},
         "sha256": {b: sha[b] for b in bands},
         "source": source,

@@ -125,6 +125,7 @@ class SceneInfo:
         bands: band id (B02 ... B12, B8A, SCL) -> href readable by GDAL/rasterio.
         epsg: EPSG code of the scene's UTM grid, or None.
         provider: "earth-search", "planetary-computer", "cdse" or "unknown".
+        simulated: True for items of the project's simulator (property ``simulated``).
     """
 
     id: str
@@ -136,6 +137,7 @@ class SceneInfo:
     bands: dict[str, str] = field(default_factory=dict)
     epsg: int | None = None
     provider: str = "unknown"
+    simulated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (the contract's field names)."""
@@ -160,6 +162,7 @@ class SceneInfo:
                 bands={str(k): str(v) for k, v in dict(d["bands"]).items()},
                 epsg=None if d.get("epsg") is None else int(d["epsg"]),
                 provider=str(d.get("provider", "unknown")),
+                simulated=bool(d.get("simulated", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ItemError(f"scene {d.get('id')!r}: malformed SceneInfo: {exc!r}") from None
@@ -380,6 +383,7 @@ def scene_info_from_item(item: Any, provider: str = "auto") -> SceneInfo:
         bands=bands,
         epsg=None if epsg is None else int(epsg),
         provider=provider,
+        simulated=bool((d.get("properties") or {}).get("simulated", False)),
     )
     log.debug("%s: provider %s, baseline %s, boa_offset_dn %d (from %s)", item_id, provider,
               info.processing_baseline, offset_dn, why)

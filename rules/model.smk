@@ -49,10 +49,11 @@ rule train_model:
         out=lambda w, output: str(Path(output.best).parent),
         chips=lambda w, input: str(Path(input.chips).parent),
         t=config["model"]["train"],
-        train_json=json.dumps(config["model"]["train"]),
     shell:
         "jointseg -v train --chips {params.chips} --out {params.out}"
-        " --train-json {params.train_json:q} --threads {threads}"
+        " --arch {params.t[arch]} --preset {params.t[preset]} --epochs {params.t[epochs]}"
+        " --batch-size {params.t[batch_size]} --lr {params.t[lr]} --seed {params.t[seed]}"
+        " --threads {threads}"
         " --resume --no-progress > {log} 2>&1"
 
 
@@ -93,7 +94,7 @@ use rule train_model as train_baseline with:
     params:
         out=lambda w, output: str(Path(output.best).parent),
         chips=lambda w, input: str(Path(input.chips).parent),
-        train_json=json.dumps({**config["model"]["train"], "arch": "bilinear"}),
+        t={**config["model"]["train"], "arch": "bilinear"},
 
 
 use rule export_onnx as export_baseline with:
