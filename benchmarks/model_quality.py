@@ -105,6 +105,7 @@ def main() -> None:
     ap.add_argument("--crops-per-chip", type=int, default=1)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=1, help="SR warm-up epochs (jointseg)")
+    ap.add_argument("--w-sr", type=float, default=1.0, help="joint weight of the SR loss")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--toy", action="store_true", help="toy chips instead of the simulator")
     args = ap.parse_args()
@@ -125,7 +126,7 @@ def main() -> None:
                           batch_size=args.batch_size, lr=args.lr, seed=0,
                           threads=args.threads, crop_10m=args.crop,
                           crops_per_chip=args.crops_per_chip, device="cpu",
-                          loss=LossConfig(sr_warmup_epochs=args.warmup))
+                          loss=LossConfig(sr_warmup_epochs=args.warmup, w_sr=args.w_sr))
         t = time.time()
         train(train_dir, args.out / arch, cfg, progress=False)  # fresh run, same budget
         times[arch] = time.time() - t
@@ -136,7 +137,8 @@ def main() -> None:
     print(f"\nModel quality: {n_train} training chips ({args.train_regions} regions, seed "
           f"{args.train_seed}), {len(test_chips)} held-out test chips ({args.test_regions} "
           f"regions, seed {args.test_seed}); {args.epochs} epochs, batch {args.batch_size}, "
-          f"crop {args.crop * 10} m; data {'toy' if args.toy else 'simulated'}")
+          f"crop {args.crop * 10} m, {args.crops_per_chip} crop(s)/chip, SR warm-up "
+          f"{args.warmup}, w_sr {args.w_sr}; data {'toy' if args.toy else 'simulated'}")
     print("| model | params | GFLOPs/km² | F1 | precision | recall | IoU | SR PSNR (dB) | "
           "SR SSIM | train s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
