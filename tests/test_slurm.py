@@ -142,22 +142,30 @@ def _reduced_demo_config(path: Path) -> None:
 def test_demo_dag_to_composites_through_slurm(slurm_cluster: Path, tmp_path: Path) -> None:
     """The real Snakefile, simulate -> search -> download -> cloudmask -> composite.
 
-    All 17 jobs run as one SLURM group job (`--groups` + `--group-components`), capped
-    by `--cores 2 --resources mem_mb=8000` so the group fits the 2-CPU test node.
+    Two Snakemake runs, two SLURM jobs: `simulate_demo` first; then the tile stages as
+    one group job (`--groups` + `--group-components`, capped by `--cores 1 --resources
+    mem_mb=8000` to fit the test node). The split is needed because SLURM ends every
+    process of a job step with the step, including demo servers that a `search_scenes`
+    job starts detached; in the second run the Snakefile's `onstart` starts them on the
+    submitting host, outside SLURM, and the jobs reuse them over 127.0.0.1.
     """
     import importlib.util
 
     if importlib.util.find_spec("jointseg.cli.simulate") is None:
         pytest.skip("demo DAG not complete yet: jointseg.cli.simulate (rule simulate_demo) missing")
     _reduced_demo_config(tmp_path / "config.yaml")
-    rules = ["simulate_demo", "search_scenes", "download", "cloudmask", "composite"]
+    common = ["-s", str(REPO / "Snakefile"), "--profile", str(TEST_PROFILE),
+              "--configfile", "config.yaml"]  # fmt: skip
+    out_sim = _snakemake([*common, "--", "resources/demo/simulation.json"], tmp_path)
+    assert len(SUBMITTED.findall(out_sim)) == 1, "simulate_demo did not run as one SLURM job"
+
+    rules = ["search_scenes", "download", "cloudmask", "composite"]
     targets = [
         f"results/demo/2021/composite/{t}_{res}.tif" for t in DEMO_TILES for res in ("10m", "20m")
     ]
     out = _snakemake(
-        ["-s", str(REPO / "Snakefile"), "--profile", str(TEST_PROFILE),
-         "--configfile", "config.yaml", "--groups", *(f"{r}=tiles" for r in rules),
-         "--group-components", "tiles=100", "--cores", "2", "--resources", "mem_mb=8000",
+        [*common, "--groups", *(f"{r}=tiles" for r in rules),
+         "--group-components", "tiles=100", "--cores", "1", "--resources", "mem_mb=8000",
          "--", *targets],
         tmp_path,
     )  # fmt: skip
