@@ -149,10 +149,6 @@ def test_demo_dag_to_composites_through_slurm(slurm_cluster: Path, tmp_path: Pat
     job starts detached; in the second run the Snakefile's `onstart` starts them on the
     submitting host, outside SLURM, and the jobs reuse them over 127.0.0.1.
     """
-    import importlib.util
-
-    if importlib.util.find_spec("jointseg.cli.simulate") is None:
-        pytest.skip("demo DAG not complete yet: jointseg.cli.simulate (rule simulate_demo) missing")
     _reduced_demo_config(tmp_path / "config.yaml")
     common = ["-s", str(REPO / "Snakefile"), "--profile", str(TEST_PROFILE),
               "--configfile", "config.yaml"]  # fmt: skip
