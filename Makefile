@@ -21,7 +21,11 @@ help:
 	@echo "make demo  - run the workflow on the simulated demo region (results/demo/...)"
 	@echo "make test  - lint + tests (what CI runs)"
 
-setup: $(STAMP)
+setup: $(STAMP) slurm
+
+# `snakemake --profile slurm` from the repository root finds ./slurm -> profiles/slurm
+slurm:
+	@bash scripts/install_profile.sh 2>/dev/null
 
 # --- system packages (Debian): GDAL command-line tools + headers for the bindings
 /usr/bin/gdal-config:
@@ -45,6 +49,9 @@ $(STAMP): /usr/bin/gdal-config | $(PY)
 	    $(PIP) install --no-build-isolation --no-cache-dir --no-deps "gdal==$$(gdal-config --version)"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# rules call the `jointseg` CLI: put the venv first on PATH
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 demo: setup
 	@$(SNAKEMAKE) --profile profiles/local --cores $(CORES)

@@ -56,6 +56,8 @@ def format_error(err: jsonschema.ValidationError, source: str = "config") -> str
     msg = err.message
     if err.validator == "enum":
         msg = f"{err.instance!r} is not one of {err.validator_value}"
+    elif err.validator in ("minimum", "maximum") and err.schema.get("description"):
+        msg = f"{msg} ({err.schema['description'].strip()})"
     elif err.validator == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
         msg = f"{err.message}; allowed keys: {', '.join(allowed)}"

@@ -42,7 +42,7 @@ rule assess_accuracy:
         optional=accuracy_optional_args,
     shell:
         "jointseg -v accuracy-report --map {input.map} --prob {input.prob}"
-        " --worldcover {params.worldcover} --year {wildcards.year}"
+        " --worldcover {params.worldcover:q} --year {wildcards.year}"
         " --region {wildcards.region} {params.optional}"
         " --threshold {params.a[threshold]} --min-distance-m {params.a[min_distance_m]}"
         " --target-se {params.a[target_se]} --floor {params.a[floor]}"

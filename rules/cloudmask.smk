@@ -23,7 +23,7 @@ rule cloudmask:
         s2c=config["cloudmask"]["s2cloudless"],
     shell:
         "jointseg -v cloudmask {input.manifest} {output.mask}"
-        " --scl-classes {params.classes} --dilation-m {params.dilation_m}"
-        " --combine {params.combine} --s2c-threshold {params.s2c[threshold]}"
+        " --scl-classes {params.classes:q} --dilation-m {params.dilation_m}"
+        " --combine {params.combine:q} --s2c-threshold {params.s2c[threshold]}"
         " --s2c-average-over {params.s2c[average_over]}"
         " --s2c-dilation-size {params.s2c[dilation_size]} > {log} 2>&1"

@@ -1,5 +1,6 @@
 # Config validation, tile lists and input functions shared by every rule file.
 import json
+import shlex
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
@@ -10,13 +11,14 @@ from jointseg.regions import region_tiles
 min_version("9.0")
 
 
-# Validate with Snakemake's validator (fills defaults), then the semantic checks
-# that a JSON schema cannot express (future years, empty bboxes...).
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+# Validate first with jointseg's validator (one line naming the key and what is
+# allowed, plus checks a schema cannot express: future years, empty bboxes...),
+# then with Snakemake's validator against the same schema (fills defaults).
 try:
     validate_config(config, source="config")
 except ConfigError as exc:
     raise WorkflowError(str(exc))
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 RESULTS = config["results_dir"]
 RESOURCES = config["resources_dir"]
@@ -96,8 +98,14 @@ PAPER_TABLES = [
 
 
 def worldcover_source(wildcards):
-    """WorldCover tiles: configured source, else the demo's simulated map folder."""
-    return config["accuracy"]["worldcover"] or f"{SIM_DIR}/worldcover"
+    """WorldCover tiles: configured source, the demo's simulated map, or ESA's bucket."""
+    if config["accuracy"]["worldcover"]:
+        return config["accuracy"]["worldcover"]
+    if DEMO["enabled"]:
+        return f"{SIM_DIR}/worldcover"
+    from jointseg.worldcover import DEFAULT_URL_TEMPLATE
+
+    return DEFAULT_URL_TEMPLATE
 
 
 def truth_raster():
@@ -114,7 +122,7 @@ def accuracy_inputs(wildcards):
         inputs["baseline"] = f"{base}/baseline/isa_1m.tif"
     if truth_raster():
         inputs["truth"] = truth_raster()
-    if not config["accuracy"]["worldcover"]:
+    if not config["accuracy"]["worldcover"] and DEMO["enabled"]:
         inputs["catalogue"] = f"{SIM_DIR}/simulation.json"
     for key in ("labels", "cities", "zones"):
         if config["accuracy"][key]:
@@ -125,25 +133,26 @@ def accuracy_inputs(wildcards):
 def accuracy_optional_args(wildcards, input):
     a = config["accuracy"]
     args = []
+    q = shlex.quote
     for key in ("truth", "baseline", "labels"):
         if key in input.keys():
-            args.append(f"--{key} {input[key]}")
+            args.append(f"--{key} {q(input[key])}")
     if "cities" in input.keys():
-        args.append(f"--cities {input.cities} --city-field {a['city_field']}")
+        args.append(f"--cities {q(input.cities)} --city-field {q(a['city_field'])}")
     if "zones" in input.keys():
-        args.append(f"--zones {input.zones} --zone-field {a['zone_field']}")
+        args.append(f"--zones {q(input.zones)} --zone-field {q(a['zone_field'])}")
     if a["allow_missing_worldcover"]:
         args.append("--allow-missing")
     return " ".join(args)
 
 
 def change_group_args(wildcards):
-    a = config["accuracy"]
+    a, q = config["accuracy"], shlex.quote
     args = []
     if a["cities"]:
-        args.append(f"--cities {a['cities']} --city-field {a['city_field']}")
+        args.append(f"--cities {q(a['cities'])} --city-field {q(a['city_field'])}")
     if a["zones"]:
-        args.append(f"--zones {a['zones']} --zone-field {a['zone_field']}")
+        args.append(f"--zones {q(a['zones'])} --zone-field {q(a['zone_field'])}")
     return " ".join(args)
 
 
@@ -190,8 +199,11 @@ def demo_catalogue(wildcards):
 
 
 def region_bbox_arg(region):
-    r = config["regions"][region]
-    return " ".join(str(v) for v in r["bbox"]) if "bbox" in r else ""
+    if region not in config["regions"] or "bbox" not in config["regions"][region]:
+        raise WorkflowError(
+            f"config: key 'demo.region': {region!r} must name a region with a bbox"
+        )
+    return " ".join(str(v) for v in config["regions"][region]["bbox"])
 
 
 def start_demo_servers_if_ready():

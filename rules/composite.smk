@@ -25,5 +25,5 @@ rule composite:
         block_rows=config["composite"]["block_rows"],
     shell:
         "jointseg -v composite {input.manifest} {input.mask} {output.c10} {output.c20}"
-        " --method {params.method} --min-clear {params.min_clear}"
+        " --method {params.method:q} --min-clear {params.min_clear}"
         " --block-rows {params.block_rows} > {log} 2>&1"

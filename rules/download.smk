@@ -25,8 +25,9 @@ rule download:
         retries=config["download"]["retries"],
         backoff_s=config["download"]["backoff_s"],
         timeout_s=config["stac"]["timeout_s"],
+        http="--allow-http" if config["stac"]["allow_http"] else "",
     shell:
         "jointseg -v download {input.scenes} --out-dir {params.out_dir}"
-        " --tile-size-m {params.tile_size_m} --bands {params.bands}"
+        " --tile-size-m {params.tile_size_m} --bands {params.bands:q}"
         " --retries {params.retries} --backoff-s {params.backoff_s}"
-        " --timeout-s {params.timeout_s} > {log} 2>&1"
+        " --timeout-s {params.timeout_s} {params.http} > {log} 2>&1"

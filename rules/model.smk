@@ -51,7 +51,7 @@ rule train_model:
         t=config["model"]["train"],
     shell:
         "jointseg -v train --chips {params.chips} --out {params.out}"
-        " --arch {params.t[arch]} --preset {params.t[preset]} --epochs {params.t[epochs]}"
+        " --arch {params.t[arch]:q} --preset {params.t[preset]:q} --epochs {params.t[epochs]}"
         " --batch-size {params.t[batch_size]} --lr {params.t[lr]} --seed {params.t[seed]}"
         " --threads {threads}"
         " --resume --no-progress > {log} 2>&1"
@@ -77,7 +77,7 @@ rule export_onnx:
         name=MODEL_NAME,
     shell:
         "jointseg -v export --checkpoint {input.best} --out {output.fp32}"
-        " --name {params.name} --threads {threads} > {log} 2>&1"
+        " --name {params.name:q} --threads {threads} > {log} 2>&1"
 
 
 # The bilinear-upsampling baseline (same segmentation network, no SR branch),

@@ -23,7 +23,7 @@ rule mosaic:
         crs=output_crs,
     shell:
         "jointseg -v mosaic {input.tiles} --output {output.cog} --kind binary"
-        " --crs {params.crs} --year {wildcards.year} --region {wildcards.region}"
+        " --crs {params.crs:q} --year {wildcards.year} --region {wildcards.region}"
         " --item {output.item} --quicklook {output.png} --threads {threads} > {log} 2>&1"
 
 
@@ -48,7 +48,7 @@ rule mosaic_prob:
         crs=output_crs,
     shell:
         "jointseg -v mosaic {input.tiles} --output {output.cog} --kind prob"
-        " --crs {params.crs} --year {wildcards.year} --region {wildcards.region}"
+        " --crs {params.crs:q} --year {wildcards.year} --region {wildcards.region}"
         " --item {output.item} --quicklook {output.png} --threads {threads} > {log} 2>&1"
 
 

@@ -25,7 +25,9 @@ rule predict:
         i=config["infer"],
         providers=",".join(config["infer"]["providers"]),
         cuda=" ".join(
-            f"--cuda-option {k}={v}" for k, v in config["infer"]["cuda"].items() if v
+            f"--cuda-option {shlex.quote(f'{k}={v}')}"
+            for k, v in config["infer"]["cuda"].items()
+            if v
         ),
         sr=lambda w, output: (
             f"--sr-output {output.isa[:-8]}_sr.tif"
@@ -37,7 +39,7 @@ rule predict:
         " --output {output.isa} --prob-output {output.prob} {params.sr}"
         " --threads {threads} --batch-size {params.i[batch_size]}"
         " --window {params.i[window_10m]} --overlap {params.i[overlap_10m]}"
-        " --threshold {params.i[threshold]} --providers {params.providers}"
+        " --threshold {params.i[threshold]} --providers {params.providers:q}"
         " {params.cuda} --no-progress > {log} 2>&1"
 
 

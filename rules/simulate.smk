@@ -18,14 +18,16 @@ rule simulate_demo:
         mem_mb=8000,
         runtime=30,
     params:
-        bbox=region_bbox_arg(config["demo"]["region"]),
-        crs=config["regions"][config["demo"]["region"]].get("bbox_crs", "EPSG:4326"),
+        bbox=lambda w: region_bbox_arg(config["demo"]["region"]),
+        crs=lambda w: config["regions"][config["demo"]["region"]].get(
+            "bbox_crs", "EPSG:4326"
+        ),
         year=YEARS[0],
         seed=config["demo"]["seed"],
         n_dates=config["demo"]["n_dates"],
         base_url=f"http://127.0.0.1:{DEMO['file_port']}",
         out=lambda w, output: str(Path(output[0]).parent),
     shell:
-        "jointseg -v simulate region --out {params.out} --seed {params.seed}"
-        " --year {params.year} --bbox {params.bbox} --crs {params.crs}"
-        " --n-dates {params.n_dates} --file-base-url {params.base_url} > {log} 2>&1"
+        "jointseg -v simulate region --out {params.out:q} --seed {params.seed}"
+        " --year {params.year} --bbox {params.bbox} --crs {params.crs:q}"
+        " --n-dates {params.n_dates} --file-base-url {params.base_url:q} > {log} 2>&1"

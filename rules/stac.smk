@@ -31,13 +31,15 @@ rule search_scenes:
         max_cloud=config["stac"]["max_cloud_cover"],
         max_scenes=config["stac"]["max_scenes"],
         sign="--sign" if config["stac"]["sign_planetary_computer"] else "--no-sign",
+        http="--allow-http" if config["stac"]["allow_http"] else "",
         timeout_s=config["stac"]["timeout_s"],
         tile_size_m=TILE_SIZE_M,
     shell:
-        "jointseg -v search --config {params.configfile} {params.api_url}"
+        "jointseg -v search --config {params.configfile:q} {params.api_url}"
         " --region {wildcards.region} --year {wildcards.year} --tile {wildcards.tile}"
-        " --collection {params.collection} --provider {params.provider}"
+        " --collection {params.collection:q} --provider {params.provider:q}"
         " --start {params.start} --end {params.end}"
         " --max-cloud-cover {params.max_cloud} --max-scenes {params.max_scenes}"
-        " --tile-size-m {params.tile_size_m} {params.sign} --timeout-s {params.timeout_s}"
+        " --tile-size-m {params.tile_size_m} {params.sign} {params.http}"
+        " --timeout-s {params.timeout_s}"
         " --out {output} > {log} 2>&1"
