@@ -172,4 +172,5 @@ def test_no_scenes_fails_the_tile_with_a_clear_reason(workdir, tmp_path):
     assert r.returncode != 0
     log = (workdir / "logs/demo/2021/search" / f"{TILES[0]}.log").read_text()
     last = [ln for ln in log.splitlines() if ln.strip()][-1]
-    assert re.search(r"no sentinel-2-l2a scenes at .* between 2021-12-30 and 2021-12-31", last), last
+    expected = r"no sentinel-2-l2a scenes at .* between 2021-12-30 and 2021-12-31"
+    assert re.search(expected, last), last
