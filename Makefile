@@ -12,7 +12,7 @@ CORES       ?= $(shell nproc)
 # The stamp changes whenever the dependency list changes, so `make` re-installs then.
 DEPS_HASH   := $(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 STAMP       := $(VENV)/.installed-$(DEPS_HASH)
-EXTRAS      := train,serve,s2cloudless,workflow,dev
+EXTRAS      := cpu,train,serve,s2cloudless,workflow,dev
 SNAKEMAKE   := $(VENV)/bin/snakemake
 
 .PHONY: setup demo test lint unit e2e clean-demo help
