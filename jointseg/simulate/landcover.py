@@ -177,12 +177,12 @@ class LayoutParams:
         core_radius_m: float | None = None,
         river: bool = True,
     ) -> LayoutParams:
-        """City centred on the region (slightly off), radius 0.3 x the region size."""
+        """City centred on the region (slightly off), radius 0.4 x the region size."""
         h, w = shape
         if centre_xy is None:
             centre_xy = (w / 2 + rng.uniform(-0.05, 0.05) * w, h / 2 + rng.uniform(-0.05, 0.05) * h)
         if core_radius_m is None:
-            core_radius_m = 0.3 * min(h, w)
+            core_radius_m = 0.4 * min(h, w)
         street = float(rng.uniform(-12, 12))
         return cls(
             centre_xy=(float(centre_xy[0]), float(centre_xy[1])),
