@@ -1,7 +1,11 @@
-"""SIMULATED data for the demo region and for training (see docs/simulation.md).
+"""Simulated demo data (honestly labelled: every raster carries JOINTSEG_SIMULATED=true).
 
-No Sentinel-2 scene paired with 1 m labels is reachable offline, so the demo
-region is simulated: a 1 m landscape, its HR image, Sentinel-2 L2A-like scenes
-with clouds and SCL, a WorldCover-format map and a STAC catalogue. Every raster
-carries the tag ``JOINTSEG_SIMULATED=true``.
+No Sentinel-2 scene paired with 1 m labels is reachable offline, so the demo region
+and the training chips are simulated: see docs/simulation.md.
 """
+
+from jointseg.simulate.landcover import CLASSES, ISA_CLASSES, MATERIALS
+from jointseg.simulate.region import simulate_region
+from jointseg.simulate.stac import write_stac
+
+__all__ = ["CLASSES", "ISA_CLASSES", "MATERIALS", "simulate_region", "write_stac"]

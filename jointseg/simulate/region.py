@@ -1,189 +1,158 @@
-"""Simulate the demo region: truth, HR image, Sentinel-2 scenes, WorldCover map, STAC.
-
-Everything written here is SIMULATED (tag ``JOINTSEG_SIMULATED=true``); see
-``docs/simulation.md`` for the physics and its limits.
-"""
+"""Orchestration: simulate a whole demo region (truth, HR, S2 scenes, WorldCover, STAC)."""
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import logging
+import math
+import time
 from pathlib import Path
 
 import numpy as np
+from pyproj import Transformer
 from tqdm import tqdm
 
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog, write_json
+from jointseg.simulate.hr import brightness, render_hr
 from jointseg.simulate.landcover import CLASSES, LayoutParams, simulate_landscape
-from jointseg.simulate.products import SIM_TAGS, worldcover_map, write_stac
 from jointseg.simulate.sentinel2 import (
-    hr_image,
-    plan_acquisitions,
-    render_scene,
-    texture,
+    BOA_OFFSET_DATE, material_fractions, render_scene, sun_position,
 )
-from jointseg.simulate.spectra import BAND_RES_M, S2_BANDS
+from jointseg.simulate.spectra import BANDS_10M, BANDS_20M, HR_BANDS
+from jointseg.simulate.stac import NOTE, write_stac
+from jointseg.simulate.worldcover import worldcover_map, worldcover_name
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BBOX = (663000.0, 3543000.0, 669000.0, 3549000.0)
-DEFAULT_CRS = "EPSG:32650"
+MGRS_TILE = "50SPA"
+TAGS = {"JOINTSEG_SIMULATED": "true", "JOINTSEG_NOTE": NOTE}
 
 
-def mgrs_square(epsg: int, x: float, y: float) -> str:
-    """MGRS grid-zone + 100 km square (e.g. ``50SPA``) of a UTM point (north only)."""
-    zone = epsg % 100
-    lat_bands = "CDEFGHJKLMNPQRSTUVWX"
-    from pyproj import Transformer
+def region_grid(bbox: tuple[float, float, float, float], crs: str) -> GeoBox:
+    """The region's 1 m grid: ``bbox`` snapped outwards to multiples of 60 m."""
+    x0, y0 = math.floor(bbox[0] / 60) * 60, math.floor(bbox[1] / 60) * 60
+    x1, y1 = math.ceil(bbox[2] / 60) * 60, math.ceil(bbox[3] / 60) * 60
+    return GeoBox.from_bounds(crs, (x0, y0, x1, y1), 1)
 
-    lon, lat = Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True).transform(x, y)
-    band = lat_bands[int((lat + 80) // 8)]
-    col_sets = ("ABCDEFGH", "JKLMNPQR", "STUVWXYZ")
-    col = col_sets[(zone - 1) % 3][int(x // 100000) - 1]
-    rows = "ABCDEFGHJKLMNPQRSTUV"
-    row = rows[(int(y // 100000) + (5 if zone % 2 == 0 else 0)) % 20]
-    return f"{zone}{band}{col}{row}"
+
+def scene_dates(year: int, n_dates: int, rng: np.random.Generator) -> list[dt.date]:
+    """``n_dates`` dates spread over ``year`` on a 5-day revisit lattice (jittered)."""
+    start = dt.date(year, 1, 1)
+    out = []
+    for i in range(n_dates):
+        day = int((i + 0.5) * 365 / n_dates) + int(rng.integers(-2, 3)) * 5
+        out.append(start + dt.timedelta(days=int(np.clip(day, 0, 364))))
+    return sorted(set(out))
+
+
+def cloud_plan(n: int, rng: np.random.Generator) -> list[float]:
+    """Target thick-cloud fraction per date: one heavy, a couple partial, the rest clear."""
+    plan = [float(rng.uniform(0.0, 0.03)) for _ in range(n)]
+    order = rng.permutation(n)
+    if n >= 1:
+        plan[order[0]] = float(rng.uniform(0.5, 0.7))
+    for j in order[1:3] if n >= 5 else []:
+        plan[j] = float(rng.uniform(0.12, 0.3))
+    return plan
 
 
 def simulate_region(
     out_dir: str | Path,
     bbox: tuple[float, float, float, float] = DEFAULT_BBOX,
-    crs: str = DEFAULT_CRS,
+    crs: str = "EPSG:32650",
     year: int = 2021,
     seed: int = 42,
     n_dates: int = 8,
     file_base_url: str = "http://127.0.0.1:8752",
+    core_radius_m: float | None = None,
     progress: bool = True,
 ) -> dict:
-    """Render the simulated region into ``out_dir`` and return ``simulation.json``'s dict.
+    """Simulate the demo region under ``out_dir`` and return the ``simulation.json`` dict.
 
     Args:
-        out_dir: destination (e.g. ``resources/demo``).
-        bbox: (xmin, ymin, xmax, ymax) in metres of ``crs``; multiples of 20 m.
-        crs: a UTM CRS, e.g. ``EPSG:32650``.
-        year: acquisition year of the scenes.
-        seed: all randomness derives from it (same seed, same bytes).
-        n_dates: number of Sentinel-2 acquisitions.
-        file_base_url: URL under which a file server publishes ``out_dir``.
+        bbox: (xmin, ymin, xmax, ymax) metres in ``crs`` (snapped out to 60 m).
+        crs: a UTM CRS (the default region is in EPSG:32650, MGRS 50SPA).
+        year: year of the S2 dates (>= 2022 dates carry the BOA offset).
+        seed: everything is deterministic from it.
+        n_dates: number of S2 dates spread over the year.
+        file_base_url: root URL (serving ``out_dir``) for the STAC asset hrefs.
+        core_radius_m: urbanness e-folding distance; 0.4 x region size by default.
     """
+    t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    g1 = GeoBox.from_bounds(crs, tuple(bbox), 1.0)
-    if g1.width % 20 or g1.height % 20:
-        raise ValueError(f"bbox {bbox} must be a whole number of 20 m pixels")
-    rng = np.random.default_rng(seed)
-    log.info("simulating %d x %d m in %s (seed %d, year %d)", g1.width, g1.height, crs, seed, year)
-    layout = LayoutParams.default(g1.shape, rng)
-    land = simulate_landscape(g1.shape, rng, layout)
-    tex = texture(land, rng)
-    class_tags = {**SIM_TAGS, "CLASSES": json.dumps({str(k): v for k, v in CLASSES.items()})}
-    write_cog(
-        out_dir / "truth" / "landcover_1m.tif",
-        land.landcover,
-        g1,
-        nodata=0,
-        band_names=["landcover"],
-        tags=class_tags,
-    )
-    write_cog(
-        out_dir / "truth" / "isa_1m.tif",
-        land.isa,
-        g1,
-        nodata=255,
-        band_names=["isa"],
-        tags={**SIM_TAGS, "CLASSES": '{"0": "not impervious", "1": "impervious"}'},
-    )
-    write_cog(
-        out_dir / "hr" / "hr_1m.tif",
-        hr_image(land, tex, rng),
-        g1,
-        nodata=0,
-        band_names=["R", "G", "B", "NIR"],
-        scales=[1e-4] * 4,
-        tags={**SIM_TAGS, "SENSOR": "Jilin-1-like 1 m multispectral (simulated)"},
-        overview_resampling="average",
-    )
-    epsg = int(crs.split(":")[1])
-    mgrs = mgrs_square(epsg, (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2)
-    acqs = plan_acquisitions(year, n_dates, rng, mgrs)
+    grid = region_grid(bbox, crs)
+    seeds = np.random.SeedSequence(seed).spawn(6)
+    rng_lc, rng_tex, rng_dates, rng_s2, rng_wc, _ = (np.random.default_rng(s) for s in seeds)
+
+    layout = LayoutParams.default(grid.shape, rng_lc, core_radius_m=core_radius_m)
+    ls = simulate_landscape(grid.shape, rng_lc, layout)
+    log.info("landscape done in %.1f s", time.perf_counter() - t0)
+    class_tags = {**TAGS, "CLASSES": ",".join(f"{k}={v}" for k, v in CLASSES.items())}
+    write_cog(out_dir / "truth" / "landcover_1m.tif", ls.landcover, grid, nodata=0,
+              band_names=["landcover"], tags=class_tags)
+    write_cog(out_dir / "truth" / "isa_1m.tif", ls.isa, grid, band_names=["isa"],
+              tags={**TAGS, "VALUES": "1=impervious,0=not"})
+
+    cx, cy = grid.transform * (grid.width / 2, grid.height / 2)
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(cx, cy)
+    hr_date = dt.date(year, 7, 20)
+    elev, az = sun_position(hr_date, lat)
+    tex = brightness(ls, rng_tex, elev, az)
+    hr = render_hr(ls, tex, hr_date)
+    write_cog(out_dir / "hr" / "hr_1m.tif", hr, grid, nodata=0, band_names=list(HR_BANDS),
+              tags={**TAGS, "DATE": hr_date.isoformat()}, scales=[1e-4] * 4)
+    del hr
+    fractions = material_fractions(ls.material, tex)
+    del tex
+
+    wc, wc_geo = worldcover_map(ls.landcover, grid, rng_wc)
+    write_cog(out_dir / "worldcover" / worldcover_name(year, lat, lon), wc, wc_geo, nodata=0,
+              band_names=["Map"], tags={**TAGS, "YEAR": str(year)})
+    del ls
+
+    dates = scene_dates(year, n_dates, rng_dates)
+    plan = cloud_plan(len(dates), rng_dates)
+    edge_i = 1 if len(dates) >= 4 and plan[1] < 0.1 else -1
+    g10, g20 = grid.with_res(10), grid.with_res(20)
     scenes = []
-    for acq in tqdm(acqs, desc="scenes", disable=not progress):
-        log.info(
-            "scene %s: cloud %.0f %%, cirrus %.2f, BOA offset %d DN",
-            acq.scene_id,
-            100 * acq.cloud_fraction,
-            acq.cirrus,
-            acq.boa_offset_dn,
-        )
-        bands, scl_20m, clouds = render_scene(land, tex, acq, rng)
-        sdir = out_dir / "s2" / acq.scene_id
-        tags = {
-            **SIM_TAGS,
-            "DATETIME": acq.date.isoformat(),
-            "PROCESSING_BASELINE": acq.processing_baseline,
-            "BOA_ADD_OFFSET": str(-acq.boa_offset_dn),
-        }
-        for band in S2_BANDS:
-            gb = g1.with_res(BAND_RES_M[band])
-            write_cog(
-                sdir / f"{band}.tif",
-                bands[band],
-                gb,
-                nodata=0,
-                band_names=[band],
-                tags=tags,
-                scales=[1e-4],
-                offsets=[-acq.boa_offset_dn / 1e4],
-                overview_resampling="average",
-            )
-        g20 = g1.with_res(20)
-        write_cog(sdir / "SCL.tif", scl_20m, g20, nodata=0, band_names=["SCL"], tags=tags)
-        write_cog(
-            out_dir / "truth" / "clouds" / f"{acq.scene_id}.tif",
-            clouds,
-            g20,
-            band_names=["cloud"],
-            tags={**SIM_TAGS, "CLASSES": '{"0": "clear", "1": "cloud", "2": "shadow"}'},
-        )
-        true_cloud = float((clouds == 1).mean())
-        scenes.append(
-            {
-                "id": acq.scene_id,
-                "date": acq.date.isoformat(),
-                "platform": acq.platform,
-                "crs": crs,
-                "bounds": list(g1.bounds),
-                "mgrs": mgrs,
-                "cloud_fraction": true_cloud,
-                "cirrus": acq.cirrus,
-                "shift_m": list(acq.shift_m),
-                "swath_edge": acq.swath_edge,
-                "processing_baseline": acq.processing_baseline,
-                "boa_offset_dn": acq.boa_offset_dn,
-            }
-        )
-    wc = worldcover_map(land, g1, year, out_dir, rng)
-    meta = {
-        "simulated": True,
-        "note": "Everything in this folder is SIMULATED by `jointseg simulate region`: "
-        "not real observations. See docs/simulation.md.",
-        "seed": seed,
-        "year": year,
-        "crs": crs,
-        "bbox": list(bbox),
-        "n_dates": n_dates,
-        "file_base_url": file_base_url,
-        "layout": {
-            "centre_xy": list(layout.centre_xy),
-            "core_radius_m": layout.core_radius_m,
-            "street_angle_deg": layout.street_angle_deg,
+    for i, (date, cover) in enumerate(tqdm(list(zip(dates, plan, strict=True)),
+                                           desc="S2 dates", disable=not progress)):
+        platform = "sentinel-2a" if i % 2 == 0 else "sentinel-2b"
+        sid = f"S2{platform[-1].upper()}_{MGRS_TILE}_{date:%Y%m%d}_0_L2A"
+        offset = 1000 if date >= BOA_OFFSET_DATE else 0
+        sc = render_scene(fractions, date, rng_s2, cover, lat, offset, swath_edge=i == edge_i)
+        sdir = out_dir / "s2" / sid
+        for b in (*BANDS_10M, *BANDS_20M):
+            g = g10 if b in BANDS_10M else g20
+            write_cog(sdir / f"{b}.tif", sc.dn[b], g, nodata=0, band_names=[b],
+                      tags={**TAGS, "BOA_ADD_OFFSET": str(-offset)}, scales=[1e-4],
+                      offsets=[-offset * 1e-4])
+        write_cog(sdir / "SCL.tif", sc.scl, g20, nodata=0, band_names=["SCL"], tags=TAGS)
+        write_cog(out_dir / "truth" / "clouds" / f"{sid}.tif", sc.truth_clouds, g10,
+                  band_names=["cloud"], tags={**TAGS, "VALUES": "0=clear,1=cloud,2=shadow"})
+        log.info("scene %s: cloud %.1f %%, shift %s px", sid, 100 * sc.cloud_fraction,
+                 sc.shift_px)
+        scenes.append({
+            "id": sid, "datetime": f"{date.isoformat()}T02:55:00Z", "platform": platform,
+            "cloud_fraction": round(sc.cloud_fraction, 4), "boa_offset_dn": offset,
+            "shift_px_10m": [round(s, 4) for s in sc.shift_px],
+            "sun_elevation": round(sc.sun_elev_deg, 2), "sun_azimuth": round(sc.sun_az_deg, 2),
+            "swath_edge": i == edge_i,
+        })
+    sim = {
+        "simulated": True, "note": NOTE, "seed": seed, "bbox": list(grid.bounds), "crs": crs,
+        "year": year, "mgrs_tile": MGRS_TILE, "dates": [d.isoformat() for d in dates],
+        "scenes": scenes, "hr_date": hr_date.isoformat(),
+        "parameters": {
+            "layout": {k: getattr(layout, k) for k in layout.__dataclass_fields__},
+            "psf_sigma_px": 0.45, "fraction_res_m": 5, "cloud_plan": [round(c, 4) for c in plan],
+            "worldcover_builtup_threshold": 0.4,
         },
-        "class_fractions": {CLASSES[k]: float((land.landcover == k).mean()) for k in CLASSES if k},
-        "isa_fraction": float(land.isa.mean()),
-        "worldcover": str(wc.relative_to(out_dir)),
-        "scenes": scenes,
+        "classes": {str(k): v for k, v in CLASSES.items()},
     }
-    # STAC first, simulation.json last: its presence marks a complete simulation
-    write_stac(out_dir, file_base_url, meta)
-    write_json(out_dir / "simulation.json", meta)
-    return meta
+    write_json(out_dir / "simulation.json", sim)
+    write_stac(out_dir, file_base_url)
+    log.info("region simulated in %.1f s", time.perf_counter() - t0)
+    return sim

@@ -1,23 +1,10 @@
-"""Render Sentinel-2 L2A-like scenes (and the 1 m HR image) from a simulated landscape.
+"""Sentinel-2 L2A-like scenes rendered from the 1 m scene.
 
-For each acquisition date and band:
-
-1. the 1 m surface reflectance is looked up from the material map
-   (:func:`jointseg.simulate.spectra.material_spectra` for that day) and
-   multiplied by a fixed texture (per-object brightness + pixel noise);
-2. it is integrated over each Sentinel-2 pixel with a Gaussian point-spread
-   function (sigma = 0.45 of the band's pixel: MTF at Nyquist ~ 0.27, within
-   the Sentinel-2 MSI specification) on a sub-grid of res/5, shifted by the
-   date's sub-pixel misregistration (~0.1-0.3 px), then block-averaged;
-3. clouds (fractal opacity field), cirrus (smooth thin haze) and the clouds'
-   shadows (the cloud field displaced away from the sun) are composited in;
-4. sensor noise is added (0.003 + 1 % of reflectance, 1 sigma) and the value is
-   stored as L2A DN: reflectance x 10000, plus 1000 from processing baseline
-   04.00 on (25 January 2022), uint16 with 0 = no data.
-
-The Scene Classification Layer (SCL, 20 m) is derived from the truth and the
-atmosphere *with errors like Sen2Cor's*: thin cloud edges are partly missed,
-some cirrus is not flagged, and bright roofs are sometimes called cloud.
+Per date: material fractions on a 5 m grid (weighted by the 1 m brightness) are mixed
+with that date's spectra, clouds/cirrus/shadows are composited, the result is blurred
+with a Gaussian PSF (sigma 0.45 output pixel: MTF at Nyquist ~0.37 -> with the 5 m
+block averaging ~0.25) and shifted by a sub-pixel misregistration in Fourier space,
+block-averaged to 10 m / 20 m, given noise and quantised to L2A DN.
 """
 
 from __future__ import annotations
@@ -27,318 +14,170 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
-from jointseg.simulate.landcover import Landscape, M
-from jointseg.simulate.noise import fractal_noise, smooth_noise, to_uniform
-from jointseg.simulate.spectra import BAND_RES_M, S2_BANDS, band_index, material_spectra
+from jointseg.simulate.landcover import M, N_MATERIALS
+from jointseg.simulate.noise import fractal_noise, smooth_noise
+from jointseg.simulate.spectra import (
+    BANDS_10M, BANDS_20M, CIRRUS, CLOUD, S2_BANDS, band_index, spectra_table,
+)
 
-#: Start of processing baseline 04.00: the BOA offset (+1000 DN) from this date on.
-BOA_OFFSET_START = dt.date(2022, 1, 25)
-BOA_OFFSET_DN = 1000
-#: Top-of-cloud reflectance per band (bright, slightly darker in the SWIR).
-_CLOUD_REFL = np.array([0.55, 0.55, 0.56, 0.56, 0.56, 0.56, 0.57, 0.57, 0.45, 0.35], np.float32)
-_CIRRUS_REFL = np.array([0.30, 0.29, 0.28, 0.28, 0.27, 0.27, 0.26, 0.26, 0.18, 0.12], np.float32)
-#: Cloud-cover fractions cycled over the dates: some clear, some heavily clouded.
-_CLOUD_CYCLE = (0.02, 0.55, 0.06, 0.0, 0.30, 0.10, 0.85, 0.04)
+FRAC_RES_M = 5
+PSF_SIGMA_PX = 0.45
+BOA_OFFSET_DATE = dt.date(2022, 1, 25)
 
-# SCL class codes (Sen2Cor)
-SCL_NODATA, SCL_SATURATED, SCL_DARK, SCL_SHADOW, SCL_VEG, SCL_NOTVEG, SCL_WATER = range(7)
-SCL_UNCLASSIFIED, SCL_CLOUD_MED, SCL_CLOUD_HIGH, SCL_CIRRUS, SCL_SNOW = 7, 8, 9, 10, 11
+# SCL codes
+SCL_NODATA, SCL_DARK, SCL_SHADOW, SCL_VEG, SCL_NOTVEG, SCL_WATER = 0, 2, 3, 4, 5, 6
+SCL_UNCLASSIFIED, SCL_CLOUD_MED, SCL_CLOUD_HIGH, SCL_CIRRUS = 7, 8, 9, 10
 
 
-@dataclass(frozen=True)
-class Acquisition:
-    """One simulated overpass.
-
-    Attributes:
-        scene_id: Earth-Search-style id, e.g. ``S2B_50SPA_20210412_0_L2A``.
-        date: acquisition date (overpass ~10:30 local, 02:30 UTC).
-        platform: ``sentinel-2a`` or ``sentinel-2b``.
-        cloud_fraction: target fraction of the scene under cloud.
-        cirrus: peak cirrus opacity (0 = none).
-        shift_m: (dx, dy) misregistration in metres.
-        swath_edge: whether a corner of the scene lies outside the swath (no data).
-    """
-
-    scene_id: str
-    date: dt.date
-    platform: str
-    cloud_fraction: float
-    cirrus: float
-    shift_m: tuple[float, float]
-    swath_edge: bool
-
-    @property
-    def doy(self) -> int:
-        return self.date.timetuple().tm_yday
-
-    @property
-    def boa_offset_dn(self) -> int:
-        """DN added to the stored values (1000 from baseline 04.00 on)."""
-        return BOA_OFFSET_DN if self.date >= BOA_OFFSET_START else 0
-
-    @property
-    def processing_baseline(self) -> str:
-        if self.date < dt.date(2021, 6, 30):
-            return "02.14" if self.date.year >= 2020 else "02.12"
-        if self.date < BOA_OFFSET_START:
-            return "03.00"
-        if self.date < dt.date(2022, 12, 6):
-            return "04.00"
-        return "05.09"
+def material_fractions(material: np.ndarray, tex: np.ndarray) -> np.ndarray:
+    """float32 (N_MATERIALS, rows/5, cols/5): brightness-weighted fractions per 5 m cell."""
+    h, w = material.shape
+    h5, w5 = h // FRAC_RES_M, w // FRAC_RES_M
+    cell = (np.arange(h, dtype=np.int64)[:, None] // FRAC_RES_M) * w5 + (
+        np.arange(w, dtype=np.int64)[None, :] // FRAC_RES_M)
+    idx = cell * N_MATERIALS + material
+    sums = np.bincount(idx.ravel(), weights=tex.ravel(), minlength=h5 * w5 * N_MATERIALS)
+    f = sums.reshape(h5, w5, N_MATERIALS).transpose(2, 0, 1) / FRAC_RES_M**2
+    return np.ascontiguousarray(f, dtype=np.float32)
 
 
-def plan_acquisitions(
-    year: int, n_dates: int, rng: np.random.Generator, mgrs_tile: str = "50SPA"
-) -> list[Acquisition]:
-    """``n_dates`` acquisitions spread over ``year`` with a realistic mix of cloudiness."""
-    out = []
-    for i in range(n_dates):
-        doy = int(15 + i * 345 / n_dates + rng.integers(0, 5))
-        date = dt.date(year, 1, 1) + dt.timedelta(days=doy - 1)
-        sat = "A" if i % 2 == 0 else "B"
-        shift = tuple(float(v) for v in rng.uniform(-3.0, 3.0, 2))
-        out.append(
-            Acquisition(
-                scene_id=f"S2{sat}_{mgrs_tile}_{date:%Y%m%d}_0_L2A",
-                date=date,
-                platform=f"sentinel-2{sat.lower()}",
-                cloud_fraction=_CLOUD_CYCLE[i % len(_CLOUD_CYCLE)],
-                cirrus=0.12 if i % 3 == 1 else 0.0,
-                shift_m=shift,  # 0.3 px of 10 m at most
-                swath_edge=(i % len(_CLOUD_CYCLE)) == 5,
-            )
-        )
-    return out
-
-
-def texture(land: Landscape, rng: np.random.Generator) -> np.ndarray:
-    """Multiplicative brightness texture at 1 m: per object (parcel) x pixel noise."""
-    n = int(land.parcel.max()) + 1
-    per_object = rng.normal(1.0, 0.07, n).astype(np.float32)
-    tex = per_object[land.parcel]
-    tex *= 1.0 + 0.04 * rng.standard_normal(land.parcel.shape, dtype=np.float32)
-    # building roofs: one brightness per building height class + some structure
-    return np.clip(tex, 0.6, 1.4, out=tex)
-
-
-def surface_1m(land: Landscape, tex: np.ndarray, table: np.ndarray, band: str) -> np.ndarray:
-    """Noise-free 1 m surface reflectance of ``band`` (float32)."""
-    col = table[:, band_index(band)]
-    return np.take(col, land.material) * tex
-
-
-def integrate(refl_1m: np.ndarray, res_m: int, shift_m: tuple[float, float]) -> np.ndarray:
-    """Integrate a 1 m field over ``res_m`` pixels with a Gaussian PSF and a shift.
-
-    Returns:
-        float32 (rows / res_m, cols / res_m).
-    """
-    sub = res_m // 5  # 2 m for 10 m bands, 4 m for 20 m bands
-    h, w = refl_1m.shape
-    fine = refl_1m.reshape(h // sub, sub, w // sub, sub).mean(axis=(1, 3), dtype=np.float32)
-    sigma = 0.45 * res_m / sub
-    fine = ndimage.gaussian_filter(fine, sigma, mode="reflect")
-    dx, dy = shift_m
-    fine = ndimage.shift(fine, (dy / sub, dx / sub), order=1, mode="nearest")
-    f = res_m // sub
-    hh, ww = fine.shape
-    return fine.reshape(hh // f, f, ww // f, f).mean(axis=(1, 3), dtype=np.float32)
+def sun_position(date: dt.date, lat_deg: float, hour_local_solar: float = 10.5):
+    """(elevation, azimuth) in degrees of the sun (simple declination model)."""
+    doy = date.timetuple().tm_yday
+    decl = math.radians(23.44 * math.sin(2 * math.pi * (284 + doy) / 365))
+    lat = math.radians(lat_deg)
+    ha = math.radians(15 * (hour_local_solar - 12))
+    sin_e = math.sin(lat) * math.sin(decl) + math.cos(lat) * math.cos(decl) * math.cos(ha)
+    elev = math.asin(sin_e)
+    cos_az = (math.sin(decl) - math.sin(elev) * math.sin(lat)) / (math.cos(elev) * math.cos(lat))
+    az = math.degrees(math.acos(max(-1.0, min(1.0, cos_az))))
+    return math.degrees(elev), az if ha <= 0 else 360 - az
 
 
 @dataclass
-class Atmosphere:
-    """Cloud opacity, cirrus opacity and cloud-shadow strength on the 20 m grid (0-1)."""
+class Scene:
+    """One rendered date: DN per band (10 m / 20 m grids), SCL (20 m), truth (10 m)."""
 
-    cloud: np.ndarray
-    cirrus: np.ndarray
-    shadow: np.ndarray
-
-    def at(self, factor: int) -> Atmosphere:
-        """The same fields upsampled by ``factor`` (bilinear), e.g. 2 for 10 m."""
-        if factor == 1:
-            return self
-        z = [
-            np.clip(ndimage.zoom(a, factor, order=1, mode="nearest"), 0, 1)
-            for a in (self.cloud, self.cirrus, self.shadow)
-        ]
-        return Atmosphere(*z)
-
-    def true_mask(self) -> np.ndarray:
-        """uint8 truth: 0 clear, 1 cloud (incl. thin cloud and cirrus), 2 shadow."""
-        out = np.zeros(self.cloud.shape, np.uint8)
-        out[self.shadow > 0.3] = 2
-        out[(self.cloud >= 0.05) | (self.cirrus >= 0.04)] = 1
-        return out
-
-
-def atmosphere(
-    shape_20m: tuple[int, int], acq: Acquisition, rng: np.random.Generator
-) -> Atmosphere:
-    """Clouds, cirrus and shadows of one acquisition on the 20 m grid."""
-    h, w = shape_20m
-    cloud = np.zeros(shape_20m, np.float32)
-    if acq.cloud_fraction > 0:
-        field = fractal_noise(shape_20m, 3.2, rng, min_scale_px=1.5)
-        thr = np.quantile(field, 1 - acq.cloud_fraction)
-        cloud = np.clip((field - thr) / 0.9, 0, 1) ** 0.6
-    cirrus = np.zeros(shape_20m, np.float32)
-    if acq.cirrus > 0:
-        cirrus = acq.cirrus * to_uniform(smooth_noise(shape_20m, 40.0, rng)) ** 2
-    # shadow: the cloud displaced away from the sun (sun in the south-south-east at
-    # overpass -> shadows fall north-north-west); cloud tops 1-2 km, zenith ~35 deg
-    dist_px = rng.uniform(30, 60)
-    dy, dx = -dist_px * math.cos(math.radians(20)), -dist_px * math.sin(math.radians(20))
-    displaced = ndimage.shift(cloud, (dy, dx), order=1, mode="constant", cval=0.0)
-    shadow = np.clip(displaced * 1.5, 0, 1) * (cloud < 0.05)
-    return Atmosphere(
-        cloud.astype(np.float32), cirrus.astype(np.float32), shadow.astype(np.float32)
-    )
-
-
-def observe(
-    surface: np.ndarray, atm: Atmosphere, band: str, rng: np.random.Generator
-) -> np.ndarray:
-    """Top-of-canopy-after-correction reflectance as L2A would report it, with noise."""
-    i = band_index(band)
-    refl = surface * (1 - 0.7 * atm.shadow)
-    refl = (1 - atm.cloud) * refl + atm.cloud * _CLOUD_REFL[i]
-    refl = refl + atm.cirrus * _CIRRUS_REFL[i]
-    refl = refl + (0.003 + 0.01 * refl) * rng.standard_normal(refl.shape, dtype=np.float32)
-    return refl
-
-
-def swath_mask(shape: tuple[int, int], acq: Acquisition) -> np.ndarray:
-    """True where the pixel lies inside the swath (a diagonal cut in one corner)."""
-    if not acq.swath_edge:
-        return np.ones(shape, bool)
-    r = np.arange(shape[0])[:, None] / shape[0]
-    c = np.arange(shape[1])[None, :] / shape[1]
-    return (r + c) > 0.35
-
-
-def to_dn(refl: np.ndarray, acq: Acquisition, valid: np.ndarray) -> np.ndarray:
-    """L2A DN (uint16): reflectance x 10000 (+1000 from baseline 04.00), 0 = no data."""
-    dn = np.rint(refl * 10000.0) + acq.boa_offset_dn
-    dn = np.clip(dn, 1, 65535).astype(np.uint16)
-    dn[~valid] = 0
-    return dn
-
-
-def scl(
-    land: Landscape,
-    surface_20m: dict[str, np.ndarray],
-    atm: Atmosphere,
-    valid: np.ndarray,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Sen2Cor-like scene classification (uint8, 20 m) with realistic errors."""
-    shape = atm.cloud.shape
-    f = land.material.shape[0] // shape[0]
-    water_mat = (land.material == M["water_river"]) | (land.material == M["water_pond"])
-    water = water_mat.reshape(shape[0], f, shape[1], f).mean(axis=(1, 3)) >= 0.5
-    red, nir = surface_20m["B04"], surface_20m["B8A"]
-    ndvi = (nir - red) / np.maximum(nir + red, 1e-6)
-    out = np.full(shape, SCL_NOTVEG, np.uint8)
-    out[ndvi > 0.4] = SCL_VEG
-    out[water] = SCL_WATER
-    u = rng.random(shape)
-    # commission: bright roofs called cloud
-    bright = (surface_20m["B02"] > 0.2) & (atm.cloud < 0.05)
-    out[bright & (u < 0.35)] = SCL_CLOUD_MED
-    shadow = (atm.shadow > 0.3) & (u < 0.85)
-    out[shadow] = SCL_SHADOW
-    cir = (atm.cirrus >= 0.04) & (rng.random(shape) < 0.85)
-    out[cir] = SCL_CIRRUS
-    thin = (atm.cloud >= 0.05) & (atm.cloud < 0.15) & (rng.random(shape) < 0.5)
-    out[thin] = SCL_CLOUD_MED  # the other half of thin cloud edges is missed
-    out[(atm.cloud >= 0.15) & (atm.cloud < 0.5)] = SCL_CLOUD_MED
-    out[atm.cloud >= 0.5] = SCL_CLOUD_HIGH
-    out[~valid] = SCL_NODATA
-    return out
-
-
-def block_mean(a: np.ndarray, f: int) -> np.ndarray:
-    """Mean over f x f blocks (float32)."""
-    h, w = a.shape
-    return a.reshape(h // f, f, w // f, f).mean(axis=(1, 3), dtype=np.float32)
+    dn: dict[str, np.ndarray]
+    scl: np.ndarray
+    truth_clouds: np.ndarray
+    cloud_fraction: float
+    shift_px: tuple[float, float]
+    sun_elev_deg: float
+    sun_az_deg: float
 
 
 def render_scene(
-    land: Landscape, tex: np.ndarray, acq: Acquisition, rng: np.random.Generator
-) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """All bands of one acquisition.
+    fractions: np.ndarray,
+    date: dt.date,
+    rng: np.random.Generator,
+    cloud_cover: float,
+    lat_deg: float = 32.0,
+    boa_offset_dn: int = 0,
+    swath_edge: bool = False,
+) -> Scene:
+    """Render one L2A-like date from 5 m ``fractions``.
 
-    Returns:
-        (band id -> uint16 DN array at the band's resolution, SCL uint8 at 20 m,
-        true cloud mask uint8 at 20 m: 0 clear / 1 cloud / 2 shadow).
+    Args:
+        fractions: (N_MATERIALS, h5, w5) from :func:`material_fractions`.
+        date: acquisition date (drives phenology and sun).
+        cloud_cover: target fraction (0-1) of thick cloud in the region.
+        boa_offset_dn: 1000 for baseline >= 04.00 (stored DN = refl x 10000 + 1000).
+        swath_edge: blank a corner (DN 0, SCL 0) as at the edge of an orbit swath.
     """
-    h, w = land.material.shape
-    table = material_spectra(acq.doy)
-    atm20 = atmosphere((h // 20, w // 20), acq, rng)
-    atm10 = atm20.at(2)
-    valid = {10: swath_mask((h // 10, w // 10), acq), 20: swath_mask((h // 20, w // 20), acq)}
-    bands: dict[str, np.ndarray] = {}
-    surface_20m: dict[str, np.ndarray] = {}
-    for band in S2_BANDS:
-        res = BAND_RES_M[band]
-        surf = integrate(surface_1m(land, tex, table, band), res, acq.shift_m)
-        if band in ("B02", "B04"):
-            surface_20m[band] = block_mean(surf, 2)
-        elif band == "B8A":
-            surface_20m[band] = surf
-        atm = atm10 if res == 10 else atm20
-        bands[band] = to_dn(observe(surf, atm, band, rng), acq, valid[res])
-    scl_20m = scl(land, surface_20m, atm20, valid[20], rng)
-    return bands, scl_20m, atm20.true_mask()
+    _, h5, w5 = fractions.shape
+    table = spectra_table(date)
+    refl = np.einsum("mb,mhw->bhw", table, fractions, optimize=True)
+    elev, az = sun_position(date, lat_deg)
+
+    # Clouds on a padded domain so shadows of clouds outside the region fall inside.
+    cloud_h_m = rng.uniform(1000, 2500)
+    shadow_len = cloud_h_m / math.tan(math.radians(elev)) / FRAC_RES_M
+    dc = int(round(-math.sin(math.radians(az)) * shadow_len))
+    dr = int(round(math.cos(math.radians(az)) * shadow_len))
+    pad = abs(dc) + abs(dr) + 2
+    big = (h5 + 2 * pad, w5 + 2 * pad)
+    alpha_big = np.zeros(big, dtype=np.float32)
+    if cloud_cover > 0:
+        n = fractal_noise(big, 3.2, rng, min_scale_px=2.0)
+        thr = np.quantile(n[pad:-pad, pad:-pad], 1 - cloud_cover)
+        alpha_big = 1 - np.exp(-np.maximum(n - thr, 0) * 4.0)
+    alpha = alpha_big[pad:pad + h5, pad:pad + w5]
+    shadow = alpha_big[pad - dr:pad - dr + h5, pad - dc:pad - dc + w5]
+    cirrus = np.zeros((h5, w5), dtype=np.float32)
+    if cloud_cover > 0.05 and rng.random() < 0.6:
+        c = smooth_noise((h5, w5), 60.0, rng)
+        cirrus = (np.clip(c - 0.8, 0, None) * 0.25).astype(np.float32)
+    shade = np.clip(shadow * 1.2, 0, 1) * 0.75
+    refl = refl * (1 - shade)[None] * (1 - alpha)[None] + alpha[None] * CLOUD[:, None, None]
+    refl = refl * (1 - cirrus)[None] + cirrus[None] * CIRRUS[:, None, None]
+
+    shift = (float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.3, 0.3)))  # 10 m pixels
+    dn: dict[str, np.ndarray] = {}
+    for bands, res in ((BANDS_10M, 10), (BANDS_20M, 20)):
+        k = res // FRAC_RES_M
+        for b, bi in zip(bands, band_index(bands), strict=True):
+            img = _psf_shift(refl[bi], PSF_SIGMA_PX * k, shift[0] * 2, shift[1] * 2)
+            img = img.reshape(h5 // k, k, w5 // k, k).mean((1, 3))
+            sd = np.sqrt(0.0015**2 + (0.01 * img) ** 2)
+            img = img + rng.standard_normal(img.shape).astype(np.float32) * sd
+            dn[b] = np.clip(np.round(img * 10000) + boa_offset_dn, 1, 65535).astype(np.uint16)
+
+    # Truth at 10 m.
+    a10 = alpha.reshape(h5 // 2, 2, w5 // 2, 2).mean((1, 3))
+    c10 = cirrus.reshape(h5 // 2, 2, w5 // 2, 2).mean((1, 3))
+    s10 = shade.reshape(h5 // 2, 2, w5 // 2, 2).mean((1, 3))
+    truth = np.zeros(a10.shape, dtype=np.uint8)
+    truth[s10 > 0.15] = 2
+    truth[(a10 > 0.03) | (c10 > 0.04)] = 1
+
+    scl = _scl(fractions, refl, alpha, cirrus, shade, rng)
+    if swath_edge:
+        for b, arr in dn.items():
+            r = arr.shape[0]
+            yy, xx = np.mgrid[0:r, 0:arr.shape[1]]
+            arr[xx + yy < 0.35 * r] = 0
+            dn[b] = arr
+        r = scl.shape[0]
+        yy, xx = np.mgrid[0:r, 0:scl.shape[1]]
+        scl[xx + yy < 0.35 * r] = SCL_NODATA
+    return Scene(dn, scl, truth, float((truth == 1).mean()), shift, elev, az)
 
 
-def clear_composite(
-    land: Landscape, tex: np.ndarray, year: int, n_dates: int, rng: np.random.Generator
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Median of ``n_dates`` cloud-free observations (harmonised DN, uint16) + COUNT.
-
-    What the pipeline's composite would give over a region with clear skies:
-    used for training chips so that training inputs look like inference inputs.
-    """
-    h, w = land.material.shape
-    stacks: dict[str, list[np.ndarray]] = {b: [] for b in S2_BANDS}
-    for i in range(n_dates):
-        doy = int(60 + i * 240 / max(n_dates - 1, 1))
-        date = dt.date(year, 1, 1) + dt.timedelta(days=doy - 1)
-        acq = Acquisition(
-            "clear",
-            date,
-            "sentinel-2a",
-            0.0,
-            0.0,
-            tuple(float(v) for v in rng.uniform(-3, 3, 2)),
-            False,
-        )
-        table = material_spectra(doy)
-        for band in S2_BANDS:
-            res = BAND_RES_M[band]
-            surf = integrate(surface_1m(land, tex, table, band), res, acq.shift_m)
-            noisy = surf + (0.003 + 0.01 * surf) * rng.standard_normal(surf.shape, np.float32)
-            stacks[band].append(np.clip(np.rint(noisy * 10000), 1, 65535))
-    out = {b: np.median(np.stack(v), axis=0).round().astype(np.uint16) for b, v in stacks.items()}
-    count = np.full((h // 10, w // 10), n_dates, np.uint16)
-    return out, count
+def _psf_shift(img: np.ndarray, sigma: float, dy: float, dx: float) -> np.ndarray:
+    """Gaussian blur (sigma px) + sub-pixel shift (dy, dx px) in Fourier space, edge-padded."""
+    p = int(4 * sigma + 4)
+    a = np.pad(img, p, mode="reflect")
+    fy = np.fft.fftfreq(a.shape[0])[:, None]
+    fx = np.fft.rfftfreq(a.shape[1])[None, :]
+    otf = np.exp(-2 * (math.pi * sigma) ** 2 * (fx**2 + fy**2)) * np.exp(
+        -2j * math.pi * (fx * dx + fy * dy))
+    out = np.fft.irfft2(np.fft.rfft2(a) * otf, s=a.shape)
+    return out[p:-p, p:-p].astype(np.float32)
 
 
-def hr_image(
-    land: Landscape, tex: np.ndarray, rng: np.random.Generator, doy: int = 200
-) -> np.ndarray:
-    """1 m R G B NIR reflectance x 10000 (uint16): the super-resolution target.
+def _scl(fractions, refl, alpha, cirrus, shade, rng) -> np.ndarray:
+    """Scene classification (20 m) with realistic errors: thin cloud edges missed,
+    some bright roofs flagged as cloud."""
+    def avg(a):
+        return a.reshape(a.shape[0] // 4, 4, a.shape[1] // 4, 4).mean((1, 3))
 
-    A summer acquisition of a Jilin-1-like sensor: the same spectra at 1 m, a
-    slight blur (sigma 0.4 px) and noise; no clouds.
-    """
-    table = material_spectra(doy)
-    out = np.empty((4, *land.material.shape), np.uint16)
-    for i, band in enumerate(("B04", "B03", "B02", "B08")):
-        refl = ndimage.gaussian_filter(surface_1m(land, tex, table, band), 0.4)
-        refl += (0.002 + 0.01 * refl) * rng.standard_normal(refl.shape, dtype=np.float32)
-        out[i] = np.clip(np.rint(refl * 10000), 1, 65535).astype(np.uint16)
-    return out
+    a, c, s = avg(alpha), avg(cirrus), avg(shade)
+    red, nir = avg(refl[S2_BANDS.index("B04")]), avg(refl[S2_BANDS.index("B08")])
+    ndvi = (nir - red) / np.maximum(nir + red, 1e-6)
+    water = avg(fractions[M["water_river"]] + fractions[M["water_pond"]])
+    bright_roof = avg(fractions[M["roof_bright"]])
+    scl = np.full(a.shape, SCL_NOTVEG, dtype=np.uint8)
+    scl[ndvi > 0.4] = SCL_VEG
+    scl[water > 0.5] = SCL_WATER
+    scl[(nir < 0.05) & (water <= 0.5)] = SCL_DARK
+    scl[s > 0.3] = SCL_SHADOW
+    thr = 0.12 + 0.05 * rng.random(a.shape)
+    scl[(a > 0.03) & (a <= thr) & (rng.random(a.shape) < 0.3)] = SCL_UNCLASSIFIED
+    scl[c > 0.06] = SCL_CIRRUS
+    scl[a > thr] = SCL_CLOUD_MED
+    scl[a > 0.6] = SCL_CLOUD_HIGH
+    false_cloud = (bright_roof > 0.35) & (rng.random(a.shape) < 0.5)
+    scl[false_cloud] = SCL_CLOUD_MED
+    return scl
