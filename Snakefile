@@ -3,7 +3,8 @@
 #   snakemake --profile profiles/local               # the simulated demo region
 #   snakemake --profile slurm --config year=2019     # a cluster (see profiles/slurm)
 #
-# One tile flows: search -> download -> cloudmask -> composite -> predict -> mosaic.
+# One tile flows: search -> download -> cloudmask -> composite -> predict -> mosaic
+# (per tile, or per batch of tiles with grid.batch_block > 0: rules/batch.smk).
 # All logic lives in the `jointseg` package; rules only wire files together.
 
 
@@ -12,12 +13,23 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/simulate.smk"
-include: "rules/stac.smk"
-include: "rules/download.smk"
-include: "rules/cloudmask.smk"
-include: "rules/composite.smk"
+
+
+# grid.batch_block: 0 = one job per tile and stage, N > 0 = one job per batch of tiles.
+if BATCH_BLOCK:
+
+    include: "rules/batch.smk"
+
+else:
+
+    include: "rules/stac.smk"
+    include: "rules/download.smk"
+    include: "rules/cloudmask.smk"
+    include: "rules/composite.smk"
+    include: "rules/predict.smk"
+
+
 include: "rules/model.smk"
-include: "rules/predict.smk"
 include: "rules/mosaic.smk"
 include: "rules/accuracy.smk"
 include: "rules/report.smk"

@@ -31,28 +31,93 @@ TILE_SIZE_M = config["grid"]["tile_size_m"]
 # (the demo server block); explicit options always win.
 CONFIGFILE = workflow.configfiles[-1] if workflow.configfiles else "config.yaml"
 
+# grid.batch_block: 0 = one job per tile and stage (stac/download/cloudmask/composite/
+# predict.smk); N > 0 = one job per stage and batch of up to N x N tiles (batch.smk).
+BATCH_BLOCK = config["grid"]["batch_block"]
+
 _TILES = {}
+_BATCHES = {}
+
+
+def _region_tiles(region):
+    """Tiles (jointseg.grid.Tile) of a region (computed once per run)."""
+    if region not in _TILES:
+        try:
+            _TILES[region] = region_tiles(
+                config["regions"][region], TILE_SIZE_M, Path(workflow.basedir)
+            )
+        except ValueError as exc:
+            raise WorkflowError(f"config: key 'regions.{region}': {exc}")
+    return _TILES[region]
 
 
 def tiles_of(region):
     """Tile ids of a region (computed once per run)."""
-    if region not in _TILES:
-        try:
-            _TILES[region] = [
-                t.tile_id
-                for t in region_tiles(
-                    config["regions"][region], TILE_SIZE_M, Path(workflow.basedir)
-                )
-            ]
-        except ValueError as exc:
-            raise WorkflowError(f"config: key 'regions.{region}': {exc}")
-    return _TILES[region]
+    return [t.tile_id for t in _region_tiles(region)]
+
+
+def batches_of(region):
+    """Batch id -> tile ids of a region, batches of grid.batch_block^2 tiles (once per run)."""
+    if region not in _BATCHES:
+        from jointseg.batch import batches_for_tiles
+
+        _BATCHES[region] = {
+            b: [t.tile_id for t in ts]
+            for b, ts in batches_for_tiles(_region_tiles(region), BATCH_BLOCK).items()
+        }
+    return _BATCHES[region]
+
+
+def tiles_of_batch(wildcards):
+    """Comma-separated tile ids of the batch {batch} (shell-safe: digits, _ and -)."""
+    try:
+        return ",".join(batches_of(wildcards.region)[wildcards.batch])
+    except KeyError:
+        raise WorkflowError(
+            f"batch {wildcards.batch!r} is not a batch of region {wildcards.region!r}"
+        )
+
+
+def batch_manifest(stage, batch="{batch}"):
+    """Path pattern of a stage's batch manifest (jointseg.batch.manifest_path)."""
+    from jointseg.batch import STAGES
+
+    return f"{RESULTS}/{{region}}/{{year}}/{STAGES[stage]}/batches/{batch}.json"
+
+
+def batch_manifests(wildcards, stage):
+    """Batch manifests of one stage for every batch of a region and year."""
+    from jointseg.batch import STAGES
+
+    base = f"{RESULTS}/{wildcards.region}/{wildcards.year}/{STAGES[stage]}/batches"
+    return [f"{base}/{b}.json" for b in batches_of(wildcards.region)]
+
+
+def batch_runtime(minutes_per_tile, minimum=10):
+    """runtime (minutes) of a batch job: minutes_per_tile x its tiles, at least minimum."""
+
+    def runtime(wildcards, attempt):
+        n = len(batches_of(wildcards.region)[wildcards.batch])
+        return max(minimum, int(minutes_per_tile * n)) * attempt
+
+    return runtime
+
+
+def batch_cmd(stage):
+    """The `jointseg batch` prefix every batch rule shares (values from config quoted)."""
+    return (
+        f"jointseg -v batch {stage} --region {{wildcards.region}} --year {{wildcards.year}}"
+        " --batch {wildcards.batch} --tiles {params.tiles} --manifest {output.manifest}"
+        f" --results-dir {shlex.quote(RESULTS)} --resources-dir {shlex.quote(RESOURCES)}"
+        " --no-progress"
+    )
 
 
 wildcard_constraints:
     region="[A-Za-z][A-Za-z0-9_-]*",
     year=r"\d{4}",
     tile=r"\d{4,5}_-?\d+_-?\d+",
+    batch=r"B\d{4,5}_-?\d+_-?\d+",
 
 
 MODEL_NAME = config["model"]["name"]
@@ -76,7 +141,13 @@ def model_onnx(wildcards):
 
 
 def product_tiles(wildcards, product, subdir=""):
-    """Per-tile 1 m products of one region and year (product: isa | prob)."""
+    """Per-tile 1 m products of one region and year (product: isa | prob).
+
+    In batch mode: the predict batch manifests listing them (the mosaic reads the tile
+    paths from the manifests: `jointseg mosaic --tiles-from-manifests`).
+    """
+    if BATCH_BLOCK:
+        return batch_manifests(wildcards, "predict_baseline" if subdir else "predict")
     return [
         f"{RESULTS}/{wildcards.region}/{wildcards.year}/{subdir}isa/{tile}_{product}.tif"
         for tile in tiles_of(wildcards.region)
@@ -171,6 +242,13 @@ def change_targets():
 
 
 def composite_targets():
+    if BATCH_BLOCK:
+        return [
+            f"{RESULTS}/{region}/{year}/composite/batches/{b}.json"
+            for region in REGIONS
+            for year in YEARS
+            for b in batches_of(region)
+        ]
     return [
         f"{RESULTS}/{region}/{year}/composite/{tile}_{res}.tif"
         for region in REGIONS

@@ -21,8 +21,9 @@ rule mosaic:
         runtime=120,
     params:
         crs=output_crs,
+        from_manifests="--tiles-from-manifests" if BATCH_BLOCK else "",
     shell:
-        "jointseg -v mosaic {input.tiles} --output {output.cog} --kind binary"
+        "jointseg -v mosaic {params.from_manifests} {input.tiles} --output {output.cog} --kind binary"
         " --crs {params.crs:q} --year {wildcards.year} --region {wildcards.region}"
         " --item {output.item} --quicklook {output.png} --threads {threads} > {log} 2>&1"
 
@@ -46,8 +47,9 @@ rule mosaic_prob:
         runtime=120,
     params:
         crs=output_crs,
+        from_manifests="--tiles-from-manifests" if BATCH_BLOCK else "",
     shell:
-        "jointseg -v mosaic {input.tiles} --output {output.cog} --kind prob"
+        "jointseg -v mosaic {params.from_manifests} {input.tiles} --output {output.cog} --kind prob"
         " --crs {params.crs:q} --year {wildcards.year} --region {wildcards.region}"
         " --item {output.item} --quicklook {output.png} --threads {threads} > {log} 2>&1"
 

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "accuracy-report": "jointseg.cli.report:accuracy_report",
     "paper-tables": "jointseg.cli.report:paper_tables",
     "change": "jointseg.cli.report:change",
+    "batch": "jointseg.cli.batch:batch",
 }
 
 

@@ -27,13 +27,25 @@ CLASSES = {0: "not impervious", 1: "impervious"}
 @click.option("--item", type=click.Path(path_type=Path), help="Write a STAC Item here.")
 @click.option("--quicklook", type=click.Path(path_type=Path), help="Write a PNG quicklook here.")
 @click.option("--threads", type=int, default=1, show_default=True, help="GDAL threads.")
+@click.option("--tiles-from-manifests", "from_manifests", is_flag=True,
+              help="TILES are batch manifests (jointseg batch predict); mosaic the tiles "
+                   "they list (their 'isa' files for --kind binary, 'prob' for prob).")
 def mosaic(tiles: tuple[Path, ...], output: Path, kind: str, output_crs: str | None,
            res_m: float, year: int, region: str, item: Path | None, quicklook: Path | None,
-           threads: int) -> None:
+           threads: int, from_manifests: bool) -> None:
     """Mosaic TILES (per-tile COGs of one product) into OUTPUT."""
     from jointseg.catalog import product_item, write_item
     from jointseg.mosaic import MosaicError, mosaic_tiles
     from jointseg.quicklook import quicklook_png
+
+    if from_manifests:
+        from jointseg.batch import BatchError, manifest_files
+
+        try:
+            tiles = tuple(manifest_files(tiles, "isa" if kind == "binary" else "prob"))
+        except BatchError as exc:
+            raise click.ClickException(str(exc)) from None
+        log.info("%d tile(s) from the batch manifests", len(tiles))
 
     try:
         out = mosaic_tiles(list(tiles), output, kind=kind, output_crs=output_crs, res_m=res_m,

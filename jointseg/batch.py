@@ -1,0 +1,210 @@
+"""Batches of neighbouring tiles: one workflow job per stage and batch, not per tile.
+
+A batch is the tiles of one UTM zone whose lower-left corners fall in one square block
+of ``block x tile_size_m`` metres; its id is ``B<epsg>_<xmin>_<ymin>`` of the block's
+lower-left corner (metres, the zone's UTM CRS). A batch job loops over its tiles with
+:func:`run_batch`, writes the per-tile files of docs/architecture.md at their usual
+paths and, last, a batch manifest (JSON) listing them::
+
+    {"batch": "B32650_0_3540000", "stage": "composite", "region": "demo", "year": 2019,
+     "tiles": {"32650_663000_3543000": {"c10": "results/.../composite/..._10m.tif",
+                                        "c20": "results/.../composite/..._20m.tif"}}}
+
+Tiles whose outputs exist and validate are skipped, so a rerun resumes inside a batch;
+a failed tile is logged and the others still run; :class:`BatchError` names the failed
+tiles at the end (the manifest is then not written).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from jointseg.grid import Tile
+from jointseg.io import OutputError, validate_raster, write_json
+
+log = logging.getLogger(__name__)
+
+BATCH_ID_RE = re.compile(r"^B(?P<epsg>\d{4,5})_(?P<xmin>-?\d+)_(?P<ymin>-?\d+)$")
+
+#: stage -> directory (under results/{region}/{year}) of its batch manifests
+STAGES: dict[str, str] = {
+    "search": "scenes",
+    "download": "stack",
+    "cloudmask": "cloudmask",
+    "composite": "composite",
+    "predict": "isa",
+    "predict_baseline": "baseline/isa",
+}
+
+
+class BatchError(RuntimeError):
+    """One or more tiles of a batch failed, or a batch manifest is malformed."""
+
+
+def batch_id(tile: Tile, block: int) -> str:
+    """Id ``B<epsg>_<xmin>_<ymin>`` of the ``block x block``-tile batch holding ``tile``."""
+    if block < 1:
+        raise ValueError(f"batch block {block}: must be >= 1")
+    step = block * tile.size_m
+    return f"B{tile.epsg}_{tile.xmin // step * step}_{tile.ymin // step * step}"
+
+
+def batches_for_tiles(tiles: Iterable[Tile], block: int) -> dict[str, list[Tile]]:
+    """Partition ``tiles`` into batches of up to ``block x block`` neighbours of one zone.
+
+    Returns batch id -> its tiles (sorted by tile id), batch ids sorted; every tile is in
+    exactly one batch, and a batch never mixes UTM zones (the zone is part of the id).
+    """
+    out: dict[str, list[Tile]] = defaultdict(list)
+    for t in tiles:
+        out[batch_id(t, block)].append(t)
+    return {b: sorted(ts, key=lambda t: t.tile_id) for b, ts in sorted(out.items())}
+
+
+def tile_files(
+    stage: str, tile_id: str, region: str, year: int | str,
+    results_dir: str | os.PathLike = "results", resources_dir: str | os.PathLike = "resources",
+) -> dict[str, Path]:  # fmt: skip
+    """The per-tile files ``stage`` writes for one tile (paths of docs/architecture.md)."""
+    res = Path(results_dir) / region / str(year)
+    if stage == "search":
+        return {"scenes": res / "scenes" / f"{tile_id}.json"}
+    if stage == "download":
+        return {"manifest": Path(resources_dir) / region / str(year) / "stack" / tile_id
+                / "manifest.json"}  # fmt: skip
+    if stage == "cloudmask":
+        return {"mask": res / "cloudmask" / f"{tile_id}.tif"}
+    if stage == "composite":
+        return {"c10": res / "composite" / f"{tile_id}_10m.tif",
+                "c20": res / "composite" / f"{tile_id}_20m.tif"}  # fmt: skip
+    if stage in ("predict", "predict_baseline"):
+        isa = res / STAGES[stage]
+        return {"isa": isa / f"{tile_id}_isa.tif", "prob": isa / f"{tile_id}_prob.tif"}
+    raise ValueError(f"unknown batch stage {stage!r}: expected one of {', '.join(STAGES)}")
+
+
+def manifest_path(
+    stage: str, batch: str, region: str, year: int | str,
+    results_dir: str | os.PathLike = "results",
+) -> Path:  # fmt: skip
+    """``results/{region}/{year}/<stage dir>/batches/{batch}.json``."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown batch stage {stage!r}: expected one of {', '.join(STAGES)}")
+    return Path(results_dir) / region / str(year) / STAGES[stage] / "batches" / f"{batch}.json"
+
+
+def output_ok(path: Path) -> bool:
+    """True when ``path`` exists and is complete: a GeoTIFF that reads, or JSON that parses."""
+    if not path.is_file():
+        return False
+    try:
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        else:
+            validate_raster(path)
+    except (OSError, ValueError, OutputError) as exc:
+        log.warning("%s: exists but does not validate (%s); redoing it", path, exc)
+        return False
+    return True
+
+
+@dataclass
+class BatchResult:
+    """What :func:`run_batch` did: tile id -> outputs, and which tiles were skipped."""
+
+    outputs: dict[str, dict[str, Path]] = field(default_factory=dict)
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def run_batch(
+    stage: str,
+    tiles: Sequence[str],
+    fn: Callable[[str, dict[str, Path]], None],
+    outputs: Callable[[str], dict[str, Path]],
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> BatchResult:
+    """Run ``fn(tile_id, outputs(tile_id))`` for every tile whose outputs are not done yet.
+
+    ``fn`` must write every file of ``outputs(tile_id)`` (atomically). Tiles whose files
+    all exist and validate are skipped unless ``overwrite``. A tile whose ``fn`` raises
+    (or leaves an output missing) is logged with its id and the loop goes on.
+
+    Raises:
+        BatchError: after the loop, naming every failed tile and its error.
+    """
+    result = BatchResult()
+    failed: dict[str, str] = {}
+    bar = tqdm(tiles, desc=stage, unit="tile", disable=not progress)
+    for tile_id in bar:
+        files = outputs(tile_id)
+        if not overwrite and all(output_ok(p) for p in files.values()):
+            log.info("%s %s: outputs exist, skipped", stage, tile_id)
+            result.skipped.append(tile_id)
+            result.outputs[tile_id] = files
+            continue
+        log.info("%s %s: start", stage, tile_id)
+        try:
+            fn(tile_id, files)
+            missing = [str(p) for p in files.values() if not p.is_file()]
+            if missing:
+                raise BatchError(f"did not write {', '.join(missing)}")
+        except Exception as exc:  # every tile error is collected, reported at the end
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.error("%s %s: failed: %s", stage, tile_id, msg)
+            failed[tile_id] = msg
+            continue
+        log.info("%s %s: done", stage, tile_id)
+        result.done.append(tile_id)
+        result.outputs[tile_id] = files
+    if failed:
+        lines = "; ".join(f"{t}: {m}" for t, m in failed.items())
+        raise BatchError(f"{stage}: {len(failed)} of {len(tiles)} tile(s) failed: {lines}")
+    return result
+
+
+def write_manifest(
+    path: str | os.PathLike, batch: str, stage: str, region: str, year: int | str,
+    outputs: Mapping[str, Mapping[str, os.PathLike | str]],
+) -> Path:  # fmt: skip
+    """Write a batch manifest atomically (see the module docstring for its layout)."""
+    write_json(path, {
+        "batch": batch, "stage": stage, "region": region, "year": int(year),
+        "tiles": {t: {k: str(p) for k, p in files.items()} for t, files in outputs.items()},
+    })  # fmt: skip
+    return Path(path)
+
+
+def read_manifest(path: str | os.PathLike) -> dict:
+    """Read a batch manifest; raise :class:`BatchError` naming the file if malformed."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BatchError(f"{path}: cannot read batch manifest ({exc})") from None
+    tiles = doc.get("tiles") if isinstance(doc, dict) else None
+    if not isinstance(tiles, dict) or not all(isinstance(v, dict) for v in tiles.values()):
+        raise BatchError(f"{path}: key 'tiles' must map tile ids to {{name: path}}")
+    return doc
+
+
+def manifest_files(paths: Iterable[str | os.PathLike], key: str) -> list[Path]:
+    """The ``key`` file (e.g. ``isa``) of every tile in the given batch manifests, in order."""
+    out = []
+    for p in paths:
+        for tile_id, files in read_manifest(p)["tiles"].items():
+            if key not in files:
+                raise BatchError(f"{p}: tile {tile_id} has no {key!r} file")
+            out.append(Path(files[key]))
+    return out
