@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from jointseg.simulate.landcover import M, N_MATERIALS, Landscape, _hash01
+from jointseg.simulate.landcover import N_MATERIALS, Landscape, M, _hash01
 from jointseg.simulate.noise import smooth_noise
 from jointseg.simulate.spectra import HR_FROM_S2, band_index, spectra_table
 

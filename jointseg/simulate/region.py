@@ -17,7 +17,10 @@ from jointseg.io import write_cog, write_json
 from jointseg.simulate.hr import brightness, render_hr
 from jointseg.simulate.landcover import CLASSES, LayoutParams, simulate_landscape
 from jointseg.simulate.sentinel2 import (
-    BOA_OFFSET_DATE, material_fractions, render_scene, sun_position,
+    BOA_OFFSET_DATE,
+    material_fractions,
+    render_scene,
+    sun_position,
 )
 from jointseg.simulate.spectra import BANDS_10M, BANDS_20M, HR_BANDS
 from jointseg.simulate.stac import NOTE, write_stac
@@ -95,7 +98,7 @@ def simulate_region(
     write_cog(out_dir / "truth" / "isa_1m.tif", ls.isa, grid, band_names=["isa"],
               tags={**TAGS, "VALUES": "1=impervious,0=not"})
 
-    cx, cy = grid.transform * (grid.width / 2, grid.height / 2)
+    cx, cy = grid.transform @ (grid.width / 2, grid.height / 2)
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(cx, cy)
     hr_date = dt.date(year, 7, 20)
     elev, az = sun_position(hr_date, lat)

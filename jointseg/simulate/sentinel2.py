@@ -15,10 +15,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jointseg.simulate.landcover import M, N_MATERIALS
+from jointseg.simulate.landcover import N_MATERIALS, M
 from jointseg.simulate.noise import fractal_noise, smooth_noise
 from jointseg.simulate.spectra import (
-    BANDS_10M, BANDS_20M, CIRRUS, CLOUD, S2_BANDS, band_index, spectra_table,
+    BANDS_10M,
+    BANDS_20M,
+    CIRRUS,
+    CLOUD,
+    S2_BANDS,
+    band_index,
+    spectra_table,
 )
 
 FRAC_RES_M = 5

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pystac
 import rasterio
+import shapely
 from pyproj import Transformer
 from shapely.geometry import box, mapping
-from shapely.ops import transform as shp_transform
 
 from jointseg.io import write_json
 
@@ -55,7 +55,7 @@ def write_stac(out_dir: str | Path, file_base_url: str) -> list[dict]:
             epsg = ds.crs.to_epsg()
             bounds = ds.bounds
         tr = Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
-        geom = shp_transform(tr.transform, box(*bounds).segmentize(500))
+        geom = shapely.transform(box(*bounds).segmentize(500), tr.transform, interleaved=False)
         date = dt.date.fromisoformat(sc["datetime"][:10])
         applied = sc["boa_offset_dn"] == 1000
         pb = processing_baseline(date)
