@@ -195,3 +195,67 @@ def test_all_rasters_tagged_simulated(region):
             assert "JOINTSEG_NOTE" in ds.tags(), p
     sim = json.loads((out / "simulation.json").read_text())
     assert sim["simulated"] is True and sim["seed"] == 42
+
+
+# ----------------------------------------------------------------------------- chips
+
+
+@pytest.fixture(scope="module")
+def chips(tmp_path_factory) -> Path:
+    from jointseg.simulate.chips import simulate_chips
+
+    out = tmp_path_factory.mktemp("chips")
+    simulate_chips(out, 1000, 2, region_size_m=960, chip_size_m=320, n_dates=3,
+                   progress=False)
+    return out
+
+
+def test_chips_format_alignment_and_splits(chips):
+    import csv
+
+    rows = list(csv.DictReader((chips / "index.csv").open()))
+    assert len(rows) == 2 * 9
+    assert {r["split"] for r in rows} == {"train", "val"}
+    for r in rows:
+        d = chips / r["chip_id"]
+        x0, y0, size = int(r["xmin"]), int(r["ymin"]), int(r["size_m"])
+        expect = (x0, y0, x0 + size, y0 + size)
+        shapes = {"s2_10m.tif": (5, 32, 32, "uint16"), "s2_20m.tif": (6, 16, 16, "uint16"),
+                  "hr.tif": (4, 320, 320, "uint16"), "label.tif": (1, 320, 320, "uint8")}
+        for name, (count, h, w, dtype) in shapes.items():
+            with rasterio.open(d / name) as ds:
+                assert tuple(ds.bounds) == expect, (d, name)
+                assert (ds.count, ds.height, ds.width, ds.dtypes[0]) == (count, h, w, dtype)
+                assert ds.crs.to_epsg() == 32650 and ds.tags()["JOINTSEG_SIMULATED"] == "true"
+    # No region in two splits: chips of one region share its x-range.
+    by_split = {}
+    for r in rows:
+        by_split.setdefault(r["split"], set()).add(int(r["xmin"]) // 1440)
+    assert not by_split["train"] & by_split["val"]
+
+
+def test_chips_label_hr_s2_consistent(chips):
+    import csv
+
+    rows = list(csv.DictReader((chips / "index.csv").open()))
+    isa_nir, veg_nir, count_ok = [], [], []
+    for r in rows:
+        d = chips / r["chip_id"]
+        label = read(d / "label.tif")
+        with rasterio.open(d / "hr.tif") as ds:
+            red, nir = ds.read(1) / 1e4, ds.read(4) / 1e4
+        ndvi = (nir - red) / (nir + red)
+        if (label == 1).sum() > 100:
+            isa_nir.append(np.median(ndvi[label == 1]))
+        if (label == 0).sum() > 100:
+            veg_nir.append(np.median(ndvi[label == 0]))
+        with rasterio.open(d / "s2_10m.tif") as ds:
+            s2 = ds.read()
+        count_ok.append(((s2[4] >= 1) & (s2[4] <= 3)).mean())
+        # S2 red (10 m) agrees with HR red averaged to 10 m where observed.
+        hr10 = red.reshape(32, 10, 32, 10).mean((1, 3))
+        obs = s2[4] > 0
+        assert np.corrcoef(hr10[obs], s2[2][obs] / 1e4)[0, 1] > 0.6
+    assert np.median(isa_nir) < 0.25  # impervious: low NDVI
+    assert np.median(veg_nir) > 0.4
+    assert np.mean(count_ok) > 0.9

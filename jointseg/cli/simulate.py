@@ -40,3 +40,26 @@ def stac(out_dir, file_base_url) -> None:
 
     items = write_stac(out_dir, file_base_url)
     click.echo(f"{len(items)} items written under {out_dir}/stac")
+
+
+@simulate.command("chips")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output directory (e.g. resources/chips).")
+@click.option("--seed", default=1000, show_default=True, type=int)
+@click.option("--n-regions", default=4, show_default=True, type=int)
+@click.option("--region-size-m", default=1920, show_default=True, type=int)
+@click.option("--chip-size-m", default=320, show_default=True, type=int)
+@click.option("--year", default=2021, show_default=True, type=int)
+@click.option("--n-dates", default=5, show_default=True, type=int,
+              help="Dates median-composited per region.")
+@click.option("--val-regions", default=1, show_default=True, type=int)
+@click.option("--test-regions", default=0, show_default=True, type=int)
+def chips(out_dir, seed, n_regions, region_size_m, chip_size_m, year, n_dates, val_regions,
+          test_regions) -> None:
+    """Simulate paired training chips (s2_10m, s2_20m, hr, label + index.csv)."""
+    from jointseg.simulate.chips import default_splits, simulate_chips
+
+    splits = default_splits(n_regions, val_regions, test_regions)
+    index = simulate_chips(out_dir, seed, n_regions, region_size_m, chip_size_m, year, splits,
+                           n_dates)
+    click.echo(str(index))

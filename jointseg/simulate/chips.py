@@ -1,120 +1,158 @@
-"""Simulated paired training chips (the format of docs/architecture.md).
+"""Paired training chips (docs/architecture.md, "Paired training chips") from simulated regions.
 
-Each training region is its own simulated landscape (its own seed, so its own
-town layout) with a randomly chosen urban extent, from dense core to open
-countryside. Its Sentinel-2 input is a clear-sky median composite of several
-dates (what the pipeline's composite gives), its target a 1 m HR image and the
-1 m impervious-surface truth. Regions, not chips, are assigned to splits, so no
-two splits share a landscape.
+Each region is its own simulated town (seed, urbanness: core, suburb or rural in turn).
+Several low-cloud dates are rendered like the demo scenes; pixels under true cloud or
+shadow are dropped and the rest are median-composited (COUNT = clear dates used), as
+the pipeline's composite stage would see them. Splits are per region.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import io
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from pyproj import Transformer
+from scipy import ndimage
 from tqdm import tqdm
 
 from jointseg.grid import GeoBox
 from jointseg.io import atomic_path, write_cog
+from jointseg.simulate.hr import brightness, render_hr
 from jointseg.simulate.landcover import LayoutParams, simulate_landscape
-from jointseg.simulate.products import SIM_TAGS
-from jointseg.simulate.sentinel2 import clear_composite, hr_image, texture
+from jointseg.simulate.region import TAGS, scene_dates
+from jointseg.simulate.sentinel2 import material_fractions, render_scene, sun_position
+from jointseg.simulate.spectra import BANDS_10M, BANDS_20M, HR_BANDS
 
 log = logging.getLogger(__name__)
 
-BANDS_10M = ("B02", "B03", "B04", "B08")
-BANDS_20M = ("B05", "B06", "B07", "B8A", "B11", "B12")
-#: lower-left corner of region i: x0 + i * spacing (metres, EPSG:32650)
-_X0, _Y0, _SPACING = 700000, 3500000, 20000
+CRS = "EPSG:32650"
+ORIGIN = (640020, 3510000)  # lower-left of region 0 (multiples of 60 m)
+KINDS = ("core", "suburb", "rural")
+
+
+def default_splits(n_regions: int, val_regions: int = 1, test_regions: int = 0) -> list[str]:
+    """Per-region split names: the last regions go to test, then val, the rest train."""
+    if val_regions + test_regions >= n_regions:
+        raise ValueError(f"{n_regions} regions leave none for training "
+                         f"({val_regions} val + {test_regions} test)")
+    n_train = n_regions - val_regions - test_regions
+    return ["train"] * n_train + ["val"] * val_regions + ["test"] * test_regions
+
+
+def composite_region(fractions: np.ndarray, dates: list[dt.date], rng: np.random.Generator,
+                     lat: float) -> tuple[np.ndarray, np.ndarray]:
+    """Median composite of cloud-masked dates: (uint16 B02 B03 B04 B08 COUNT at 10 m,
+    uint16 B05..B12 at 20 m), harmonised DN (reflectance x 10000), 0 where no clear date."""
+    s10, s20, m10, m20 = [], [], [], []
+    for date in dates:
+        sc = render_scene(fractions, date, rng, float(rng.uniform(0.0, 0.12)), lat, 0)
+        bad = ndimage.binary_dilation(sc.truth_clouds > 0, iterations=2)
+        s10.append(np.stack([sc.dn[b] for b in BANDS_10M]).astype(np.float32))
+        s20.append(np.stack([sc.dn[b] for b in BANDS_20M]).astype(np.float32))
+        m10.append(bad)
+        m20.append(bad.reshape(bad.shape[0] // 2, 2, bad.shape[1] // 2, 2).any((1, 3)))
+    out = []
+    for stack, masks in ((np.stack(s10), np.stack(m10)), (np.stack(s20), np.stack(m20))):
+        stack[np.broadcast_to(masks[:, None], stack.shape)] = np.nan
+        count = (~masks).sum(0)
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.nanmedian(stack, axis=0)
+        med = np.where(np.isnan(med), 0, np.round(med)).astype(np.uint16)
+        out.append((med, count.astype(np.uint16)))
+    (c10, n10), (c20, _) = out
+    return np.concatenate([c10, n10[None]]), c20
 
 
 def simulate_chips(
     out_dir: str | Path,
-    seed: int = 1000,
-    n_regions: int = 4,
+    seed: int,
+    n_regions: int,
     region_size_m: int = 1920,
     chip_size_m: int = 320,
     year: int = 2021,
-    val_regions: int = 1,
-    test_regions: int = 0,
+    splits: Sequence[str] | None = None,
     n_dates: int = 5,
-    crs: str = "EPSG:32650",
     progress: bool = True,
 ) -> Path:
-    """Simulate ``n_regions`` training regions and cut them into paired chips.
+    """Write a paired chip dataset under ``out_dir``; returns the path of ``index.csv``.
 
     Args:
-        out_dir: dataset root (``index.csv`` + one folder per chip).
-        seed: region i uses seed ``seed + i``.
-        n_regions: number of simulated regions.
-        region_size_m: side of each region (multiple of ``chip_size_m``).
-        chip_size_m: chip side, a multiple of 20 m.
-        year: year of the simulated acquisitions (phenology).
-        val_regions, test_regions: the last regions go to ``val`` then ``test``.
-        n_dates: clear dates in each composite.
-
-    Returns:
-        Path of ``index.csv`` (written last).
+        seed: base seed; region ``i`` uses ``SeedSequence([seed, i])``.
+        n_regions: number of simulated regions (towns), cycling core/suburb/rural.
+        region_size_m: region side (multiple of ``chip_size_m`` and of 60 m).
+        chip_size_m: chip side (multiple of 20 m).
+        splits: split per region; :func:`default_splits` (last region val) when omitted.
+        n_dates: dates composited per region.
     """
-    if chip_size_m % 20 or region_size_m % chip_size_m:
-        raise ValueError(
-            f"chip_size_m={chip_size_m} must be a multiple of 20 dividing "
-            f"region_size_m={region_size_m}"
-        )
-    if val_regions + test_regions >= n_regions:
-        raise ValueError("need at least one training region")
+    if chip_size_m % 20 or region_size_m % chip_size_m or region_size_m % 60:
+        raise ValueError(f"chip_size_m={chip_size_m} must be a multiple of 20 m and divide "
+                         f"region_size_m={region_size_m}, itself a multiple of 60 m")
+    splits = list(splits) if splits is not None else default_splits(n_regions)
+    if len(splits) != n_regions or not set(splits) <= {"train", "val", "test"}:
+        raise ValueError(f"splits {splits} must name train/val/test once per region")
     out_dir = Path(out_dir)
     rows = []
-    n_train = n_regions - val_regions - test_regions
-    for i in tqdm(range(n_regions), desc="regions", disable=not progress):
-        split = "train" if i < n_train else ("val" if i < n_train + val_regions else "test")
-        rng = np.random.default_rng(seed + i)
-        size = region_size_m
-        # urban extent from village-scale to a city covering the region
-        radius = float(rng.uniform(0.12, 0.7) * size)
-        centre = (float(rng.uniform(0.2, 0.8) * size), float(rng.uniform(0.2, 0.8) * size))
-        layout = LayoutParams.default((size, size), rng, centre_xy=centre, core_radius_m=radius)
-        land = simulate_landscape((size, size), rng, layout)
-        tex = texture(land, rng)
-        s2, count = clear_composite(land, tex, year, n_dates, rng)
-        hr = hr_image(land, tex, rng)
-        x0, y0 = _X0 + i * _SPACING, _Y0
-        log.info("region %d (%s, seed %d): ISA %.0f %%", i, split, seed + i, 100 * land.isa.mean())
-        n = size // chip_size_m
+    for i in tqdm(range(n_regions), desc="chip regions", disable=not progress):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
+        xmin = ORIGIN[0] + i * (region_size_m + 480)
+        ymin = ORIGIN[1]
+        grid = GeoBox.from_bounds(
+            CRS, (xmin, ymin, xmin + region_size_m, ymin + region_size_m), 1)
+        kind = KINDS[i % 3]
+        s = region_size_m
+        centre, radius = {
+            "core": ((s / 2, s / 2), 0.5 * s),
+            "suburb": ((s * 1.3, s / 2), 0.9 * s),
+            "rural": ((s * 3.0, -s), 0.8 * s),
+        }[kind]
+        layout = LayoutParams.default(grid.shape, rng, centre_xy=centre, core_radius_m=radius,
+                                      river=bool(rng.random() < 0.4))
+        ls = simulate_landscape(grid.shape, rng, layout)
+        cx, cy = grid.transform @ (grid.width / 2, grid.height / 2)
+        _, lat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True).transform(cx, cy)
+        hr_date = dt.date(year, 7, 20)
+        tex = brightness(ls, rng, *sun_position(hr_date, lat))
+        hr = render_hr(ls, tex, hr_date)
+        fractions = material_fractions(ls.material, tex)
+        s2_10, s2_20 = composite_region(fractions, scene_dates(year, n_dates, rng), rng, lat)
+        isa = ls.isa
+        log.info("chip region %d (%s, %s): ISA %.1f %%", i, kind, splits[i], 100 * isa.mean())
+        n = region_size_m // chip_size_m
         for r in range(n):
             for c in range(n):
-                xmin = x0 + c * chip_size_m
-                ymin = y0 + (n - 1 - r) * chip_size_m
-                chip_id = f"r{seed + i}_{r:02d}_{c:02d}"
-                _write_chip(out_dir / chip_id, crs, xmin, ymin, chip_size_m, r, c, s2, count,
-                            hr, land.isa)
-                rows.append((chip_id, split, crs, xmin, ymin, chip_size_m))
+                cx0 = xmin + c * chip_size_m
+                cy0 = ymin + region_size_m - (r + 1) * chip_size_m
+                chip_id = f"32650_{cx0}_{cy0}"
+                g1 = GeoBox.from_bounds(CRS, (cx0, cy0, cx0 + chip_size_m, cy0 + chip_size_m), 1)
+                k1, k10, k20 = chip_size_m, chip_size_m // 10, chip_size_m // 20
+                d = out_dir / chip_id
+                tags = {**TAGS, "REGION": str(i), "SPLIT": splits[i]}
+                write_cog(d / "s2_10m.tif", s2_10[:, r * k10:(r + 1) * k10, c * k10:(c + 1) * k10],
+                          g1.with_res(10), nodata=0, band_names=[*BANDS_10M, "COUNT"],
+                          tags={**tags, "JOINTSEG_PRODUCT": "composite"},
+                          scales=[1e-4] * 4 + [1.0])
+                write_cog(d / "s2_20m.tif", s2_20[:, r * k20:(r + 1) * k20, c * k20:(c + 1) * k20],
+                          g1.with_res(20), nodata=0, band_names=list(BANDS_20M),
+                          tags={**tags, "JOINTSEG_PRODUCT": "composite"}, scales=[1e-4] * 6)
+                write_cog(d / "hr.tif", hr[:, r * k1:(r + 1) * k1, c * k1:(c + 1) * k1], g1,
+                          nodata=0, band_names=list(HR_BANDS), tags=tags, scales=[1e-4] * 4)
+                write_cog(d / "label.tif", isa[r * k1:(r + 1) * k1, c * k1:(c + 1) * k1], g1,
+                          nodata=255, band_names=["isa"], tags=tags)
+                rows.append((chip_id, splits[i], CRS, cx0, cy0, chip_size_m))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["chip_id", "split", "crs", "xmin", "ymin", "size_m"])
+    w.writerows(rows)
     index = out_dir / "index.csv"
-    with atomic_path(index) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(("chip_id", "split", "crs", "xmin", "ymin", "size_m"))
-        w.writerows(rows)
+    with atomic_path(index) as tmp:
+        tmp.write_text(buf.getvalue())
     return index
-
-
-def _write_chip(chip_dir, crs, xmin, ymin, size_m, r, c, s2, count, hr, isa) -> None:
-    g1 = GeoBox.from_bounds(crs, (xmin, ymin, xmin + size_m, ymin + size_m), 1.0)
-    tags = {**SIM_TAGS, "CHIP": chip_dir.name}
-
-    def cut(a: np.ndarray, res: int) -> np.ndarray:
-        k = size_m // res
-        return a[..., r * k : (r + 1) * k, c * k : (c + 1) * k]
-
-    s10 = np.stack([cut(s2[b], 10) for b in BANDS_10M] + [cut(count, 10)])
-    s20 = np.stack([cut(s2[b], 20) for b in BANDS_20M])
-    write_cog(chip_dir / "s2_10m.tif", s10, g1.with_res(10), nodata=0,
-              band_names=[*BANDS_10M, "COUNT"], tags=tags)
-    write_cog(chip_dir / "s2_20m.tif", s20, g1.with_res(20), nodata=0,
-              band_names=list(BANDS_20M), tags=tags)
-    write_cog(chip_dir / "hr.tif", cut(hr, 1), g1, nodata=0, band_names=["R", "G", "B", "NIR"],
-              tags=tags)
-    write_cog(chip_dir / "label.tif", cut(isa, 1), g1, nodata=255, band_names=["isa"],
-              tags=tags)
