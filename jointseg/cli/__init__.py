@@ -61,7 +61,7 @@ def _importable(name: str) -> bool:
 @click.version_option(package_name="jointseg")
 def main(verbose: int) -> None:
     """JointSeg / ISA-1: 1 m impervious-surface maps from Sentinel-2."""
-    level = logging.WARNING - 10 * min(verbose + 1, 2)
+    level = logging.WARNING - 10 * min(verbose, 2)  # -v: INFO, -vv: DEBUG
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
