@@ -126,8 +126,8 @@ def test_scl_marks_most_true_cloud_with_errors(region):
     assert cloud.mean() > 0.3
     recall = flagged[cloud].mean()
     assert recall > 0.8
-    assert recall < 1.0 or flagged[~cloud].any()  # not a copy of the truth
-    assert (np.isin(scl, (3,)) == (truth == 2)).mean() < 1.0 or (truth == 2).any()
+    assert not np.array_equal(flagged, cloud)  # SCL errs: not a copy of the truth
+    assert flagged[~cloud].any()  # some false cloud (bright roofs) or 20 m spill-over
 
 
 def test_grids_aligned(region):
