@@ -9,8 +9,7 @@ the repository's, with that one region, the demo servers off and a dummy https S
 
     .venv/bin/python benchmarks/dag_scale.py                   # the whole region
     .venv/bin/python benchmarks/dag_scale.py --max-tiles 2000  # a subset, to extrapolate
-    .venv/bin/python benchmarks/dag_scale.py \
-        --snakefile benchmarks/dag_batch_proto/Snakefile --batch-block 8   # batched design
+    .venv/bin/python benchmarks/dag_scale.py --batch-block 8   # batch mode (grid.batch_block)
 
 ``--max-tiles N`` keeps the first N tiles (sorted by id) and writes their footprints,
 shrunk by 100 m, as the AOI; the workflow tiles those again (plus a few tiles of the
@@ -128,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--snakefile", type=Path, default=REPO / "Snakefile")
     ap.add_argument(
         "--batch-block", type=int, default=None,
-        help="grid.batch_block: batches of up to N x N tiles (batched workflows only)",
+        help="set grid.batch_block: 0 = per-tile rules, N = batches of up to N x N tiles",
     )  # fmt: skip
     ap.add_argument("--keep", action="store_true", help="keep the scratch working directory")
     args = ap.parse_args(argv)
@@ -168,7 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"# tiling in Python (region_tiles): {tiling_s:.1f} s")
     counts = job_counts(out)
     n_tiles = len(tiles)
-    if "search_scenes" in counts and counts["search_scenes"] != n_tiles:
+    if args.batch_block:
+        print(f"# batch mode: grid.batch_block={args.batch_block}, "
+              f"{counts.get('search_scenes', 0)} batches")
+    elif "search_scenes" in counts and counts["search_scenes"] != n_tiles:
         # a subset's footprints that straddle a UTM zone edge are tiled in both zones
         print(f"# the workflow tiled the subset AOI into {counts['search_scenes']} tiles")
         n_tiles = counts["search_scenes"]

@@ -208,3 +208,21 @@ def manifest_files(paths: Iterable[str | os.PathLike], key: str) -> list[Path]:
                 raise BatchError(f"{p}: tile {tile_id} has no {key!r} file")
             out.append(Path(files[key]))
     return out
+
+
+def merge_manifests(
+    paths: Iterable[str | os.PathLike], out: str | os.PathLike, stage: str, region: str,
+    year: int | str,
+) -> Path:  # fmt: skip
+    """Merge batch manifests into one region manifest (batch id ``all``), atomically.
+
+    The mosaic reads this one file, so its command line stays short however many
+    batches a region has. Raises :class:`BatchError` if a tile is listed twice.
+    """
+    tiles: dict[str, dict[str, str]] = {}
+    for p in paths:
+        for tile_id, files in read_manifest(p)["tiles"].items():
+            if tile_id in tiles:
+                raise BatchError(f"{p}: tile {tile_id} is already in another batch manifest")
+            tiles[tile_id] = files
+    return write_manifest(out, "all", stage, region, year, tiles)

@@ -193,3 +193,44 @@ use rule predict as predict_baseline with:
         ),
         sr="--sr-quicklook" if config["infer"]["sr_quicklook"] else "",
         stage="predict_baseline",
+
+
+localrules:
+    merge_predict_batches,
+    merge_predict_baseline_batches,
+
+
+# One region manifest merging the predict batch manifests: the mosaic's input, so the
+# mosaic command stays short for any number of batches (a run: block, not a shell).
+rule merge_predict_batches:
+    input:
+        lambda w: batch_manifests(w, "predict"),
+    output:
+        f"{RESULTS}/{{region}}/{{year}}/isa/batches.json",
+    log:
+        "logs/{region}/{year}/predict/merge.log",
+    benchmark:
+        "benchmarks/out/{region}/{year}/predict/merge.tsv"
+    conda:
+        "../envs/gdal.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        stage="predict",
+    run:
+        merge_batch_manifests(input, output[0], params.stage, wildcards, log[0])
+
+
+use rule merge_predict_batches as merge_predict_baseline_batches with:
+    input:
+        lambda w: batch_manifests(w, "predict_baseline"),
+    output:
+        f"{RESULTS}/{{region}}/{{year}}/baseline/isa/batches.json",
+    log:
+        "logs/{region}/{year}/predict_baseline/merge.log",
+    benchmark:
+        "benchmarks/out/{region}/{year}/predict_baseline/merge.tsv"
+    params:
+        stage="predict_baseline",

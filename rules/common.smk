@@ -93,6 +93,14 @@ def batch_manifests(wildcards, stage):
     return [f"{base}/{b}.json" for b in batches_of(wildcards.region)]
 
 
+def merge_batch_manifests(inputs, output, stage, wildcards, log):
+    """Write the region manifest of a stage's batch manifests (rules/batch.smk)."""
+    from jointseg.batch import merge_manifests
+
+    merge_manifests(inputs, output, stage, wildcards.region, wildcards.year)
+    Path(log).write_text(f"{output}: merged {len(inputs)} batch manifest(s)\n")
+
+
 def batch_runtime(minutes_per_tile, minimum=10):
     """runtime (minutes) of a batch job: minutes_per_tile x its tiles, at least minimum."""
 
@@ -143,11 +151,13 @@ def model_onnx(wildcards):
 def product_tiles(wildcards, product, subdir=""):
     """Per-tile 1 m products of one region and year (product: isa | prob).
 
-    In batch mode: the predict batch manifests listing them (the mosaic reads the tile
-    paths from the manifests: `jointseg mosaic --tiles-from-manifests`).
+    In batch mode: the region manifest merging the predict batch manifests (the mosaic
+    reads the tile paths from it: `jointseg mosaic --tiles-from-manifests`).
     """
     if BATCH_BLOCK:
-        return batch_manifests(wildcards, "predict_baseline" if subdir else "predict")
+        return [
+            f"{RESULTS}/{wildcards.region}/{wildcards.year}/{subdir}isa/batches.json"
+        ]
     return [
         f"{RESULTS}/{wildcards.region}/{wildcards.year}/{subdir}isa/{tile}_{product}.tif"
         for tile in tiles_of(wildcards.region)

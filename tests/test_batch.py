@@ -18,6 +18,7 @@ from jointseg.batch import (
     batches_for_tiles,
     manifest_files,
     manifest_path,
+    merge_manifests,
     read_manifest,
     run_batch,
     tile_files,
@@ -156,6 +157,14 @@ def test_manifest_round_trip_and_errors(tmp_path):
     assert manifest_files([path], "prob") == [
         tmp_path / f"results/demo/2021/isa/{t}_prob.tif" for t in TILE_IDS]
     assert not list(path.parent.glob("*.part"))  # written atomically
+    other = tmp_path / "other.json"
+    write_manifest(other, "B32650_0_0", "predict", "demo", 2021,
+                   {"32650_600_0": tile_files("predict", "32650_600_0", "demo", 2021)})
+    merged = merge_manifests([path, other], tmp_path / "all.json", "predict", "demo", 2021)
+    assert list(read_manifest(merged)["tiles"]) == [*TILE_IDS, "32650_600_0"]
+    assert manifest_files([merged], "isa")[-1] == Path("results/demo/2021/isa/32650_600_0_isa.tif")
+    with pytest.raises(BatchError, match=f"tile {TILE_IDS[0]} is already in another"):
+        merge_manifests([path, other, path], tmp_path / "dup.json", "predict", "demo", 2021)
     with pytest.raises(BatchError, match="has no 'sr' file"):
         manifest_files([path], "sr")
     bad = tmp_path / "bad.json"
@@ -231,8 +240,10 @@ def test_batch_dag_to_mosaic_matches_per_tile_commands_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     res = tmp_path / "results" / "demo" / "2021"
     batch = "B32650_662400_3542400"  # 4 x 600 m = 2,400 m blocks: one batch of 4 tiles
-    for stage_dir in ("scenes", "stack", "cloudmask", "composite", "isa"):
-        doc = json.loads((res / stage_dir / "batches" / f"{batch}.json").read_text())
+    for stage_dir in ("scenes", "stack", "cloudmask", "composite", "isa", "isa/merged"):
+        path = (res / "isa/batches.json" if stage_dir == "isa/merged"
+                else res / stage_dir / "batches" / f"{batch}.json")
+        doc = json.loads(path.read_text())
         assert sorted(doc["tiles"]) == TILES, stage_dir
         for files in doc["tiles"].values():
             assert all((tmp_path / p).is_file() for p in files.values()), files
