@@ -117,7 +117,8 @@ def simulate_region(
 
     dates = scene_dates(year, n_dates, rng_dates)
     plan = cloud_plan(len(dates), rng_dates)
-    edge_i = 1 if len(dates) >= 4 and plan[1] < 0.1 else -1
+    clear = [i for i, c in enumerate(plan) if c < 0.1 and i > 0]
+    edge_i = clear[0] if len(dates) >= 4 and clear else -1  # one date at a swath edge
     g10, g20 = grid.with_res(10), grid.with_res(20)
     scenes = []
     for i, (date, cover) in enumerate(tqdm(list(zip(dates, plan, strict=True)),
