@@ -65,6 +65,17 @@ def test_partition_covers_every_tile_once_and_never_mixes_zones():
     assert len(batches) < len(tiles) / 3  # batching really groups tiles
 
 
+def test_config_key_is_validated():
+    from jointseg.config import ConfigError, validate_config
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["grid"]["batch_block"] = 8
+    validate_config(cfg, source="config")
+    cfg["grid"]["batch_block"] = -1
+    with pytest.raises(ConfigError, match=r"key 'grid.batch_block': -1 is less than"):
+        validate_config(cfg, source="config")
+
+
 # --- run_batch: skip done tiles, resume, collect failures -------------------------------
 
 
