@@ -105,7 +105,8 @@ def test_boa_offset_only_from_2022(tmp_path, region):
             if sc["datetime"] < "2022-01-25":
                 continue
             assert sc["boa_offset_dn"] == offset
-            assert item["properties"]["earthsearch:boa_offset_applied"] is bool(offset)
+            # the DN still carry the offset: Earth Search would say it has NOT removed it
+            assert item["properties"]["earthsearch:boa_offset_applied"] is False
             assert item["assets"]["red"]["raster:bands"][0]["offset"] == (-0.1 if offset else 0)
     # Dark water is < 0.05 reflectance: below 500 DN without, above 1000 DN with the offset.
     lc21 = read(out21 / "truth/landcover_1m.tif")

@@ -57,7 +57,11 @@ def write_stac(out_dir: str | Path, file_base_url: str) -> list[dict]:
         tr = Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
         geom = shapely.transform(box(*bounds).segmentize(500), tr.transform, interleaved=False)
         date = dt.date.fromisoformat(sc["datetime"][:10])
-        applied = sc["boa_offset_dn"] == 1000
+        # Earth Search sets this flag when *it* has subtracted ESA's offset from the
+        # pixels (harmonised COGs). The simulated DN keep the +1000 from baseline
+        # 04.00 on, like Earth Search's unharmonised items: flag false, and the offset
+        # is declared in raster:bands (-0.1 with scale 1e-4).
+        applied = False
         pb = processing_baseline(date)
         props = {
             "platform": sc["platform"], "constellation": "sentinel-2",
