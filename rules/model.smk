@@ -48,11 +48,10 @@ rule train_model:
     params:
         out=lambda w, output: str(Path(output.best).parent),
         chips=lambda w, input: str(Path(input.chips).parent),
-        t=config["model"]["train"],
+        train=json.dumps(config["model"]["train"]),
     shell:
         "jointseg -v train --chips {params.chips} --out {params.out}"
-        " --arch {params.t[arch]:q} --preset {params.t[preset]:q} --epochs {params.t[epochs]}"
-        " --batch-size {params.t[batch_size]} --lr {params.t[lr]} --seed {params.t[seed]}"
+        " --train-json {params.train:q}"
         " --threads {threads}"
         " --resume --no-progress > {log} 2>&1"
 
@@ -94,7 +93,7 @@ use rule train_model as train_baseline with:
     params:
         out=lambda w, output: str(Path(output.best).parent),
         chips=lambda w, input: str(Path(input.chips).parent),
-        t={**config["model"]["train"], "arch": "bilinear"},
+        train=json.dumps({**config["model"]["train"], "arch": "bilinear"}),
 
 
 use rule export_onnx as export_baseline with:
