@@ -75,7 +75,7 @@ def read_grid(path: str | os.PathLike) -> tuple[GeoBox, int]:
     try:
         with rasterio.open(path) as ds:
             nodata = NODATA if ds.nodata is None else int(ds.nodata)
-            return GeoBox(ds.crs.to_string(), ds.transform, ds.width, ds.height), nodata
+            return GeoBox.of(ds), nodata
     except RasterioIOError as exc:
         raise ChangeError(f"{path}: cannot open raster ({exc})") from exc
 

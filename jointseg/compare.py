@@ -123,7 +123,7 @@ def read_map_geobox(map_path: str | os.PathLike) -> tuple[GeoBox, int]:
     try:
         with rasterio.open(map_path) as ds:
             nodata = NODATA if ds.nodata is None else int(ds.nodata)
-            return GeoBox(ds.crs.to_string(), ds.transform, ds.width, ds.height), nodata
+            return GeoBox.of(ds), nodata
     except RasterioIOError as exc:
         raise CompareError(f"{map_path}: cannot open map ({exc})") from exc
 

@@ -58,6 +58,11 @@ class GeoBox:
             )
         return cls(crs, Affine(res_m, 0.0, left, 0.0, -res_m, top), round(w), round(h))
 
+    @classmethod
+    def of(cls, ds: object) -> GeoBox:
+        """The grid of an open rasterio dataset (its CRS, transform and shape)."""
+        return cls(ds.crs.to_string(), ds.transform, ds.width, ds.height)
+
     @property
     def res_m(self) -> float:
         """Pixel size in CRS units (metres for UTM)."""

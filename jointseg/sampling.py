@@ -194,7 +194,7 @@ class _Strata:
     def __init__(self, map_path: str | os.PathLike, zones: object, zone_field: str) -> None:
         self.path = map_path
         with rasterio.open(map_path) as ds:
-            self.geobox = GeoBox(ds.crs.to_string(), ds.transform, ds.width, ds.height)
+            self.geobox = GeoBox.of(ds)
             self.nodata = 255 if ds.nodata is None else int(ds.nodata)
         self.zone_gdf = None
         self.zone_names: tuple[str, ...] = ()
