@@ -111,6 +111,18 @@ def s2_collection(collection_id: str = COLLECTION_ID) -> dict:
     }
 
 
+def write_catalogue(root: Path, item_dicts: list[dict]) -> list[Path]:
+    """Collection + Item files under ``root`` for ``jointseg.servers.StacServer``."""
+    (root / "items").mkdir(parents=True, exist_ok=True)
+    (root / "collection.json").write_text(json.dumps(s2_collection()))
+    hrefs = [root / "collection.json"]
+    for item in item_dicts:
+        p = root / "items" / f"{item['id']}.json"
+        p.write_text(json.dumps(item))
+        hrefs.append(p)
+    return hrefs
+
+
 def bigearthnet_items(file_url: str) -> list[dict]:
     """Earth-Search-style Items for the real patches; asset hrefs on ``file_url``.
 
@@ -194,12 +206,6 @@ def bigearthnet_stac(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigEa
     root = tmp_path_factory.mktemp("bigearthnet_stac")
     with FileServer(BIGEARTHNET_DIR) as files:
         items = bigearthnet_items(files.url)
-        (root / "items").mkdir()
-        (root / "collection.json").write_text(json.dumps(s2_collection()))
-        hrefs = [root / "collection.json"]
-        for item in items:
-            path = root / "items" / f"{item['id']}.json"
-            path.write_text(json.dumps(item))
-            hrefs.append(path)
+        hrefs = write_catalogue(root, items)
         with StacServer(hrefs) as stac:
             yield BigEarthNetStac(stac.url, files.url, items, root)

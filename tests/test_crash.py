@@ -27,6 +27,7 @@ from jointseg.grid import Tile
 from jointseg.io import write_cog
 from jointseg.servers import FileServer, StacServer
 from jointseg.stac import scene_info_from_item, write_scene_list
+from tests.conftest import write_catalogue
 from tests.faults import Fault, FaultProxy, Rule
 from tests.faults import catalogue as cat
 from tests.stackfactory import constant_bands, make_stack
@@ -215,7 +216,7 @@ def test_snakemake_killed_mid_run_reruns_incomplete_to_the_same_outputs(
 
     scenes = cat.write_assets(tmp_path / "assets")
     with FileServer(tmp_path / "assets") as files, FaultProxy(files.url) as fproxy:
-        hrefs = cat.write_catalogue(tmp_path / "stac", cat.items(scenes, fproxy.url))
+        hrefs = write_catalogue(tmp_path / "stac", cat.items(scenes, fproxy.url))
         with StacServer(hrefs) as stac:
             targets = {}
             for name in ("ref", "run"):

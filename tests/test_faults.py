@@ -31,6 +31,7 @@ from jointseg.cli import main
 from jointseg.download import DownloadError, download_tile
 from jointseg.servers import FileServer, StacServer
 from jointseg.stac import SceneInfo, search_scenes
+from tests.conftest import write_catalogue
 from tests.faults import Fault, FaultProxy, Rule
 from tests.faults import catalogue as cat
 from tests.faults.proxy import KINDS
@@ -52,7 +53,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     root = tmp_path_factory.mktemp("fault_catalogue")
     scenes = cat.write_assets(root / "assets")
     with FileServer(root / "assets") as files:
-        hrefs = cat.write_catalogue(root / "stac", cat.items(scenes, files.url))
+        hrefs = write_catalogue(root / "stac", cat.items(scenes, files.url))
         with StacServer(hrefs) as stac:
             yield Servers(stac.url, files.url, root)
 

@@ -9,7 +9,6 @@ are seeded random DN, so byte-identical outputs mean the same bytes were read.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -91,17 +90,3 @@ def items(scenes: list[tuple[str, str, float]], file_url: str) -> list[dict]:
                            "earthsearch:boa_offset_applied": False},
             "links": [], "assets": assets})
     return out
-
-
-def write_catalogue(root: Path, item_dicts: list[dict]) -> list[Path]:
-    """Collection + Item files under ``root`` for ``jointseg.servers.StacServer``."""
-    from tests.conftest import s2_collection
-
-    (root / "items").mkdir(parents=True, exist_ok=True)
-    (root / "collection.json").write_text(json.dumps(s2_collection()))
-    hrefs = [root / "collection.json"]
-    for item in item_dicts:
-        p = root / "items" / f"{item['id']}.json"
-        p.write_text(json.dumps(item))
-        hrefs.append(p)
-    return hrefs
