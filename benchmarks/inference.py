@@ -5,14 +5,14 @@
 Prints one table and, last, ``ort_vs_torch_speedup=<x> rss_growth_16x=<ratio>``.
 
 * Model: ``jointseg.model`` preset ``tiny`` (random weights, seed 0; speed does not
-  depend on training), exported with ``jointseg.export`` (fp32 + fp16 twin), halo
-  measured with ``jointseg.export.measure_halo``. Falls back to the test model
+  depend on training), exported with ``jointseg.model.export`` (fp32 + fp16 twin), halo
+  measured with ``jointseg.model.export.measure_halo``. Falls back to the test model
   ``tests/data/models/tiny_rf.onnx`` (ORT only) when the model package is missing.
 * Speed: the same windows (core ``--window`` px + halo, from a mosaic of the real
   BigEarthNet patches), the same batch size and the same thread count through
   PyTorch eager and through an ORT CPU session; km^2/min counts window cores,
   Mpx/s counts 1 m output core pixels.
-* Memory: ``jointseg.infer.predict_tile`` (binary + probability COGs) on composite
+* Memory: ``jointseg.inference.infer.predict_tile`` (binary + probability COGs) on composite
   pairs of 1x, 4x and 16x the base area, each in a fresh subprocess; peak RSS is
   that process's VmHWM (``ru_maxrss`` of a forked child inherits the parent's peak).
 * Seams: max |p_whole - p_tiled| of the ORT model, whole raster in one window vs
@@ -36,8 +36,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from jointseg.bandsource import open_scene  # noqa: E402
-from jointseg.infer import Predictor, make_session, predict_array  # noqa: E402
+from jointseg.inference.infer import Predictor, make_session, predict_array  # noqa: E402
+from jointseg.inference.scene import open_scene  # noqa: E402
 
 TEST_MODEL = REPO / "tests" / "data" / "models" / "tiny_rf.onnx"
 
@@ -70,7 +70,7 @@ def build_models(tmp: Path, threads: int):
     try:
         import torch
 
-        from jointseg.export import _write_onnx, measure_halo, realistic_input
+        from jointseg.model.export import _write_onnx, measure_halo, realistic_input
         from jointseg.model.jointseg import (
             BANDS_10M,
             BANDS_20M,
@@ -126,7 +126,7 @@ def timed(fn, reps: int = 2) -> float:
 
 
 def rss_child(scene: str, model: str, out: str, threads: int) -> None:
-    from jointseg.infer import predict_tile
+    from jointseg.inference.infer import predict_tile
 
     session, info = make_session(model, providers=("cpu",), threads=threads)
     predict_tile(session, scene, out, prob_output=out.replace(".tif", "_prob.tif"),

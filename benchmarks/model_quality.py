@@ -27,11 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jointseg.chips import load_chips
+from jointseg.model.chips import load_chips
 from jointseg.model.jointseg import count_params, gflops_per_km2
 from jointseg.model.losses import LossConfig
 from jointseg.model.metrics import BinaryCounts, psnr, ssim
-from jointseg.train import TrainConfig, chip_tensors, load_checkpoint, train
+from jointseg.model.train import TrainConfig, chip_tensors, load_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

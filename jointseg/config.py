@@ -1,6 +1,7 @@
 """Workflow configuration: load ``config.yaml``, validate it, fill defaults.
 
-The schema is ``schemas/config.schema.yaml`` (JSON Schema draft 2020-12). The
+The schema is ``jointseg/schemas/config.schema.yaml`` (JSON Schema draft 2020-12),
+shipped as package data; ``schemas/`` at the repository root links to it. The
 Snakefile validates with ``snakemake.utils.validate`` against the same file;
 the CLI validates with :func:`load_config`, so both reject the same input with
 a message that names the key and what is allowed.
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 #: Sentinel-2 L2A products exist globally from this year on (Sen2Cor in the ground
 #: segment since 2018; ESA's L2A archive and Earth Search start in 2017).
@@ -27,10 +29,29 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the key and the problem."""
 
 
+@functools.cache
+def _schema_text() -> str:
+    return SCHEMA_PATH.read_text()
+
+
 def load_schema() -> dict:
-    """The configuration JSON Schema as a dict."""
-    with open(SCHEMA_PATH) as f:
-        return yaml.safe_load(f)
+    """The configuration JSON Schema as a (fresh) dict."""
+    return yaml.safe_load(_schema_text())
+
+
+def schema_default(dotted: str) -> Any:
+    """The schema's ``default`` of a config key (``"infer.batch_size"``), so that the
+    CLI's option defaults and the workflow's cannot disagree.
+
+    Raises:
+        KeyError: if the key or its default is not in the schema.
+    """
+    node: dict = load_schema()
+    for key in dotted.split("."):
+        node = node["properties"][key]
+    if "default" not in node:
+        raise KeyError(f"schema key {dotted!r} has no default")
+    return copy.deepcopy(node["default"])
 
 
 def _fill_defaults(validator_cls: type) -> type:

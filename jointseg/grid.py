@@ -15,9 +15,11 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import shapely
 from affine import Affine
-from pyproj import CRS, Transformer
+from pyproj import CRS, Geod, Transformer
+from rasterio.windows import Window
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
@@ -86,6 +88,123 @@ class GeoBox:
             ValueError: if the bounds are not a whole number of ``res_m`` pixels.
         """
         return GeoBox.from_bounds(self.crs, self.bounds, res_m)
+
+    def zoom_in(self, factor: int) -> GeoBox:
+        """The child grid ``factor`` times finer: same origin and bounds, pixel size /
+        ``factor``, shape x ``factor`` (the 1 m child of a 10 m grid is ``zoom_in(10)``)."""
+        if factor < 1 or int(factor) != factor:
+            raise ValueError(f"zoom factor must be a positive integer, got {factor}")
+        t = self.transform
+        return GeoBox(
+            self.crs,
+            Affine(t.a / factor, t.b / factor, t.c, t.d / factor, t.e / factor, t.f),
+            self.width * factor,
+            self.height * factor,
+        )
+
+    def zoom_out(self, factor: int) -> GeoBox:
+        """The parent grid ``factor`` times coarser, same origin (10 m of a 1 m grid is
+        ``zoom_out(10)``).
+
+        Raises:
+            ValueError: if the shape is not a whole number of ``factor`` pixels.
+        """
+        if factor < 1 or int(factor) != factor:
+            raise ValueError(f"zoom factor must be a positive integer, got {factor}")
+        if self.width % factor or self.height % factor:
+            raise ValueError(
+                f"grid of {self.width} x {self.height} px is not a whole number of "
+                f"{factor} x {factor} px blocks"
+            )
+        t = self.transform
+        return GeoBox(
+            self.crs,
+            Affine(t.a * factor, t.b * factor, t.c, t.d * factor, t.e * factor, t.f),
+            self.width // factor,
+            self.height // factor,
+        )
+
+    def __getitem__(self, roi: Window | tuple[slice, slice]) -> GeoBox:
+        """The sub-grid of a window (or ``(row_slice, col_slice)``), as odc-geo's
+        ``gbox[roi]``: its transform is shifted, its shape is the window's.
+
+        Raises:
+            ValueError: if the window has a non-positive size or non-integer offsets.
+        """
+        if isinstance(roi, tuple):
+            rows, cols = roi
+            r0, r1, _ = rows.indices(self.height)
+            c0, c1, _ = cols.indices(self.width)
+            roi = Window(c0, r0, c1 - c0, r1 - r0)
+        if roi.width <= 0 or roi.height <= 0:
+            raise ValueError(f"empty window {roi}")
+        if any(v != int(v) for v in (roi.col_off, roi.row_off, roi.width, roi.height)):
+            raise ValueError(f"window {roi} is not on whole pixels")
+        return GeoBox(
+            self.crs,
+            self.transform @ Affine.translation(roi.col_off, roi.row_off),
+            int(roi.width),
+            int(roi.height),
+        )
+
+    def window_of(self, other: GeoBox) -> Window:
+        """The window of ``other`` (same CRS and resolution, pixel-aligned) in this grid.
+
+        Raises:
+            ValueError: if ``other`` is in another CRS, at another resolution or off-grid.
+        """
+        if other.crs != self.crs or other.transform[:2] != self.transform[:2] or (
+            other.transform.e != self.transform.e
+        ):
+            raise ValueError(f"grid {other} is not a sub-grid of {self}")
+        col, row = ~self.transform @ (other.transform.c, other.transform.f)
+        if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+            raise ValueError(f"grid {other} is not pixel-aligned with {self}")
+        return Window(round(col), round(row), other.width, other.height)
+
+    def lonlat_bounds(self, densify_pts: int = 21) -> tuple[float, float, float, float]:
+        """(west, south, east, north) in degrees (EPSG:4326) of the grid's extent, with
+        ``densify_pts`` points per edge so curved edges are enclosed."""
+        from rasterio.warp import transform_bounds
+
+        return tuple(
+            transform_bounds(self.crs, "EPSG:4326", *self.bounds, densify_pts=densify_pts)
+        )
+
+    @property
+    def is_projected(self) -> bool:
+        """True for a projected CRS (pixel sizes in linear units, e.g. metres)."""
+        return CRS.from_user_input(self.crs).is_projected
+
+    @property
+    def pixel_area_m2(self) -> float:
+        """Area of one pixel in m² of a projected grid (CRS linear unit converted to m).
+
+        Raises:
+            ValueError: for a geographic (degree) grid, whose pixel area varies by row:
+                use :meth:`pixel_area_m2_rows`.
+        """
+        crs = CRS.from_user_input(self.crs)
+        if not crs.is_projected:
+            raise ValueError(f"grid CRS {self.crs} is not projected; areas need metres")
+        t = self.transform
+        unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+        return abs(t.a * t.e - t.b * t.d) * unit**2
+
+    def pixel_area_m2_rows(self) -> np.ndarray:
+        """float64 (height,) area in m² of one pixel of each row: constant for projected
+        grids, geodesic (WGS 84 ellipsoid) for geographic ones."""
+        if self.is_projected:
+            return np.full(self.height, self.pixel_area_m2)
+        geod = Geod(ellps="WGS84")
+        t = self.transform
+        x0, x1 = t.c, t.c + t.a
+        out = np.empty(self.height)
+        for r in range(self.height):
+            ytop, ybot = t.f + t.e * r, t.f + t.e * (r + 1)
+            area, _ = geod.polygon_area_perimeter([x0, x1, x1, x0], [ybot, ybot, ytop, ytop])
+            out[r] = abs(area)
+        return out
 
     def profile(self, **extra: object) -> dict:
         """A rasterio profile (crs/transform/width/height) plus ``extra`` keys."""

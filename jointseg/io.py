@@ -8,6 +8,7 @@ filesystem), optionally validated, then renamed onto the final name.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +27,19 @@ from jointseg.grid import GeoBox
 
 class OutputError(RuntimeError):
     """Writing or validating an output failed; the final file was not created."""
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a local file's bytes, read in 1 MiB chunks.
+
+    Raises:
+        OSError: if the file cannot be read (callers name the file in their own error).
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 @contextlib.contextmanager

@@ -9,17 +9,17 @@ from it) is *simulated*: figures measured on it are not real-world accuracy.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import rasterio
 from rasterio.errors import RasterioIOError
 
+from jointseg.io import sha256_file
+
 SIMULATED_TAG = "JOINTSEG_SIMULATED"
 KEPT_TAGS = ("JOINTSEG_PRODUCT", "JOINTSEG_VERSION", "MODEL_NAME", "MODEL_VERSION",
              "MODEL_SHA256", "REGION", "YEAR", "THRESHOLD", SIMULATED_TAG, "SCENES")
-HASH_CHUNK = 1 << 22
 
 
 class ProvenanceError(RuntimeError):
@@ -27,15 +27,15 @@ class ProvenanceError(RuntimeError):
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a local file, read in 4 MiB chunks."""
-    h = hashlib.sha256()
+    """Hex sha256 of a local file (:func:`jointseg.io.sha256_file`).
+
+    Raises:
+        ProvenanceError: naming the file, if it cannot be read.
+    """
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(HASH_CHUNK):
-                h.update(chunk)
+        return sha256_file(path)
     except OSError as exc:
         raise ProvenanceError(f"{path}: cannot read for sha256 ({exc})") from exc
-    return h.hexdigest()
 
 
 def raster_tags(path: str | os.PathLike) -> dict[str, str]:

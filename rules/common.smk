@@ -184,7 +184,7 @@ def worldcover_source(wildcards):
         return config["accuracy"]["worldcover"]
     if DEMO["enabled"]:
         return f"{SIM_DIR}/worldcover"
-    from jointseg.worldcover import DEFAULT_URL_TEMPLATE
+    from jointseg.assess.worldcover import DEFAULT_URL_TEMPLATE
 
     return DEFAULT_URL_TEMPLATE
 
@@ -297,7 +297,7 @@ def region_bbox_arg(region):
 def start_demo_servers_if_ready():
     """Serve the demo catalogue for this run when it exists already (reruns)."""
     if DEMO["enabled"] and Path(SIM_DIR, "simulation.json").exists():
-        from jointseg.servers import ensure_demo_servers
+        from jointseg.simulate.servers import ensure_demo_servers
 
         ensure_demo_servers(
             Path(SIM_DIR), DEMO["stac_port"], DEMO["file_port"], Path(DEMO["state_dir"])
@@ -306,6 +306,6 @@ def start_demo_servers_if_ready():
 
 def stop_demo_servers_if_started():
     if DEMO["enabled"]:
-        from jointseg.servers import stop_demo_servers
+        from jointseg.simulate.servers import stop_demo_servers
 
         stop_demo_servers(Path(DEMO["state_dir"]))

@@ -1,6 +1,6 @@
 # Which Sentinel-2 L2A scenes cover this tile in this year: a real STAC API
 # search (pystac-client). For the demo the API is a loopback rustac server
-# over the simulated catalogue, started on demand (see jointseg/servers.py).
+# over the simulated catalogue, started on demand (see jointseg/simulate/servers.py).
 
 
 rule search_scenes:

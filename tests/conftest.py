@@ -1,7 +1,7 @@
 """Shared pytest fixtures: loopback servers and a real-data STAC catalogue.
 
 * ``file_server_factory(root)`` / ``stac_server_factory(hrefs)``: start a
-  :class:`~jointseg.servers.FileServer` / :class:`~jointseg.servers.StacServer`
+  :class:`~jointseg.simulate.servers.FileServer` / :class:`~jointseg.simulate.servers.StacServer`
   on a free loopback port; stopped at the end of the test.
 * ``bigearthnet_stac``: one STAC API + file server pair for the whole session,
   serving Earth-Search-style Items whose assets are the real Sentinel-2 L2A
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from pyproj import Transformer
 
-from jointseg.servers import FileServer, StacServer
+from jointseg.simulate.servers import FileServer, StacServer
 
 DATA_DIR = Path(__file__).parent / "data"
 BIGEARTHNET_DIR = DATA_DIR / "bigearthnet"
@@ -112,7 +112,7 @@ def s2_collection(collection_id: str = COLLECTION_ID) -> dict:
 
 
 def write_catalogue(root: Path, item_dicts: list[dict]) -> list[Path]:
-    """Collection + Item files under ``root`` for ``jointseg.servers.StacServer``."""
+    """Collection + Item files under ``root`` for ``jointseg.simulate.servers.StacServer``."""
     (root / "items").mkdir(parents=True, exist_ok=True)
     (root / "collection.json").write_text(json.dumps(s2_collection()))
     hrefs = [root / "collection.json"]

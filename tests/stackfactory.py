@@ -1,7 +1,7 @@
 """Tiny synthetic Sentinel-2 stacks for the download / cloudmask / composite tests.
 
 Arrays are written with the project's own COG writer onto a tile's grids and
-described by a download manifest, exactly as ``jointseg.download`` lays them out.
+described by a download manifest, exactly as ``jointseg.data.download`` lays them out.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from jointseg.download import BAND_RES_M, sha256_file
+from jointseg.data.download import BAND_RES_M
 from jointseg.grid import GeoBox, Tile
-from jointseg.io import write_cog, write_json
+from jointseg.io import sha256_file, write_cog, write_json
 
 BANDS_10M = ("B02", "B03", "B04", "B08")
 BANDS_20M = ("B05", "B06", "B07", "B8A", "B11", "B12")

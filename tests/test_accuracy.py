@@ -27,11 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jointseg.accuracy import (
-    BinaryCounts,
-    binary_counts,
-    binary_metrics,
-    cohen_kappa,
+from jointseg.assess.accuracy import (
     confusion_matrix,
     estimates_by_group,
     f1_scores,
@@ -42,6 +38,7 @@ from jointseg.accuracy import (
     stratified_estimates,
     users_accuracy,
 )
+from jointseg.metrics import BinaryCounts, binary_counts, binary_metrics, cohen_kappa
 
 COUNTS_MAP_ROWS = np.array([[66, 0, 5, 4], [0, 55, 8, 12], [1, 0, 153, 11], [2, 1, 9, 313]])
 MAP_PIXELS = [200_000, 150_000, 3_200_000, 6_450_000]

@@ -21,15 +21,15 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper
 
 from jointseg.cli import main
-from jointseg.cloudmask import CloudMaskError, cloud_mask_tile
-from jointseg.composite import CompositeError, composite_tile
 from jointseg.config import ConfigError, load_config
-from jointseg.download import DownloadError, download_tile
+from jointseg.data.cloudmask import CloudMaskError, cloud_mask_tile
+from jointseg.data.composite import CompositeError, composite_tile
+from jointseg.data.download import DownloadError, download_tile
+from jointseg.data.stac import SceneInfo
 from jointseg.grid import Tile
-from jointseg.infer import ModelError, make_session
+from jointseg.inference.infer import ModelError, make_session
 from jointseg.io import write_cog
 from jointseg.regions import RegionError, read_aoi
-from jointseg.stac import SceneInfo
 from tests.stackfactory import constant_bands, make_stack, write_tif
 
 REPO = Path(__file__).parents[1]
@@ -241,7 +241,7 @@ def test_all_nodata_tile_gives_nodata_products_and_a_warning(
                     band_names=["B02", "B03", "B04", "B08", "COUNT"])
     write_cog(tmp_path / "t_20m.tif", np.zeros((6, 12, 12), np.uint16), G20, nodata=0,
               band_names=["B05", "B06", "B07", "B8A", "B11", "B12"])
-    with caplog.at_level(logging.WARNING, logger="jointseg.infer"):
+    with caplog.at_level(logging.WARNING, logger="jointseg.inference.infer"):
         res = CliRunner().invoke(main, [
             "predict", "--model", str(MODEL), "--input", str(c10), "--output",
             str(tmp_path / "isa.tif"), "--prob-output", str(tmp_path / "p.tif"),

@@ -18,8 +18,8 @@ from affine import Affine
 from click.testing import CliRunner
 from shapely.geometry import box
 
-from jointseg import change
-from jointseg.change import (
+from jointseg.assess import change
+from jointseg.assess.change import (
     ChangeError,
     annual_growth_pct,
     biennial_change,

@@ -1,4 +1,4 @@
-"""Tests for jointseg.cloudmask: SCL classes, dilation, nodata, s2cloudless combination."""
+"""Tests for jointseg.data.cloudmask: SCL classes, dilation, nodata, s2cloudless combination."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from scipy import ndimage
 
-from jointseg.cloudmask import (
+from jointseg.data.cloudmask import (
     CloudMaskError,
     cloud_mask_tile,
     dilate,

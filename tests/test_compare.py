@@ -14,8 +14,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from jointseg.accuracy import BinaryCounts
-from jointseg.compare import (
+from jointseg.assess.compare import (
     CompareError,
     Product,
     aggregate_fraction,
@@ -26,9 +25,10 @@ from jointseg.compare import (
     fraction_on_grid,
     map_fraction,
 )
+from jointseg.assess.worldcover import read_worldcover
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
-from jointseg.worldcover import read_worldcover
+from jointseg.metrics import BinaryCounts
 
 CUTOUT = (Path(__file__).parent / "data" / "worldcover"
           / "ESA_WorldCover_10m_2020_v100_N00E006_cutout_r31680_c8400_600px.tif")
@@ -125,7 +125,7 @@ def test_map_fraction_strips_match_whole(tmp_path, monkeypatch):
     m[:7, :9] = 255
     gb = GeoBox.from_bounds("EPSG:32632", (500000, 20000, 500123, 20095), 1)
     write_cog(tmp_path / "m.tif", m, gb, nodata=255)
-    monkeypatch.setattr("jointseg.compare.STRIP_ROWS_10M", 2)  # 20-row strips
+    monkeypatch.setattr("jointseg.assess.compare.STRIP_ROWS_10M", 2)  # 20-row strips
     frac, grid = map_fraction(tmp_path / "m.tif")
     np.testing.assert_array_equal(frac, aggregate_fraction(m))
     assert (grid.width, grid.height) == (13, 10)

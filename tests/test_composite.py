@@ -1,4 +1,4 @@
-"""Tests for jointseg.composite: median of clear observations, BOA offset, best pixel."""
+"""Tests for jointseg.data.composite: median of clear observations, BOA offset, best pixel."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from jointseg.composite import BANDS_10M, BANDS_20M, CompositeError, composite_tile, mask_20m
+from jointseg.data.composite import BANDS_10M, BANDS_20M, CompositeError, composite_tile, mask_20m
 from jointseg.grid import Tile
 from jointseg.io import write_cog
 from tests.stackfactory import make_stack
@@ -121,7 +121,7 @@ def test_all_cloud_tile_is_nodata_with_warning(
 ) -> None:
     manifest, _, _, _, ids = random_stack(tmp_path, 3)
     mask = write_mask(tmp_path / "cloudy.tif", np.zeros((3, 24, 24), bool), ids)
-    with caplog.at_level(logging.WARNING, logger="jointseg.composite"):
+    with caplog.at_level(logging.WARNING, logger="jointseg.data.composite"):
         o10, o20 = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif")
     assert (read_all(o10)[0] == 0).all() and (read_all(o20)[0] == 0).all()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -199,8 +199,8 @@ def test_cli_chain_on_a_real_patch(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from jointseg.cli import main
-    from jointseg.servers import FileServer
-    from jointseg.stac import SceneInfo, write_scene_list
+    from jointseg.data.stac import SceneInfo, write_scene_list
+    from jointseg.simulate.servers import FileServer
 
     tile = Tile.at(32633, 404400 + 240, 5341200 + 360, 600)
     stack, runner = tmp_path / "stack", CliRunner()

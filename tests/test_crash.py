@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from jointseg.cloudmask import cloud_mask_tile
+from jointseg.data.cloudmask import cloud_mask_tile
+from jointseg.data.stac import scene_info_from_item, write_scene_list
 from jointseg.grid import Tile
 from jointseg.io import write_cog
-from jointseg.servers import FileServer, StacServer
-from jointseg.stac import scene_info_from_item, write_scene_list
+from jointseg.simulate.servers import FileServer, StacServer
 from tests.conftest import write_catalogue
 from tests.faults import Fault, FaultProxy, Rule
 from tests.faults import catalogue as cat
@@ -265,8 +265,8 @@ def test_snakemake_killed_mid_run_reruns_incomplete_to_the_same_outputs(
 
 
 def test_resume_is_keyed_by_content_and_source(tmp_path: Path) -> None:
-    from jointseg.download import download_tile
-    from jointseg.stac import SceneInfo
+    from jointseg.data.download import download_tile
+    from jointseg.data.stac import SceneInfo
     from tests.stackfactory import write_tif
 
     tile = Tile.at(32633, 500040, 5000040, 240)

@@ -1,4 +1,4 @@
-"""Tests for jointseg.download: window reads, reprojection, HTTP, retries, resume."""
+"""Tests for jointseg.data.download: window reads, reprojection, HTTP, retries, resume."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ import rasterio
 from pyproj import Transformer
 from rasterio.windows import from_bounds
 
-from jointseg.download import DownloadError, download_tile, gdal_path, redact, sha256_file
+from jointseg.data.download import DownloadError, download_tile, gdal_path, redact
+from jointseg.data.stac import SceneInfo
 from jointseg.grid import GeoBox, Tile
-from jointseg.servers import FileServer
-from jointseg.stac import SceneInfo
+from jointseg.io import sha256_file
+from jointseg.simulate.servers import FileServer
 from tests.stackfactory import write_tif
 
 BEN = Path(__file__).parents[1].parent / "shared" / "data" / "bigearthnet"
@@ -84,7 +85,7 @@ def test_partial_footprint_is_zero_outside_and_empty_scene_dropped(
     far = GeoBox.from_bounds("EPSG:32633", (600000, 6000000, 600240, 6000240), 10)
     s_part = scene("PART", {"B02": str(write_tif(tmp_path / "p.tif", a, src))})
     s_none = scene("NONE", {"B02": str(write_tif(tmp_path / "n.tif", a[:24, :24], far))})
-    with caplog.at_level(logging.WARNING, logger="jointseg.download"):
+    with caplog.at_level(logging.WARNING, logger="jointseg.data.download"):
         manifest = download_tile([s_none, s_part], TILE, tmp_path / "out", ["B02"])
     ids = [s["id"] for s in json.loads(manifest.read_text())["scenes"]]
     assert ids == ["PART"]
@@ -275,7 +276,7 @@ def test_transient_503_is_retried_with_backoff(
 ) -> None:
     handler, url, arr = flaky
     handler.fail = 3  # more than GDAL's own retries (retries=1 -> 2 requests)
-    with caplog.at_level(logging.WARNING, logger="jointseg.download"):
+    with caplog.at_level(logging.WARNING, logger="jointseg.data.download"):
         download_tile([scene("F", {"B02": url + "?token=abc"})], TILE, tmp_path / "out",
                       ["B02"], retries=2, backoff_s=0.01)
     got, _, _ = read(tmp_path / "out/F/B02.tif")

@@ -21,7 +21,7 @@ import rasterio
 import yaml
 from rasterio.windows import from_bounds
 
-from jointseg.servers import free_port
+from jointseg.simulate.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -1,4 +1,4 @@
-"""Tests for jointseg.export and jointseg.model.metadata: ONNX contract, parity, fp16, halo."""
+"""Tests for model.export and model.metadata: ONNX contract, parity, fp16, halo."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import rasterio
 import torch
 from click.testing import CliRunner
 
-from jointseg.chips import load_chips
-from jointseg.export import export_model, measure_halo, parity, realistic_input, run_onnx
+from jointseg.model.chips import load_chips
+from jointseg.model.export import export_model, measure_halo, parity, realistic_input, run_onnx
 from jointseg.model.jointseg import Normaliser
 from jointseg.model.losses import LossConfig
 from jointseg.model.metadata import ModelMetadataError, read_model_metadata
-from jointseg.train import TrainConfig, chip_tensors, load_checkpoint, train
+from jointseg.model.train import TrainConfig, chip_tensors, load_checkpoint, train
 
 CHIPS = Path(__file__).parent / "data" / "chips"
 BIGEARTHNET = Path(__file__).parents[1].parent / "shared" / "data" / "bigearthnet"

@@ -28,9 +28,9 @@ import yaml
 from click.testing import CliRunner
 
 from jointseg.cli import main
-from jointseg.download import DownloadError, download_tile
-from jointseg.servers import FileServer, StacServer
-from jointseg.stac import SceneInfo, search_scenes
+from jointseg.data.download import DownloadError, download_tile
+from jointseg.data.stac import SceneInfo, search_scenes
+from jointseg.simulate.servers import FileServer, StacServer
 from tests.conftest import write_catalogue
 from tests.faults import Fault, FaultProxy, Rule
 from tests.faults import catalogue as cat

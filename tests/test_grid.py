@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from shapely.geometry import box
 
@@ -78,3 +79,29 @@ def test_tiles_for_aoi_rejects_invalid_polygon():
 def test_is_utm():
     assert is_utm("EPSG:32650") and is_utm("EPSG:32735")
     assert not is_utm("EPSG:4326") and not is_utm("EPSG:3857")
+
+
+def test_geobox_zoom_crop_and_areas() -> None:
+    from rasterio.windows import Window
+
+    g10 = GeoBox.from_bounds("EPSG:32650", (600000, 3500000, 601200, 3501200), 10)
+    g1 = g10.zoom_in(10)
+    assert g1 == g10.with_res(1) and g1.shape == (1200, 1200)
+    assert g1.zoom_out(10) == g10
+    with pytest.raises(ValueError, match="whole number"):
+        g1[0:15, 0:15].zoom_out(10)
+    sub = g10[Window(3, 5, 20, 10)]
+    assert sub.bounds == (600030, 3501200 - 150, 600230, 3501200 - 50)
+    assert g10[5:15, 3:23] == sub
+    assert g10.window_of(sub) == Window(3, 5, 20, 10)
+    with pytest.raises(ValueError):
+        g1.window_of(sub)
+    assert g10.pixel_area_m2 == 100.0
+    assert np.all(g10.pixel_area_m2_rows() == 100.0)
+    w, s_, e, n = g10.lonlat_bounds()
+    assert 117.9 < w < e < 118.1 and 31.6 < s_ < n < 31.7
+    geo = GeoBox.from_bounds("EPSG:4326", (118.0, 31.0, 118.001, 31.001), 0.0001)
+    rows = geo.pixel_area_m2_rows()
+    assert rows.shape == (10,) and 100 < rows[0] < 110 and rows[0] < rows[-1]
+    with pytest.raises(ValueError, match="not projected"):
+        _ = geo.pixel_area_m2

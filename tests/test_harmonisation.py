@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from jointseg.cloudmask import cloud_mask_tile
-from jointseg.composite import composite_tile
-from jointseg.download import download_tile
+from jointseg.data.cloudmask import cloud_mask_tile
+from jointseg.data.composite import composite_tile
+from jointseg.data.download import download_tile
+from jointseg.data.stac import BASELINE_04_DATE, _band_assets, scene_info_from_item
 from jointseg.grid import GeoBox, Tile
-from jointseg.stac import BASELINE_04_DATE, _band_assets, scene_info_from_item
 from tests.stackfactory import write_tif
 
 ITEMS = Path(__file__).parent / "data" / "stac_items"

@@ -1,4 +1,4 @@
-"""Tests for jointseg.infer and jointseg.bandsource on a real small ONNX model.
+"""Tests for jointseg.inference.infer and jointseg.inference.scene on a real small ONNX model.
 
 The model (``tests/data/models/tiny_rf.onnx``, made by ``make.py`` beside it) is a
 random-weight conv net with the JointSeg interface and a receptive-field radius of
@@ -18,9 +18,9 @@ import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
-from jointseg import bandsource, infer
-from jointseg.bandsource import open_scene, reflect_index
-from jointseg.infer import (
+from jointseg.inference import infer
+from jointseg.inference import scene as bandsource
+from jointseg.inference.infer import (
     ModelError,
     Predictor,
     encode_prob,
@@ -29,6 +29,8 @@ from jointseg.infer import (
     predict_tile,
     resolve_providers,
 )
+from jointseg.inference.scene import open_scene, reflect_index
+from jointseg.io import sha256_file
 
 REPO = Path(__file__).parents[1]
 MODEL = REPO / "tests" / "data" / "models" / "tiny_rf.onnx"
@@ -120,7 +122,7 @@ def test_reflect_read_matches_numpy_pad():
 
 
 def test_cuda_request_falls_back_to_cpu_and_logs(caplog):
-    caplog.set_level(logging.INFO, logger="jointseg.infer")
+    caplog.set_level(logging.INFO, logger="jointseg.inference.infer")
     session, info = make_session(
         MODEL, providers=("cuda", "cpu"), threads=1,
         cuda_options={"device_id": 0, "gpu_mem_limit": 2 << 30,
@@ -194,7 +196,10 @@ def test_bad_model_files(tmp_path):
 
 
 def test_inference_does_not_import_torch():
-    code = "import jointseg.infer, jointseg.cli.predict, sys; assert 'torch' not in sys.modules"
+    code = (
+        "import jointseg.inference.infer, jointseg.cli.predict, sys; "
+        "assert 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
@@ -246,7 +251,7 @@ def test_predict_tile_writes_valid_aligned_cogs(tmp_path, session_info, patch_ar
             assert ds.crs.to_epsg() == 32633
             assert ds.overviews(1), path
             tags = ds.tags()
-            assert tags["MODEL_SHA256"] == infer.file_sha256(MODEL)
+            assert tags["MODEL_SHA256"] == sha256_file(MODEL)
             assert tags["MODEL_NAME"] == "tiny_rf"
             assert tags["SCENES"] == "S2A_X,S2B_Y"
             assert tags["THRESHOLD"] == "0.6"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from jointseg.metrics import binary_counts, binary_metrics
 from jointseg.model.blocks import RRDB, LocalChannelAttention, SpatialAttention
 from jointseg.model.jointseg import (
     MULTIPLE_10M,
@@ -26,7 +27,7 @@ from jointseg.model.losses import (
     relativistic_d_loss,
     relativistic_g_loss,
 )
-from jointseg.model.metrics import BinaryCounts, psnr, ssim
+from jointseg.model.metrics import psnr, ssim
 
 torch.set_num_threads(2)
 
@@ -116,7 +117,7 @@ def test_local_attention_has_bounded_support() -> None:
 @pytest.mark.parametrize("arch", ["jointseg", "bilinear"])
 def test_tiling_with_halo_matches_full_run(arch: str) -> None:
     """A crop with a generous even margin reproduces the full output in its centre."""
-    from jointseg.export import measure_halo
+    from jointseg.model.export import measure_halo
 
     torch.manual_seed(1)
     model = build_model(arch, "tiny").eval()
@@ -190,11 +191,10 @@ def test_sr_losses() -> None:
 
 
 def test_metrics() -> None:
-    c = BinaryCounts()
     pred = np.array([[1, 1, 0, 0]], bool)
     label = np.array([[1, 0, 1, 255]], np.uint8)
-    c.update(pred, label)
-    s = c.scores()
+    c = binary_counts(pred, label)
+    s = binary_metrics(c)
     assert (c.tp, c.fp, c.fn, c.tn) == (1, 1, 1, 0)
     assert s["f1"] == pytest.approx(0.5) and s["iou"] == pytest.approx(1 / 3)
     assert psnr(np.zeros(4), np.full(4, 0.1)) == pytest.approx(20.0)

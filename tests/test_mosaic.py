@@ -5,11 +5,11 @@ import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
-from jointseg.catalog import product_item, write_item
 from jointseg.grid import Tile
 from jointseg.io import write_cog
-from jointseg.mosaic import CHINA_ALBERS, MosaicError, dominant_crs, mosaic_tiles
-from jointseg.quicklook import quicklook_png
+from jointseg.mosaic.catalog import product_item, write_item
+from jointseg.mosaic.merge import CHINA_ALBERS, MosaicError, dominant_crs, mosaic_tiles
+from jointseg.mosaic.quicklook import quicklook_png
 
 
 def _tile(tmp_path, tile, value, nodata=255, dtype="uint8"):

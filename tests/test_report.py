@@ -18,11 +18,11 @@ from affine import Affine
 from click.testing import CliRunner
 from shapely.geometry import box
 
+from jointseg.assess.report import SIMULATED_BANNER, accuracy_report, pixel_area_km2_rows
+from jointseg.assess.worldcover import read_worldcover
 from jointseg.cli import main
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
-from jointseg.report import SIMULATED_BANNER, accuracy_report, pixel_area_km2_rows
-from jointseg.worldcover import read_worldcover
 
 from .test_compare import CUTOUT
 

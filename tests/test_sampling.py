@@ -9,11 +9,9 @@ import pytest
 from scipy.spatial.distance import pdist
 from shapely.geometry import box
 
-from jointseg import sampling
-from jointseg.accuracy import stratified_estimates
-from jointseg.grid import GeoBox
-from jointseg.io import write_cog
-from jointseg.sampling import (
+from jointseg.assess import sampling
+from jointseg.assess.accuracy import stratified_estimates
+from jointseg.assess.sampling import (
     SamplingError,
     allocate,
     assign_groups,
@@ -25,6 +23,8 @@ from jointseg.sampling import (
     sample_size,
     write_sample,
 )
+from jointseg.grid import GeoBox
+from jointseg.io import write_cog
 
 X0, Y0 = 500_000, 30_000
 GRID = GeoBox.from_bounds("EPSG:32632", (X0, Y0, X0 + 2000, Y0 + 1000), 1)
@@ -135,7 +135,7 @@ def test_draw_is_uniform_within_a_stratum(isa_map, small_strips):
 def test_spacing_shortfall_warns(isa_map, caplog):
     path, _ = isa_map
     d = design_sample(path, n_total=100, floor=50)
-    with caplog.at_level("WARNING", logger="jointseg.sampling"):
+    with caplog.at_level("WARNING", logger="jointseg.assess.sampling"):
         pts = draw_sample(path, d, min_distance_m=3000, seed=0)
     assert len(pts) == 1  # a 2 km x 1 km map holds one point at 3 km spacing
     assert "points at >= 3000 m spacing" in caplog.text

@@ -14,10 +14,8 @@ import numpy as np
 import pytest
 
 from jointseg.config import ConfigError, load_config
-from jointseg.download import DownloadError, check_href, download_tile
-from jointseg.grid import Tile
-from jointseg.servers import FileServer
-from jointseg.stac import (
+from jointseg.data.download import DownloadError, check_href, download_tile
+from jointseg.data.stac import (
     SceneInfo,
     StacError,
     install_secret_filter,
@@ -25,6 +23,8 @@ from jointseg.stac import (
     search_scenes,
     write_scene_list,
 )
+from jointseg.grid import Tile
+from jointseg.simulate.servers import FileServer
 from tests.faults import Fault, FaultProxy, Rule
 from tests.stackfactory import write_tif
 

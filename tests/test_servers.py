@@ -15,7 +15,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from jointseg.servers import (
+from jointseg.simulate.servers import (
     FileServer,
     ServerError,
     StacServer,

@@ -11,7 +11,8 @@ import rasterio
 from rasterio.warp import Resampling, reproject
 from scipy import ndimage
 
-from jointseg.simulate import simulate_region, write_stac
+from jointseg.simulate.region import simulate_region
+from jointseg.simulate.stac import write_stac
 
 SMALL = (663000.0, 3543000.0, 664200.0, 3544200.0)  # 1.2 km, core-centred
 TINY = (663000.0, 3543000.0, 663600.0, 3543600.0)

@@ -18,8 +18,7 @@ from rasterio.windows import Window
 from shapely.geometry import box, shape
 
 from jointseg.cli import main
-from jointseg.servers import free_port, stop_demo_servers
-from jointseg.stac import (
+from jointseg.data.stac import (
     ItemError,
     NoScenesError,
     SceneInfo,
@@ -34,6 +33,7 @@ from jointseg.stac import (
     sign_href,
     write_scene_list,
 )
+from jointseg.simulate.servers import free_port, stop_demo_servers
 
 from .conftest import BIGEARTHNET_DIR, bigearthnet_items, s2_collection
 

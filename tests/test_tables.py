@@ -17,13 +17,13 @@ from affine import Affine
 from click.testing import CliRunner
 from shapely.geometry import box
 
-from jointseg.change import biennial_change
+from jointseg.assess.change import biennial_change
+from jointseg.assess.report import accuracy_report
+from jointseg.assess.tables import NO_DATA, TableError, build_tables, sort_inputs
+from jointseg.assess.worldcover import read_worldcover
 from jointseg.cli import main
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
-from jointseg.report import accuracy_report
-from jointseg.tables import NO_DATA, TableError, build_tables, sort_inputs
-from jointseg.worldcover import read_worldcover
 
 from .test_compare import CUTOUT
 

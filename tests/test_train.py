@@ -1,4 +1,4 @@
-"""Tests for jointseg.chips and jointseg.train: reader checks, crops, loss, resume, CLI."""
+"""Tests for model.chips and model.train: reader checks, crops, loss, resume, CLI."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import rasterio
 import torch
 from click.testing import CliRunner
 
-from jointseg.chips import ChipError, band_stats, load_chip, load_chips, random_crop
+from jointseg.model.chips import ChipError, band_stats, load_chip, load_chips, random_crop
 from jointseg.model.jointseg import build_model
 from jointseg.model.losses import bce_dice_loss
-from jointseg.train import (
+from jointseg.model.train import (
     ConfigError,
     TrainConfig,
     _to_batch,

@@ -10,8 +10,7 @@ import pytest
 import rasterio
 from pyproj import Transformer
 
-from jointseg.grid import GeoBox
-from jointseg.worldcover import (
+from jointseg.assess.worldcover import (
     DEFAULT_URL_TEMPLATE,
     MissingTileWarning,
     WorldCoverError,
@@ -23,6 +22,7 @@ from jointseg.worldcover import (
     worldcover_tile_ids,
     worldcover_tile_names,
 )
+from jointseg.grid import GeoBox
 
 DATA = Path(__file__).parent / "data" / "worldcover"
 CUTOUT = DATA / "ESA_WorldCover_10m_2020_v100_N00E006_cutout_r31680_c8400_600px.tif"

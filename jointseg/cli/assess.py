@@ -38,8 +38,8 @@ def assess(map_path: str, reference: str, reference_kind: str, out_dir: str, thr
     averaged onto the WorldCover grid, binarised at --threshold; class 50 = ISA).
     binary: on the map's grid (reference reprojected with nearest).
     """
-    from jointseg import compare
-    from jointseg.worldcover import WorldCoverError
+    from jointseg.assess import compare
+    from jointseg.assess.worldcover import WorldCoverError
 
     try:
         if reference_kind == "worldcover":
@@ -87,7 +87,7 @@ def sample(map_path: str, out_path: str, zones: str | None, zone_field: str, tar
     Strata = map class x zone; size from Olofsson et al. (2014) eq. 13 with a floor
     per stratum; points at least --min-distance-m apart, deterministic for --seed.
     """
-    from jointseg import sampling
+    from jointseg.assess import sampling
 
     try:
         ua = {int(k): float(v) for k, v in (p.split("=") for p in expected_ua.split(","))}

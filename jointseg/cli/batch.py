@@ -44,10 +44,10 @@ def _invoke(cmd: click.Command, args: list[str]) -> None:
 
 def _predictor(stage_args: list[str], sr_quicklook: bool):
     """Parse ``jointseg predict`` options once, load the model once; return fn(tile, files)."""
-    from jointseg.bandsource import open_scene
     from jointseg.cli.predict import _default_threads, _parse_options
     from jointseg.cli.predict import predict as predict_cmd
-    from jointseg.infer import make_session, predict_tile
+    from jointseg.inference.infer import make_session, predict_tile
+    from jointseg.inference.scene import open_scene
 
     ctx = predict_cmd.make_context(
         "jointseg predict", [*stage_args, "--input", "-", "--output", "-"]

@@ -1,4 +1,7 @@
-"""``jointseg cloudmask``: per-scene clear masks of a tile stack (see :mod:`jointseg.cloudmask`)."""
+"""``jointseg cloudmask``: per-scene clear masks of a tile stack.
+
+See :mod:`jointseg.data.cloudmask`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from jointseg.cloudmask import DEFAULT_SCL_CLASSES, CloudMaskError, cloud_mask_tile
+from jointseg.data.cloudmask import DEFAULT_SCL_CLASSES, CloudMaskError, cloud_mask_tile
 from jointseg.io import OutputError
 
 

@@ -1,4 +1,7 @@
-"""``jointseg composite``: cloud-free 10 m + 20 m composites (see :mod:`jointseg.composite`)."""
+"""``jointseg composite``: cloud-free 10 m + 20 m composites.
+
+See :mod:`jointseg.data.composite`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from jointseg.composite import CompositeError, composite_tile
+from jointseg.data.composite import CompositeError, composite_tile
 from jointseg.io import OutputError
 
 

@@ -1,4 +1,7 @@
-"""``jointseg download``: cut a tile's scenes to the tile grid (see :mod:`jointseg.download`)."""
+"""``jointseg download``: cut a tile's scenes to the tile grid.
+
+See :mod:`jointseg.data.download`.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from jointseg.download import DEFAULT_BANDS, DownloadError, download_tile
+from jointseg.data.download import DEFAULT_BANDS, DownloadError, download_tile
+from jointseg.data.stac import ItemError, read_scene_list
 from jointseg.grid import Tile
-from jointseg.stac import ItemError, read_scene_list
 
 
 @click.command("download")

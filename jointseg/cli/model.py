@@ -37,9 +37,9 @@ def train(chips_dir: Path, out_dir: Path, config_path: Path | None, train_json: 
     Settings: --config's model: (or model.train:) section, then --train-json, then the
     options given on the command line.
     """
-    from jointseg.chips import ChipError
-    from jointseg.train import ConfigError, TrainError, config_from_dict, load_config
-    from jointseg.train import train as run_train
+    from jointseg.model.chips import ChipError
+    from jointseg.model.train import ConfigError, TrainError, config_from_dict, load_config
+    from jointseg.model.train import train as run_train
 
     try:
         cfg_dict = load_config(config_path) if config_path else {}
@@ -77,8 +77,8 @@ def export(checkpoint: Path, out_path: Path, fp16: bool, halo_10m: int | None,
     """Export a checkpoint to ONNX (dynamic batch/size, opset 17, metadata inside)."""
     import torch
 
-    from jointseg.export import ExportError, export_model
-    from jointseg.train import TrainError
+    from jointseg.model.export import ExportError, export_model
+    from jointseg.model.train import TrainError
 
     torch.set_num_threads(threads)
     try:

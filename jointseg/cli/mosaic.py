@@ -34,9 +34,9 @@ def mosaic(tiles: tuple[Path, ...], output: Path, kind: str, output_crs: str | N
            res_m: float, year: int, region: str, item: Path | None, quicklook: Path | None,
            threads: int, from_manifests: bool) -> None:
     """Mosaic TILES (per-tile COGs of one product) into OUTPUT."""
-    from jointseg.catalog import product_item, write_item
-    from jointseg.mosaic import MosaicError, mosaic_tiles
-    from jointseg.quicklook import quicklook_png
+    from jointseg.mosaic.catalog import product_item, write_item
+    from jointseg.mosaic.merge import MosaicError, mosaic_tiles
+    from jointseg.mosaic.quicklook import quicklook_png
 
     if from_manifests:
         from jointseg.batch import BatchError, manifest_files

@@ -6,8 +6,8 @@ import os
 
 import click
 
-from jointseg.bandsource import SceneError
-from jointseg.infer import ModelError
+from jointseg.inference.infer import ModelError
+from jointseg.inference.scene import SceneError
 
 
 def _default_threads() -> int:
@@ -65,8 +65,8 @@ def predict(
     progress: bool,
 ) -> None:
     """Predict 1 m impervious surface for one scene and write COGs on the 1 m grid."""
-    from jointseg.bandsource import open_scene
-    from jointseg.infer import make_session, predict_tile
+    from jointseg.inference.infer import make_session, predict_tile
+    from jointseg.inference.scene import open_scene
 
     try:
         with open_scene(input_path) as scene:

@@ -58,11 +58,11 @@ def accuracy_report(map_path: str, prob_path: str | None, worldcover: str, year:
                     allow_missing: bool, out_dir: str, progress: bool) -> None:
     """Accuracy report of one ISA map: agreement with WorldCover (and the truth),
     a stratified reference sample and Olofsson estimates, per city and zone."""
-    from jointseg import report
-    from jointseg.change import ChangeError
-    from jointseg.compare import CompareError
-    from jointseg.sampling import SamplingError
-    from jointseg.worldcover import WorldCoverError
+    from jointseg.assess import report
+    from jointseg.assess.change import ChangeError
+    from jointseg.assess.compare import CompareError
+    from jointseg.assess.sampling import SamplingError
+    from jointseg.assess.worldcover import WorldCoverError
 
     try:
         rep = report.accuracy_report(
@@ -101,7 +101,7 @@ def paper_tables(reports: tuple[str, ...], changes: tuple[str, ...], out_dir: st
     Extra arguments are JSON files sorted by their schema (shell globs after --reports
     or --change).
     """
-    from jointseg import tables
+    from jointseg.assess import tables
 
     try:
         reps, chs = tables.sort_inputs([*reports, *changes, *more])
@@ -139,7 +139,7 @@ def change(maps: tuple[str, ...], probs: tuple[str, ...], cities: str | None,
 
     Extra YEAR=PATH arguments are maps (``--maps 2017=a.tif 2019=b.tif`` works).
     """
-    from jointseg import change as ch
+    from jointseg.assess import change as ch
 
     try:
         map_paths = ch.parse_year_paths([*maps, *more], "--maps")

@@ -1,4 +1,4 @@
-"""``jointseg scene-info``, ``search`` and ``serve-demo`` (see :mod:`jointseg.stac`)."""
+"""``jointseg scene-info``, ``search`` and ``serve-demo`` (see :mod:`jointseg.data.stac`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def scene_info(item_json: Path, provider: str) -> None:
     Output keys: id, datetime, cloud_cover, processing_baseline, boa_offset_dn and
     bands (band id B02 ... B12, SCL -> href).
     """
-    from jointseg.stac import ItemError, scene_info_from_item
+    from jointseg.data.stac import ItemError, scene_info_from_item
 
     try:
         item = json.loads(item_json.read_text())
@@ -88,15 +88,15 @@ def search(config_path: Path | None, region: str | None, year: int | None, tile_
     from shapely.geometry import box
 
     from jointseg.config import ConfigError, load_config
-    from jointseg.grid import Tile
-    from jointseg.servers import ServerError, ensure_demo_servers
-    from jointseg.stac import (
+    from jointseg.data.stac import (
         NoScenesError,
         StacError,
         date_window,
         search_scenes,
         write_scene_list,
     )
+    from jointseg.grid import Tile
+    from jointseg.simulate.servers import ServerError, ensure_demo_servers
 
     cfg: dict = {}
     if config_path is not None:
@@ -188,7 +188,7 @@ def search(config_path: Path | None, region: str | None, year: int | None, tile_
 def serve_demo(sim_dir: Path, stac_port: int, file_port: int, state_dir: Path,
                stop: bool) -> None:
     """Start (or reuse) the demo STAC API and Range file server on 127.0.0.1, detached."""
-    from jointseg.servers import ServerError, ensure_demo_servers, stop_demo_servers
+    from jointseg.simulate.servers import ServerError, ensure_demo_servers, stop_demo_servers
 
     if stop:
         stop_demo_servers(state_dir)

@@ -1,38 +1,11 @@
-"""Evaluation metrics: binary F1/IoU at 1 m and SR PSNR/SSIM (reflectance 0..1)."""
+"""SR image metrics: PSNR and SSIM of reflectance (0..1).
+
+Binary F1/IoU live in :mod:`jointseg.metrics` (one definition for training and reports).
+"""
 
 from __future__ import annotations
 
 import numpy as np
-
-IGNORE = 255
-
-
-class BinaryCounts:
-    """Accumulates TP/FP/FN/TN over pixels whose label is not 255."""
-
-    def __init__(self) -> None:
-        self.tp = self.fp = self.fn = self.tn = 0
-
-    def update(self, pred: np.ndarray, label: np.ndarray) -> None:
-        """``pred`` bool/0-1 and ``label`` uint8 (0/1/255), same shape."""
-        valid = label != IGNORE
-        p = pred.astype(bool)[valid]
-        t = label[valid] == 1
-        self.tp += int(np.sum(p & t))
-        self.fp += int(np.sum(p & ~t))
-        self.fn += int(np.sum(~p & t))
-        self.tn += int(np.sum(~p & ~t))
-
-    def scores(self) -> dict[str, float]:
-        """precision, recall, f1, iou, accuracy (0..1; 0 where undefined)."""
-        tp, fp, fn, tn = self.tp, self.fp, self.fn, self.tn
-        prec = tp / (tp + fp) if tp + fp else 0.0
-        rec = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-        iou = tp / (tp + fp + fn) if tp + fp + fn else 0.0
-        total = tp + fp + fn + tn
-        return {"precision": prec, "recall": rec, "f1": f1, "iou": iou,
-                "accuracy": (tp + tn) / total if total else 0.0}
 
 
 def psnr(sr: np.ndarray, hr: np.ndarray, data_range: float = 1.0) -> float:

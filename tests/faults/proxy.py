@@ -1,7 +1,7 @@
 """A loopback HTTP proxy that injects faults on a deterministic schedule.
 
 :class:`FaultProxy` forwards every request to one upstream (the STAC API or the
-Range file server of ``jointseg.servers``) and answers it unchanged, except for
+Range file server of ``jointseg.simulate.servers``) and answers it unchanged, except for
 the requests a :class:`Rule` selects, which get a :class:`Fault` instead:
 
 =============  ==========================================================================

@@ -3,10 +3,11 @@
 Two families, both pure numpy:
 
 * **Agreement of two rasters** (a map against a wall-to-wall reference such as
-  WorldCover): :class:`BinaryCounts` and :func:`binary_metrics` give precision
-  (user's accuracy of ISA), recall (producer's accuracy of ISA), F1, overall
-  accuracy, Cohen's kappa and IoU from pixel counts. These describe agreement with
-  another product, not accuracy in the statistical sense.
+  WorldCover): :class:`jointseg.metrics.BinaryCounts` and
+  :func:`~jointseg.metrics.binary_metrics` give precision (user's accuracy of ISA),
+  recall (producer's accuracy of ISA), F1, overall accuracy, Cohen's kappa and IoU
+  from pixel counts. These describe agreement with another product, not accuracy in
+  the statistical sense.
 * **Estimates from a probability sample** (Olofsson et al. 2013, 2014; Stehman 2014):
   :func:`olofsson_estimates` from a sample count matrix when the strata are the map
   classes, and :func:`stratified_estimates` per sample unit for any strata (e.g. map
@@ -17,7 +18,7 @@ Two families, both pure numpy:
 
 Conventions: count matrices ``n[i, j]`` have **rows = map class, columns = reference
 class** (Olofsson et al. 2014, Table 8), except the ``[[tn, fp], [fn, tp]]`` layout of
-:meth:`BinaryCounts.confusion` (rows = reference, as scikit-learn).
+:meth:`jointseg.metrics.BinaryCounts.confusion` (rows = reference, as scikit-learn).
 
 References:
     Olofsson, P., Foody, G. M., Stehman, S. V., Woodcock, C. E. (2013). Making better
@@ -42,98 +43,14 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-NODATA = 255
 Z95 = 1.96
-
-
-# --------------------------------------------------------------------------- pixels
-
-
-@dataclass(frozen=True)
-class BinaryCounts:
-    """Pixel (or sample) counts of a binary map against a binary reference.
-
-    Attributes:
-        tn: map 0, reference 0.
-        fp: map 1, reference 0 (commission of ISA).
-        fn: map 0, reference 1 (omission of ISA).
-        tp: map 1, reference 1.
-    """
-
-    tn: int
-    fp: int
-    fn: int
-    tp: int
-
-    @property
-    def n(self) -> int:
-        """Number of compared pixels."""
-        return self.tn + self.fp + self.fn + self.tp
-
-    def confusion(self) -> list[list[int]]:
-        """``[[tn, fp], [fn, tp]]``: rows = reference (0, 1), columns = map (0, 1)."""
-        return [[self.tn, self.fp], [self.fn, self.tp]]
-
-    def matrix(self) -> np.ndarray:
-        """2 x 2 int64 count matrix, rows = map (0, 1), columns = reference (0, 1)."""
-        return np.array([[self.tn, self.fn], [self.fp, self.tp]], dtype=np.int64)
-
-    def __add__(self, other: BinaryCounts) -> BinaryCounts:
-        return BinaryCounts(self.tn + other.tn, self.fp + other.fp,
-                            self.fn + other.fn, self.tp + other.tp)
-
-
-def binary_counts(
-    map_isa: np.ndarray, ref_isa: np.ndarray, *, nodata: int = NODATA
-) -> BinaryCounts:
-    """Count agreement of two uint8 0/1 arrays; pixels where either is ``nodata`` are skipped.
-
-    Any value other than 0, 1 and ``nodata`` raises ``ValueError``.
-    """
-    if map_isa.shape != ref_isa.shape:
-        raise ValueError(f"map shape {map_isa.shape} != reference shape {ref_isa.shape}")
-    for name, a in (("map", map_isa), ("reference", ref_isa)):
-        bad = np.setdiff1d(np.unique(a), [0, 1, nodata])
-        if bad.size:
-            raise ValueError(f"{name} holds values {bad.tolist()}; expected 0, 1, {nodata}")
-    valid = (map_isa != nodata) & (ref_isa != nodata)
-    m = map_isa[valid] == 1
-    r = ref_isa[valid] == 1
-    tp = int(np.count_nonzero(m & r))
-    fp = int(np.count_nonzero(m & ~r))
-    fn = int(np.count_nonzero(~m & r))
-    tn = int(m.size - tp - fp - fn)
-    return BinaryCounts(tn, fp, fn, tp)
 
 
 def _div(a: float, b: float) -> float:
     return float(a) / float(b) if b else float("nan")
 
 
-def binary_metrics(c: BinaryCounts) -> dict[str, float | int]:
-    """Agreement scores of a binary map (ISA = positive class) from counts.
-
-    * precision = TP / (TP + FP) (user's accuracy of ISA)
-    * recall = TP / (TP + FN) (producer's accuracy of ISA)
-    * f1 = 2 TP / (2 TP + FP + FN)
-    * oa = (TP + TN) / n
-    * kappa = (p_o - p_e) / (1 - p_e), p_e = sum_k (row_k / n)(col_k / n) (Cohen 1960)
-    * iou = TP / (TP + FP + FN)
-
-    Undefined ratios (zero denominators) are NaN. Returns also ``n_pixels`` and the
-    four counts.
-    """
-    out: dict[str, float | int] = {
-        "precision": _div(c.tp, c.tp + c.fp),
-        "recall": _div(c.tp, c.tp + c.fn),
-        "f1": _div(2 * c.tp, 2 * c.tp + c.fp + c.fn),
-        "oa": _div(c.tp + c.tn, c.n),
-        "kappa": cohen_kappa(c.matrix()),
-        "iou": _div(c.tp, c.tp + c.fp + c.fn),
-        "n_pixels": c.n,
-    }
-    out.update(tn=c.tn, fp=c.fp, fn=c.fn, tp=c.tp)
-    return out
+# --------------------------------------------------------------------------- pixels
 
 
 def confusion_matrix(
@@ -174,18 +91,6 @@ def producers_accuracy(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.diag(p) / p.sum(axis=0)
-
-
-def cohen_kappa(p: np.ndarray) -> float:
-    """Cohen's kappa (p_o - p_e) / (1 - p_e) of a square count or proportion matrix."""
-    p = np.asarray(p, np.float64)
-    total = p.sum()
-    if total == 0:
-        return float("nan")
-    p = p / total
-    po = float(np.trace(p))
-    pe = float(np.sum(p.sum(axis=1) * p.sum(axis=0)))
-    return _div(po - pe, 1.0 - pe)
 
 
 def f1_scores(p: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Production inference with ONNX Runtime: sessions and seamless tiled prediction.
 
 The model is an ONNX file with the JointSeg interface (see ``docs/architecture.md``
-and ``jointseg/export.py``): inputs ``s2_10m`` float32 (N, 5, H, W) and ``s2_20m``
+and ``jointseg/model/export.py``): inputs ``s2_10m`` float32 (N, 5, H, W) and ``s2_20m``
 float32 (N, 6, H/2, W/2) in harmonised DN; outputs ``isa_logit`` float32
 (N, 1, 10H, 10W) and ``sr`` float32 (N, 4, 10H, 10W) reflectance 0..1. Its
 ``jointseg.*`` metadata give the halo (receptive-field radius, 10 m pixels) and the
@@ -11,7 +11,7 @@ Tiling. The 10 m raster is cut into square *windows* of ``window`` pixels on a
 regular grid with stride ``window - overlap``; the last window in each direction
 runs past the raster edge. Each window is read with a halo of ``halo_10m`` pixels on
 every side (boundless reads, reflect padding outside the raster, see
-:mod:`jointseg.bandsource`), predicted, and the halo is cut off the output. Where
+:mod:`jointseg.inference.scene`), predicted, and the halo is cut off the output. Where
 windows overlap, outputs are blended with a raised-cosine ramp (weights > 0 at every
 pixel of a window, summing to exactly 1 across the overlap), so whole-raster and
 tiled predictions agree whenever the halo covers the receptive field.
@@ -36,7 +36,6 @@ Products (written by :func:`predict_tile`, COGs on the 1 m child grid of the
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -55,9 +54,9 @@ from rasterio.windows import Window
 from tqdm import tqdm
 
 import jointseg
-from jointseg.bandsource import Scene, from_arrays, open_scene
 from jointseg.grid import GeoBox
-from jointseg.io import atomic_path, validate_raster
+from jointseg.inference.scene import Scene, from_arrays, open_scene
+from jointseg.io import atomic_path, sha256_file, validate_raster
 
 log = logging.getLogger(__name__)
 
@@ -148,15 +147,6 @@ class ModelInfo:
         if info.multiple_10m < 1 or info.halo_10m < 0:
             raise ModelError(f"{where}: bad multiple_10m/halo_10m in metadata")
         return info
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --- sessions --------------------------------------------------------------------
@@ -270,7 +260,7 @@ def make_session(
     _check_bands(session, meta, model_path)
     info = SessionInfo(
         model_path=model_path,
-        sha256=file_sha256(model_path),
+        sha256=sha256_file(model_path),
         requested=tuple(p.strip().lower() for p in providers),
         providers=tuple(used),
         threads=int(threads or 0),
@@ -318,7 +308,7 @@ def _check_bands(session: ort.InferenceSession, meta: ModelInfo, path: Path) -> 
     Raises:
         ModelError: naming the input, what the model declares and what is expected.
     """
-    from jointseg.bandsource import BANDS_10M, BANDS_20M, COUNT
+    from jointseg.inference.scene import BANDS_10M, BANDS_20M, COUNT
 
     expected = {"s2_10m": (*BANDS_10M, COUNT), "s2_20m": BANDS_20M}
     declared = {"s2_10m": meta.bands_10m, "s2_20m": meta.bands_20m}
@@ -541,7 +531,7 @@ def iter_blocks(
 
     Args:
         session: an ONNX Runtime session (or a :class:`Predictor` around one).
-        scene: the input (see :mod:`jointseg.bandsource`).
+        scene: the input (see :mod:`jointseg.inference.scene`).
         window: core window side in 10 m pixels.
         overlap: blend overlap between windows in 10 m pixels.
         halo_10m: context on each side; default the model's ``jointseg.halo_10m``.
@@ -714,8 +704,8 @@ def predict_tile(
 
     Args:
         session: ONNX Runtime session (or a :class:`Predictor`).
-        scene: a :class:`~jointseg.bandsource.Scene` or a path for
-            :func:`~jointseg.bandsource.open_scene`.
+        scene: a :class:`~jointseg.inference.scene.Scene` or a path for
+            :func:`~jointseg.inference.scene.open_scene`.
         output: binary ISA map (uint8 0/1, 255 nodata).
         prob_output: ISA probability (uint8 0..254, scale 1/254, 255 nodata).
         sr_output: SR RGB quicklook (uint8, 2-98 % stretch, 0 nodata).

@@ -56,7 +56,7 @@ BLOCK_ROWS = 1024
 CHANGE_CLASSES: dict[int, str] = {0: "stable non-ISA", 1: "stable ISA", 2: "new ISA",
                                   3: "lost ISA"}
 CHANGE_KEYS = ("stable_non_isa", "stable_isa", "new_isa", "lost_isa")
-SCHEMA = "jointseg.change/1"
+SCHEMA = "jointseg.assess.change/1"
 
 
 class ChangeError(ValueError):

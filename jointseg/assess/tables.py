@@ -1,8 +1,8 @@
 """The paper's tables, filled from whatever report and change files a run produced.
 
-Inputs are the ``report.json`` files of :func:`jointseg.report.accuracy_report`
+Inputs are the ``report.json`` files of :func:`jointseg.assess.report.accuracy_report`
 (schema ``jointseg.accuracy_report/1``) and the ``change.json`` files of
-:func:`jointseg.change.biennial_change` (schema ``jointseg.change/1``). Tables, in the
+:func:`jointseg.assess.change.biennial_change` (schema ``jointseg.assess.change/1``). Tables, in the
 layout of the paper's:
 
 1. ``table1_products``: product comparison, P/R/F1 (ISA-1, WorldCover and any other
@@ -16,7 +16,7 @@ layout of the paper's:
 Every row carries ``source`` (the JSON file it came from) and ``simulated``; each
 table's caption says what was measured on what. A table without data says "no data
 in this run". Numbers are copied, not recomputed, except growth rates from report
-areas (:func:`jointseg.change.growth`) when no change file exists.
+areas (:func:`jointseg.assess.change.growth`) when no change file exists.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jointseg.change import growth
+from jointseg.assess.change import growth
 from jointseg.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 NO_DATA = "no data in this run"
 REPORT_SCHEMA = "jointseg.accuracy_report"
-CHANGE_SCHEMA = "jointseg.change"
+CHANGE_SCHEMA = "jointseg.assess.change"
 
 
 class TableError(ValueError):

@@ -47,12 +47,12 @@ from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
 from tqdm import tqdm
 
+from jointseg.data.stac import install_secret_filter
 from jointseg.grid import GeoBox, Tile
-from jointseg.io import write_cog, write_json
-from jointseg.stac import install_secret_filter
+from jointseg.io import sha256_file, write_cog, write_json
 
 if TYPE_CHECKING:
-    from jointseg.stac import SceneInfo
+    from jointseg.data.stac import SceneInfo
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class _Scene:
 
 
 def _as_scene(s: Any) -> _Scene:
-    """Accept a ``jointseg.stac.SceneInfo`` or its ``to_dict()`` form."""
+    """Accept a ``jointseg.data.stac.SceneInfo`` or its ``to_dict()`` form."""
     get = s.get if isinstance(s, Mapping) else (lambda k, d=None: getattr(s, k, d))
     try:
         return _Scene(
@@ -221,15 +221,6 @@ def read_to_grid(ds: rasterio.io.DatasetReader, dst: GeoBox, *, categorical: boo
         resampling=Resampling.nearest if categorical else Resampling.bilinear,
     )
     return out
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_on_grid(path: Path, grid: GeoBox) -> None:
@@ -390,7 +381,7 @@ def download_tile(
     """Cut every scene's ``bands`` to ``tile`` and write the stack + manifest under ``out_dir``.
 
     Args:
-        scenes: ``jointseg.stac.SceneInfo`` objects (or their dicts), in the order
+        scenes: ``jointseg.data.stac.SceneInfo`` objects (or their dicts), in the order
             the manifest should list them.
         tile: the tile; its 10/20/60 m grids are the targets.
         out_dir: the stack directory (``resources/{region}/{year}/stack/{tile}``).

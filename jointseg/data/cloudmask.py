@@ -28,7 +28,7 @@ import rasterio
 from scipy import ndimage
 from tqdm import tqdm
 
-from jointseg.download import read_manifest, verify_stack
+from jointseg.data.download import read_manifest, verify_stack
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
 

@@ -10,13 +10,13 @@
   with ``bbox``/``intersects``, ``datetime``, ``collections``, ``limit`` and
   ``next`` paging. Its memory backend does not implement the ``query`` or
   ``filter`` (CQL2) extensions, so callers filter ``eo:cloud_cover`` client-side
-  (see :func:`jointseg.stac.search_scenes`).
+  (see :func:`jointseg.data.stac.search_scenes`).
 * :func:`ensure_demo_servers` / :func:`stop_demo_servers` manage a detached pair
   of both on fixed loopback ports for Snakemake rules, with pid files and a file
   lock so that concurrent rule instances start them once.
 
 Both servers listen on loopback only unless told otherwise. Run the file server
-alone with ``python -m jointseg.servers files ROOT --port 8752``.
+alone with ``python -m jointseg.simulate.servers files ROOT --port 8752``.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def _rustac_exe() -> str:
 
 
 def _file_server_cmd(root: Path, host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "jointseg.servers", "files", str(root),
+    return [sys.executable, "-m", "jointseg.simulate.servers", "files", str(root),
             "--host", host, "--port", str(port)]
 
 
@@ -315,7 +315,7 @@ def _cmdline(pid: int) -> str:
 
 def _is_ours(pid: int) -> bool:
     cmdline = _cmdline(pid)
-    return _pid_alive(pid) and ("rustac" in cmdline or "jointseg.servers" in cmdline)
+    return _pid_alive(pid) and ("rustac" in cmdline or "jointseg.simulate.servers" in cmdline)
 
 
 def _start_detached(cmd: list[str], name: str, state_dir: Path) -> int:
@@ -425,7 +425,7 @@ def stop_demo_servers(state_dir: Path, timeout_s: float = 10.0) -> None:
     """Stop the servers that :func:`ensure_demo_servers` started, by their pid files.
 
     Only a pid whose command line is still one of ours (``rustac serve`` or
-    ``jointseg.servers files``) is signalled; stale pid files are removed.
+    ``jointseg.simulate.servers files``) is signalled; stale pid files are removed.
     """
     state_dir = Path(state_dir)
     if not state_dir.is_dir():
@@ -459,8 +459,8 @@ def file_app(root: Path):  # noqa: ANN201 - a starlette app; starlette is an opt
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m jointseg.servers files ROOT [--host H] [--port P]``."""
-    parser = argparse.ArgumentParser(prog="python -m jointseg.servers")
+    """``python -m jointseg.simulate.servers files ROOT [--host H] [--port P]``."""
+    parser = argparse.ArgumentParser(prog="python -m jointseg.simulate.servers")
     sub = parser.add_subparsers(dest="cmd", required=True)
     files = sub.add_parser("files", help="serve a directory with Range support")
     files.add_argument("root", type=Path)

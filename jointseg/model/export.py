@@ -38,7 +38,7 @@ from jointseg.model.jointseg import (
     Normaliser,
 )
 from jointseg.model.metadata import encode_metadata
-from jointseg.train import load_checkpoint, training_summary
+from jointseg.model.train import load_checkpoint, training_summary
 
 log = logging.getLogger(__name__)
 INPUT_NAMES = ["s2_10m", "s2_20m"]
@@ -158,7 +158,7 @@ def export_model(checkpoint: str | Path, out_path: str | Path, *, fp16: bool = T
     """Export ``checkpoint`` to ``out_path`` (fp32) and ``<stem>_fp16.onnx`` beside it.
 
     Args:
-        checkpoint: a ``.pt`` written by :func:`jointseg.train.train`.
+        checkpoint: a ``.pt`` written by :func:`jointseg.model.train.train`.
         out_path: the fp32 ``.onnx`` path.
         fp16: also write the fp16 twin.
         halo_10m: tiling halo to record; measured with :func:`measure_halo` when None.

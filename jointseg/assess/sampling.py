@@ -19,7 +19,7 @@ GeoPackage of points in the map CRS with columns ``point_id, stratum, zone,
 map_class, stratum_pixels, stratum_n, weight, pixel_area_m2, x, y`` (weight = pixels
 represented by the unit, N_h / n_h). After labelling it carries ``reference``
 (1 = ISA, 0 = not), from a person or read from a reference raster, and
-:func:`estimate_from_labels` turns it into :class:`~jointseg.accuracy.StratifiedEstimate`
+:func:`estimate_from_labels` turns it into :class:`~jointseg.assess.accuracy.StratifiedEstimate`
 for the whole map and per zone or per city.
 """
 
@@ -42,7 +42,7 @@ from rasterio.features import rasterize
 from rasterio.windows import Window
 from tqdm import tqdm
 
-from jointseg.accuracy import StratifiedEstimate, estimates_by_group
+from jointseg.assess.accuracy import StratifiedEstimate, estimates_by_group
 from jointseg.grid import GeoBox
 from jointseg.io import atomic_path
 

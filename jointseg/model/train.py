@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from jointseg.chips import Chip, band_stats, load_chips, random_crop
 from jointseg.io import atomic_path, write_json
+from jointseg.metrics import BinaryCounts, binary_counts, binary_metrics
+from jointseg.model.chips import Chip, band_stats, load_chips, random_crop
 from jointseg.model.jointseg import ARCHS, PRESETS, build_model
 from jointseg.model.losses import (
     LossConfig,
@@ -35,7 +36,7 @@ from jointseg.model.losses import (
     bce_dice_loss,
     relativistic_d_loss,
 )
-from jointseg.model.metrics import BinaryCounts, psnr
+from jointseg.model.metrics import psnr
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +161,19 @@ def evaluate(model: torch.nn.Module, chips: list[Chip]) -> dict[str, float]:
     se, n = 0.0, 0
     for chip in chips:
         logit, sr = (t.cpu() for t in model(*(t.to(device) for t in chip_tensors(chip))))
-        counts.update((logit[0, 0] > 0).numpy(), chip.label)
+        counts += binary_counts((logit[0, 0] > 0).numpy(), chip.label)
         hr = chip.hr.astype(np.float64) / 10000.0
         se += float(np.sum((sr[0].double().numpy() - hr) ** 2))
         n += hr.size
-    out = counts.scores()
+    m = binary_metrics(counts)
+    out = {k: float(m[k]) for k in ("precision", "recall", "f1", "iou")}
     out["psnr"] = float(psnr(np.zeros(1), np.array([math.sqrt(se / max(n, 1))])))
     return out
+
+
+def _better(f1: float, best_f1: float) -> float:
+    """The higher of two validation F1s; an undefined (NaN) F1 never wins."""
+    return f1 if f1 > best_f1 else best_f1
 
 
 def _phase(cfg: TrainConfig, epoch: int) -> str:
@@ -334,7 +341,7 @@ def train(chips_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *,
         val = evaluate(model, val_chips)
         row = {"epoch": epoch, "phase": phase, "train_loss": sums["loss"] / steps,
                "train_sr": sums["sr"] / steps, "train_seg": sums["seg"] / steps,
-               **{f"val_{k}": v for k, v in val.items() if k != "accuracy"},
+               **{f"val_{k}": v for k, v in val.items()},
                "seconds": round(time.time() - t0, 2)}
         history.append(row)
         log.info("epoch %d (%s): loss %.4f val F1 %.3f IoU %.3f PSNR %.2f dB", epoch, phase,
@@ -344,12 +351,12 @@ def train(chips_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *,
                 "disc": disc.state_dict() if disc is not None else None,
                 "disc_optimizer": d_opt.state_dict() if d_opt is not None else None,
                 "epoch": epoch, "config": asdict(cfg), "history": history,
-                "best_f1": max(best_f1, val["f1"]), "torch_rng": torch.get_rng_state(),
+                "best_f1": _better(val["f1"], best_f1), "torch_rng": torch.get_rng_state(),
                 "data": {"chips_dir": str(chips_dir), "n_train": len(train_chips),
                          "n_val": len(val_chips), "simulated": _simulated(train_chips[0],
                                                                           chips_dir)}}
-        if val["f1"] > best_f1:
-            best_f1 = val["f1"]
+        if val["f1"] > best_f1 or not (out_dir / "best.pt").is_file():
+            best_f1 = _better(val["f1"], best_f1)
             _save(out_dir / "best.pt", ckpt)
         _save(last, ckpt)
         _write_history(out_dir, history)
@@ -370,7 +377,7 @@ def training_summary(checkpoint: str | Path) -> dict[str, Any]:
     """JSON summary of a run from a checkpoint: data, epochs, best and last val metrics."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     hist = ckpt["history"]
-    best = max(hist, key=lambda h: h["val_f1"]) if hist else {}
+    best = max(hist, key=lambda h: _better(h["val_f1"], -1.0)) if hist else {}
     pick = ("epoch", "val_f1", "val_precision", "val_recall", "val_iou", "val_psnr")
     return {"arch": ckpt["config"]["arch"], "preset": ckpt["config"]["preset"],
             "data": ckpt.get("data", {}), "epochs": ckpt["epoch"] + 1,

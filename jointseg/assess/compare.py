@@ -35,10 +35,11 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window, from_bounds
 from tqdm import tqdm
 
-from jointseg import worldcover
-from jointseg.accuracy import NODATA, BinaryCounts, binary_counts, binary_metrics
+from jointseg.assess import worldcover
 from jointseg.grid import GeoBox
 from jointseg.io import atomic_path, write_json
+from jointseg.metrics import BinaryCounts, binary_counts, binary_metrics
+from jointseg.products import NODATA_U8 as NODATA
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 :func:`accuracy_report` assembles, for one region and year, from the library pieces:
 
 * **agreement with ESA WorldCover** built-up on its native 10 m grid
-  (:mod:`jointseg.compare`: the 1 m map aggregated to an ISA fraction, averaged onto
+  (:mod:`jointseg.assess.compare`: the 1 m map aggregated to an ISA fraction, averaged onto
   the WorldCover pixels, binarised at ``threshold``), for the map and the bilinear
   baseline's map when given;
 * **agreement with a binary truth** when given (e.g. the simulator's 1 m truth):
@@ -11,7 +11,7 @@
   WorldCover itself (the truth aggregated the same way as the maps), so products
   of different resolution are compared against one reference;
 * per **city** and per **zone** (polygon layers): ISA areas and the same agreements;
-* a **stratified random sample** (:mod:`jointseg.sampling`), labelled from the truth
+* a **stratified random sample** (:mod:`jointseg.assess.sampling`), labelled from the truth
   raster when given or from a labelled file, else written for labelling, and the
   **Olofsson / Stehman estimates** with 95 % CIs and the error-adjusted ISA area;
 * the plots ``confusion.png``, ``cities.png`` and ``agreement.png``.
@@ -40,11 +40,12 @@ from affine import Affine
 from pyproj import CRS, Geod
 from rasterio.windows import Window
 
-from jointseg import compare, sampling, worldcover
-from jointseg.accuracy import NODATA, BinaryCounts, binary_counts, binary_metrics
-from jointseg.change import PolygonGroups, isa_area_by_group, load_groups
+from jointseg.assess import compare, sampling, worldcover
+from jointseg.assess.change import PolygonGroups, isa_area_by_group, load_groups
 from jointseg.grid import GeoBox
 from jointseg.io import atomic_path, write_json
+from jointseg.metrics import BinaryCounts, binary_counts, binary_metrics
+from jointseg.products import NODATA_U8 as NODATA
 from jointseg.provenance import ProvenanceError, raster_provenance, raster_tags
 
 log = logging.getLogger(__name__)
@@ -253,7 +254,8 @@ def accuracy_report(
         region: region name (default: the map's ``REGION`` tag, else ``"region"``).
         threshold: ISA fraction threshold of the 10 m aggregation.
         min_distance_m, target_se, floor, seed: sampling design (see
-            :func:`jointseg.sampling.design_sample`, :func:`~jointseg.sampling.draw_sample`).
+            :func:`~jointseg.assess.sampling.design_sample`,
+            :func:`~jointseg.assess.sampling.draw_sample`).
         allow_missing: missing WorldCover tiles count as no data.
         progress: progress bars.
 

@@ -1,0 +1,1 @@
+"""Accuracy assessment: WorldCover, reference samples, estimators, change, tables."""

@@ -1,0 +1,1 @@
+"""Sentinel-2 input data: STAC search, download, cloud masking and compositing."""

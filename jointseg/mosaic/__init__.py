@@ -1,0 +1,1 @@
+"""Mosaicking per-tile products into Cloud-Optimized GeoTIFFs with a STAC Item."""

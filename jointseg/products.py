@@ -1,0 +1,40 @@
+"""The encoding of the 1 m products, one definition for writers and readers.
+
+* Binary ISA map: uint8, 1 = impervious, 0 = not, :data:`NODATA_U8` (255) = no
+  clear observation.
+* ISA probability: uint8 ``DN = round(p * 254)`` (0..254), so ``p = DN *``
+  :data:`PROB_SCALE`; :data:`NODATA_U8` (255) = no data. The file stores the
+  scale in its band metadata too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: No-data value of every uint8 product (binary map, probability, change codes).
+NODATA_U8 = 255
+#: Probability DN -> probability: ``p = DN * PROB_SCALE``.
+PROB_DN_MAX = 254
+PROB_SCALE = 1.0 / PROB_DN_MAX
+
+
+def encode_prob(prob: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """uint8 ``round(p * 254)`` (0..254) of float ``prob`` (0..1), 255 where not ``valid``."""
+    out = np.rint(np.clip(prob, 0.0, 1.0) * PROB_DN_MAX).astype(np.uint8)
+    out[~valid] = NODATA_U8
+    return out
+
+
+def decode_prob(dn: np.ndarray, nodata: int | None = NODATA_U8) -> np.ndarray:
+    """float32 probability (0..1) of uint8 DN, NaN where ``dn == nodata``."""
+    p = dn.astype(np.float32) * np.float32(PROB_SCALE)
+    if nodata is not None:
+        p[dn == nodata] = np.nan
+    return p
+
+
+def encode_binary(prob: np.ndarray, valid: np.ndarray, threshold: float) -> np.ndarray:
+    """uint8 1 where ``prob >= threshold``, 0 elsewhere, 255 where not ``valid``."""
+    out = (prob >= threshold).astype(np.uint8)
+    out[~valid] = NODATA_U8
+    return out

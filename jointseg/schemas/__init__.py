@@ -1,0 +1,1 @@
+"""The configuration JSON Schema (package data: config.schema.yaml)."""
