@@ -16,6 +16,9 @@ NODATA_U8 = 255
 #: Probability DN -> probability: ``p = DN * PROB_SCALE``.
 PROB_DN_MAX = 254
 PROB_SCALE = 1.0 / PROB_DN_MAX
+#: QA bit flags of the 10 m composite's QA band (uint8), carried to the 1 m ISA map.
+QA_FILLED = 1  # no clear observation: filled from the best remaining (least-cloudy) one
+QA_NO_OBSERVATION = 2  # Sentinel-2 never saw the ground here (all dates nodata)
 
 
 def encode_prob(prob: np.ndarray, valid: np.ndarray) -> np.ndarray:
