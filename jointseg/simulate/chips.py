@@ -23,7 +23,8 @@ from tqdm import tqdm
 from jointseg.grid import GeoBox
 from jointseg.io import atomic_path, write_cog
 from jointseg.simulate.hr import brightness, render_hr
-from jointseg.simulate.landcover import LayoutParams, simulate_landscape
+from jointseg.simulate.landcover import simulate_landscape
+from jointseg.simulate.layout import LayoutParams
 from jointseg.simulate.region import TAGS, scene_dates
 from jointseg.simulate.sentinel2 import material_fractions, render_scene, sun_position
 from jointseg.simulate.spectra import BANDS_10M, BANDS_20M, HR_BANDS

@@ -12,8 +12,9 @@ import math
 
 import numpy as np
 
-from jointseg.simulate.landcover import N_MATERIALS, Landscape, M, _hash01
-from jointseg.simulate.noise import smooth_noise
+from jointseg.simulate.landcover import Landscape
+from jointseg.simulate.materials import N_MATERIALS, M
+from jointseg.simulate.noise import hash01, smooth_noise
 from jointseg.simulate.spectra import HR_FROM_S2, band_index, spectra_table
 
 # Texture amplitude (relative brightness std) per material.
@@ -30,7 +31,7 @@ def brightness(ls: Landscape, rng: np.random.Generator, sun_elev_deg: float = 65
     shape = ls.material.shape
     fine = smooth_noise(shape, 1.5, rng)
     tex = 1.0 + _TEX[ls.material] * fine
-    tex *= 0.88 + 0.24 * _hash01(ls.parcel, 2)
+    tex *= 0.88 + 0.24 * hash01(ls.parcel, 2)
     shadow = building_shadow(ls.height_m, sun_elev_deg, sun_az_deg)
     tex[shadow & (ls.height_m == 0)] *= 0.35
     return np.clip(tex, 0.2, 2.0).astype(np.float32)

@@ -1,7 +1,8 @@
-"""Random fields for the simulator: smooth Gaussian noise and fractal (1/f) noise.
+"""Random fields for the simulator: smooth Gaussian noise, fractal (1/f) noise and a
+per-id hash.
 
-All fields are float32, zero mean, unit standard deviation, and deterministic for a
-given ``numpy.random.Generator`` state.
+The noise fields are float32, zero mean, unit standard deviation, and deterministic
+for a given ``numpy.random.Generator`` state; :func:`hash01` needs no generator.
 """
 
 from __future__ import annotations
@@ -58,6 +59,15 @@ def fractal_noise(
 def to_uniform(field: np.ndarray) -> np.ndarray:
     """Map a standard-normal field to ~uniform [0, 1] through the normal CDF (float32)."""
     return special.ndtr(field).astype(np.float32)
+
+
+def hash01(ids: np.ndarray, salt: int) -> np.ndarray:
+    """Deterministic pseudo-random float32 uniform [0, 1) per integer id (e.g. a parcel)."""
+    x = (ids.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(salt * 7919 + 1))
+    x ^= x >> np.uint64(29)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(32)
+    return ((x >> np.uint64(40)).astype(np.float64) / float(1 << 24)).astype(np.float32)
 
 
 def _standardise(a: np.ndarray) -> np.ndarray:

@@ -15,7 +15,9 @@ from tqdm import tqdm
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog, write_json
 from jointseg.simulate.hr import brightness, render_hr
-from jointseg.simulate.landcover import CLASSES, LayoutParams, simulate_landscape
+from jointseg.simulate.landcover import simulate_landscape
+from jointseg.simulate.layout import LayoutParams
+from jointseg.simulate.materials import CLASSES
 from jointseg.simulate.sentinel2 import (
     BOA_OFFSET_DATE,
     material_fractions,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jointseg.simulate.landcover import N_MATERIALS, M
+from jointseg.simulate.materials import N_MATERIALS, M
 from jointseg.simulate.noise import fractal_noise, smooth_noise
 from jointseg.simulate.spectra import (
     BANDS_10M,

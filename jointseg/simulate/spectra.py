@@ -11,7 +11,7 @@ import datetime as dt
 
 import numpy as np
 
-from jointseg.simulate.landcover import N_MATERIALS, M
+from jointseg.simulate.materials import N_MATERIALS, M
 
 S2_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 BANDS_10M: tuple[str, ...] = ("B02", "B03", "B04", "B08")

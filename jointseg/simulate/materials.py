@@ -1,0 +1,54 @@
+"""The simulator's class and material tables: truth classes and surface materials.
+
+``material`` rasters (uint8 :data:`MATERIALS` ids) are what the spectra are rendered
+from; ``landcover`` rasters (uint8 :data:`CLASSES` codes) are the truth classes. Each
+material belongs to exactly one class (:data:`MATERIAL_TO_CLASS`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Land-cover truth codes (uint8). ISA = 1-4.
+CLASSES: dict[int, str] = {
+    0: "nodata",
+    1: "road",
+    2: "building",
+    3: "paved",
+    4: "industrial_ground",
+    5: "tree",
+    6: "grass",
+    7: "crop",
+    8: "water",
+    9: "bare_soil",
+}
+ISA_CLASSES: tuple[int, ...] = (1, 2, 3, 4)
+
+#: Surface materials (uint8 ids) -> (name, land-cover class).
+MATERIALS: dict[int, tuple[str, int]] = {
+    1: ("asphalt", 1),
+    2: ("concrete_road", 1),
+    3: ("roof_concrete", 2),
+    4: ("roof_bright", 2),
+    5: ("roof_blue_steel", 2),
+    6: ("roof_red_tile", 2),
+    7: ("roof_dark", 2),
+    8: ("paved", 3),
+    9: ("industrial_ground", 4),
+    10: ("tree", 5),
+    11: ("grass", 6),
+    12: ("crop_rice", 7),
+    13: ("crop_wheat_rice", 7),
+    14: ("water_river", 8),
+    15: ("bare_soil", 9),
+    16: ("water_pond", 8),
+}
+N_MATERIALS = 17  # ids 0..16
+#: material name -> uint8 id.
+M = {name: mid for mid, (name, _) in MATERIALS.items()}
+
+#: material id -> land-cover class (lookup table).
+MATERIAL_TO_CLASS = np.zeros(N_MATERIALS, dtype=np.uint8)
+for _mid, (_name, _cls) in MATERIALS.items():
+    MATERIAL_TO_CLASS[_mid] = _cls
+
