@@ -32,8 +32,8 @@ CATEGORICAL_BANDS = frozenset({SCL})
 COUNT = "COUNT"
 #: The composite's QA band (bit flags, see :mod:`jointseg.products`).
 QA = "QA"
-#: Bands of the 10 m composite, in file order: reflectance, COUNT.
-COMPOSITE_10M: tuple[str, ...] = BANDS_10M + (COUNT,)
+#: Bands of the 10 m composite, in file order: reflectance, COUNT, QA.
+COMPOSITE_10M: tuple[str, ...] = BANDS_10M + (COUNT, QA)
 #: The model's 10 m input tensor channels.
 MODEL_INPUT_10M: tuple[str, ...] = BANDS_10M + (COUNT,)
 #: Bands of the 1 m super-resolved quicklook the model emits (HR image order).

@@ -15,6 +15,7 @@ from jointseg.data.cloudmask import (
     dilate,
     s2cloudless_mask,
     scl_clear_mask,
+    scl_fill_rank,
 )
 from jointseg.grid import Tile
 from tests.stackfactory import constant_bands, make_stack
@@ -46,6 +47,14 @@ def test_scl_clear_mask_classes() -> None:
     assert clear.tolist() == [[False, False, True, False], [True, True, True, True],
                               [False, False, False, True]]
     assert scl_clear_mask(scl, (9,)).sum() == 11
+
+
+def test_scl_fill_rank_orders_observations_by_cloudiness() -> None:
+    scl = np.arange(12, dtype=np.uint8)
+    # 0 no data, 1 saturated, 2 dark, 3 shadow, 4 veg, 5 bare, 6 water, 7 unclassified,
+    # 8 cloud medium, 9 cloud high, 10 cirrus, 11 snow
+    assert scl_fill_rank(scl).tolist() == [255, 5, 1, 3, 1, 1, 1, 1, 2, 4, 2, 1]
+    assert scl_fill_rank(scl.reshape(3, 4)).shape == (3, 4)
 
 
 def test_dilate_is_a_disk_in_metres() -> None:

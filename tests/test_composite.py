@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from jointseg.data.composite import BANDS_10M, BANDS_20M, CompositeError, composite_tile, mask_20m
+from jointseg.bands import BANDS_10M, BANDS_20M
+from jointseg.data.composite import CompositeError, composite_tile, mask_20m
 from jointseg.grid import Tile
 from jointseg.io import write_cog
+from jointseg.products import QA_FILLED, QA_NO_OBSERVATION
 from tests.stackfactory import make_stack
 
 TILE = Tile.at(32633, 500040, 5000040, 240)  # 24 x 24 at 10 m, 12 x 12 at 20 m
@@ -63,33 +65,48 @@ def test_mask_20m_needs_all_four() -> None:
 def test_median_equals_numpy_median_of_clear(tmp_path: Path, block_rows: int) -> None:
     manifest, mask, vals, clear, ids = random_stack(tmp_path, 5)
     o10, o20 = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif",
-                              block_rows=block_rows)
+                              block_rows=block_rows, fill=False)
     a10, meta10 = read_all(o10)
     a20, meta20 = read_all(o20)
     for i, b in enumerate(BANDS_10M):
         np.testing.assert_array_equal(a10[i], nan_median(vals[b], clear), err_msg=b)
     np.testing.assert_array_equal(a10[4], clear.sum(axis=0))
     assert a10[4, 0, 0] == 0 and (a10[:4, 0, 0] == 0).all()
+    assert (a10[5] == 0).all()  # QA: every pixel was seen, none filled
     clear20 = mask_20m(clear)
     for i, b in enumerate(BANDS_20M):
         np.testing.assert_array_equal(a20[i], nan_median(vals[b], clear20), err_msg=b)
-    assert meta10["desc"] == (*BANDS_10M, "COUNT") and meta20["desc"] == BANDS_20M
-    assert meta10["scales"] == (1e-4,) * 4 + (1.0,) and meta20["scales"] == (1e-4,) * 6
+    assert meta10["desc"] == (*BANDS_10M, "COUNT", "QA") and meta20["desc"] == BANDS_20M
+    assert meta10["scales"] == (1e-4,) * 4 + (1.0, 1.0) and meta20["scales"] == (1e-4,) * 6
     assert meta10["tags"]["JOINTSEG_PRODUCT"] == "composite"
     assert meta10["tags"]["SCENES"] == ",".join(ids) and meta20["tags"]["METHOD"] == "median"
-    assert meta10["nodata"] == 0 and meta10["dtypes"] == ("uint16",) * 5
+    assert meta10["nodata"] == 0 and meta10["dtypes"] == ("uint16",) * 6
+    assert meta10["tags"]["FILL"] == "none"
     assert meta10["transform"] == G10.transform and meta20["transform"] == G20.transform
 
 
 def test_min_clear(tmp_path: Path) -> None:
     manifest, mask, vals, clear, _ = random_stack(tmp_path, 5, seed=1)
     o10, _ = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif",
-                            min_clear=3)
+                            min_clear=3, fill=False)
     a10, _ = read_all(o10)
     few = clear.sum(axis=0) < 3
     assert few.any() and (~few).any()
     assert (a10[:, few] == 0).all()
     np.testing.assert_array_equal(a10[0][~few], nan_median(vals["B02"], clear)[~few])
+    # Filled: COUNT 0, QA_FILLED, one scene for all bands, a clear one (rank 0) where any.
+    o10, _ = composite_tile(manifest, mask, tmp_path / "f10.tif", tmp_path / "f20.tif",
+                            min_clear=3)
+    f10, _ = read_all(o10)
+    np.testing.assert_array_equal(f10[:5, ~few], a10[:5, ~few])
+    assert (f10[4, few] == 0).all() and (f10[5, few] == QA_FILLED).all()
+    assert (f10[5, ~few] == 0).all()
+    blue = vals["B02"].astype(float)
+    pick = np.argmin(np.where(clear, blue, np.inf), axis=0)
+    pick = np.where(clear.any(axis=0), pick, np.argmin(blue, axis=0))
+    for i, b in enumerate(BANDS_10M):
+        np.testing.assert_array_equal(
+            f10[i][few], np.take_along_axis(vals[b], pick[None], 0)[0][few], err_msg=b)
 
 
 def test_boa_offset_applied_once_and_composite_continuous(tmp_path: Path) -> None:
@@ -122,10 +139,36 @@ def test_all_cloud_tile_is_nodata_with_warning(
     manifest, _, _, _, ids = random_stack(tmp_path, 3)
     mask = write_mask(tmp_path / "cloudy.tif", np.zeros((3, 24, 24), bool), ids)
     with caplog.at_level(logging.WARNING, logger="jointseg.data.composite"):
-        o10, o20 = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif")
+        o10, o20 = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif",
+                                  fill=False)
     assert (read_all(o10)[0] == 0).all() and (read_all(o20)[0] == 0).all()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert any(TILE.tile_id in r.getMessage() for r in warnings)
+
+
+@pytest.mark.parametrize("method", ["median", "best_pixel"])
+def test_all_cloud_tile_is_filled_from_the_darkest_blue_with_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, method: str
+) -> None:
+    manifest, _, vals, _, ids = random_stack(tmp_path, 3)
+    mask = write_mask(tmp_path / "cloudy.tif", np.zeros((3, 24, 24), bool), ids)
+    with caplog.at_level(logging.WARNING, logger="jointseg.data.composite"):
+        o10, o20 = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif",
+                                  method=method)
+    a10, meta = read_all(o10)
+    assert (a10[4] == 0).all() and (a10[5] == QA_FILLED).all()
+    assert meta["tags"]["FILL"] == "least_cloudy"
+    # No SCL in the stack: every scene ranks alike, the darkest blue wins.
+    pick = np.argmin(vals["B02"], axis=0)
+    for i, b in enumerate(BANDS_10M):
+        np.testing.assert_array_equal(a10[i], np.take_along_axis(vals[b], pick[None], 0)[0])
+    a20, _ = read_all(o20)
+    blue20 = vals["B02"].reshape(3, 12, 2, 12, 2).mean(axis=(2, 4))
+    pick20 = np.argmin(blue20, axis=0)
+    for i, b in enumerate(BANDS_20M):
+        np.testing.assert_array_equal(a20[i], np.take_along_axis(vals[b], pick20[None], 0)[0])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(TILE.tile_id in m and "filled" in m for m in warnings), warnings
 
 
 def test_best_pixel_takes_one_scene_for_all_bands(tmp_path: Path) -> None:
@@ -145,7 +188,7 @@ def test_best_pixel_takes_one_scene_for_all_bands(tmp_path: Path) -> None:
     clear = rng.random((n, *G10.shape)) > 0.3
     mask = write_mask(tmp_path / "mask.tif", clear, ids)
     o10, o20 = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif",
-                              method="best_pixel")
+                              method="best_pixel", fill=False)
     a10, meta = read_all(o10)
     assert meta["tags"]["METHOD"] == "best_pixel"
     # Expected: the clear scene with the lowest blue (all dates equal -> no date penalty).
@@ -188,6 +231,88 @@ def test_mask_manifest_mismatch(tmp_path: Path) -> None:
         composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif")
 
 
+@pytest.mark.parametrize("method", ["median", "best_pixel"])
+@pytest.mark.parametrize("block_rows", [4, 256])
+def test_fill_leaves_clear_pixels_bit_identical(
+    tmp_path: Path, method: str, block_rows: int
+) -> None:
+    manifest, mask, vals, clear, _ = random_stack(tmp_path, 5, seed=4)
+    kw = {"method": method, "block_rows": block_rows}
+    n10, n20 = composite_tile(manifest, mask, tmp_path / "n10.tif", tmp_path / "n20.tif",
+                              fill=False, **kw)
+    f10, f20 = composite_tile(manifest, mask, tmp_path / "f10.tif", tmp_path / "f20.tif", **kw)
+    (a10, _), (b10, _) = read_all(n10), read_all(f10)
+    (a20, _), (b20, _) = read_all(n20), read_all(f20)
+    has = clear.any(axis=0)
+    np.testing.assert_array_equal(b10[:, has], a10[:, has])  # bands, COUNT and QA 0
+    assert (b10[5, has] == 0).all() and (b10[5, ~has] == QA_FILLED).all()
+    assert (b10[4, ~has] == 0).all() and (b10[:4, ~has] > 0).all()
+    has20 = mask_20m(clear).any(axis=0)
+    np.testing.assert_array_equal(b20[:, has20], a20[:, has20])
+    assert (b20[:, ~has20] > 0).all() and (a20[:, ~has20] == 0).all()
+    pick = np.argmin(vals["B02"], axis=0)
+    for i, b in enumerate(BANDS_10M):
+        np.testing.assert_array_equal(
+            b10[i][~has], np.take_along_axis(vals[b], pick[None], 0)[0][~has], err_msg=b)
+
+
+def scl_ranked_stack(tmp_path: Path) -> tuple[Path, Path, dict[str, dict[str, int]]]:
+    """Five scenes of constant spectra; 10 m rows 4-5 x cols 6-7 (20 m pixel (2, 3)) is
+    masked on every date with a different SCL class per date; 10 m rows 10-11 x cols 10-11
+    (20 m pixel (5, 5)) is nodata on every date; everything else is clear on scene A only."""
+    scl_at = {"A": 9, "B": 8, "C": 10, "D": 3, "E": 0}   # cloud high, medium, cirrus, shadow
+    blue = {"A": 200, "B": 2000, "C": 1500, "D": 100, "E": 50}
+    spectra: dict[str, dict[str, int]] = {}
+    scenes = []
+    for i, sid in enumerate(scl_at):
+        spectra[sid] = {b: 1000 * (i + 1) + k for k, b in enumerate((*BANDS_10M, *BANDS_20M))}
+        spectra[sid]["B02"] = blue[sid]
+        bands = {b: np.full(G10.shape if b in BANDS_10M else G20.shape, v, np.uint16)
+                 for b, v in spectra[sid].items()}
+        for b, a in bands.items():
+            if b in BANDS_10M:
+                a[10:12, 10:12] = 0
+            else:
+                a[5, 5] = 0
+        scl = np.full(G20.shape, 4, np.uint8)
+        scl[2, 3] = scl_at[sid]
+        scl[5, 5] = 0
+        bands["SCL"] = scl
+        scenes.append({"id": sid, "datetime": f"2021-0{i + 3}-01T10:00:00Z", "bands": bands})
+    manifest = make_stack(tmp_path / "stack", TILE, scenes)
+    clear = np.zeros((5, *G10.shape), bool)
+    clear[0] = True
+    clear[0, 4:6, 6:8] = False
+    clear[0, 10:12, 10:12] = False
+    return manifest, write_mask(tmp_path / "mask.tif", clear, list(scl_at)), spectra
+
+
+@pytest.mark.parametrize("method", ["median", "best_pixel"])
+def test_fill_takes_the_least_cloudy_scl_class_then_the_darkest_blue(
+    tmp_path: Path, method: str
+) -> None:
+    manifest, mask, spectra = scl_ranked_stack(tmp_path)
+    o10, o20 = composite_tile(manifest, mask, tmp_path / "c10.tif", tmp_path / "c20.tif",
+                              method=method)
+    a10, _ = read_all(o10)
+    a20, _ = read_all(o20)
+    # Cirrus (C) and cloud medium (B) outrank shadow (D, darker) and cloud high (A);
+    # SCL no data (E, darkest) is no candidate; between C and B the darker blue (C) wins.
+    c = spectra["C"]
+    assert a10[:4, 4:6, 6:8].tolist() == [[[c[b]] * 2] * 2 for b in BANDS_10M]
+    assert a20[:, 2, 3].tolist() == [c[b] for b in BANDS_20M]
+    assert (a10[4, 4:6, 6:8] == 0).all() and (a10[5, 4:6, 6:8] == QA_FILLED).all()
+    # Never seen: nodata in every band, QA_NO_OBSERVATION.
+    assert (a10[:5, 10:12, 10:12] == 0).all() and (a20[:, 5, 5] == 0).all()
+    assert (a10[5, 10:12, 10:12] == QA_NO_OBSERVATION).all()
+    # Clear elsewhere: scene A, COUNT 1, QA 0.
+    rest = np.ones(G10.shape, bool)
+    rest[4:6, 6:8] = rest[10:12, 10:12] = False
+    for i, b in enumerate(BANDS_10M):
+        assert (a10[i][rest] == spectra["A"][b]).all()
+    assert (a10[4][rest] == 1).all() and (a10[5][rest] == 0).all()
+
+
 BEN = Path(__file__).parents[1].parent / "shared" / "data" / "bigearthnet"
 PATCH = "S2A_MSIL2A_20170613T101031_87_48"  # real L2A, UTM 33N, June 2017, no SCL
 
@@ -220,10 +345,12 @@ def test_cli_chain_on_a_real_patch(tmp_path: Path) -> None:
                              str(tmp_path / "c10.tif"), str(tmp_path / "c20.tif")])
     assert r.exit_code == 0, r.output
     a10, meta = read_all(tmp_path / "c10.tif")
-    assert meta["tags"]["SCENES"] == PATCH and a10.shape == (5, 60, 60)
+    assert meta["tags"]["SCENES"] == PATCH and a10.shape == (6, 60, 60)
     with rasterio.open(BEN / PATCH / f"{PATCH}_B04.tif") as ds:
         b04 = ds.read(1, window=rasterio.windows.from_bounds(*tile.bounds, ds.transform))
     count = a10[4]
     assert set(np.unique(count)) <= {0, 1} and count.mean() > 0.9  # a clear June scene
     np.testing.assert_array_equal(a10[2][count == 1], b04[count == 1])
-    assert (a10[:4, count == 0] == 0).all()
+    # One scene: the masked pixels are filled from it (QA_FILLED), the clear ones are not.
+    np.testing.assert_array_equal(a10[2], b04)
+    np.testing.assert_array_equal(a10[5], np.where(count == 0, QA_FILLED, 0))

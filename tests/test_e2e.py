@@ -92,7 +92,7 @@ def test_data_stages_make_aligned_cloud_free_composites(workdir):
         c10 = ds.read()
         assert ds.crs.to_epsg() == 32650 and ds.res == (10, 10)
         assert (ds.transform.c, ds.transform.f) == (x0, y0 + 600)
-        assert ds.descriptions == ("B02", "B03", "B04", "B08", "COUNT")
+        assert ds.descriptions == ("B02", "B03", "B04", "B08", "COUNT", "QA")
         assert ds.tags()["JOINTSEG_SIMULATED"] == "true"
     with rasterio.open(workdir / f"results/demo/2021/composite/{tile}_20m.tif") as ds:
         assert ds.res == (20, 20) and (ds.transform.c, ds.transform.f) == (x0, y0 + 600)

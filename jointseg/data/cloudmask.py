@@ -28,6 +28,7 @@ import rasterio
 from scipy import ndimage
 from tqdm import tqdm
 
+from jointseg.bands import BANDS_10M, SCL
 from jointseg.data.download import read_manifest, verify_stack
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 DEFAULT_SCL_CLASSES = (0, 1, 3, 8, 9, 10)
 #: SCL classes whose masked area is dilated (cloud shadow, clouds, thin cirrus).
 DILATED_SCL_CLASSES = frozenset({3, 8, 9, 10})
-BANDS_10M = ("B02", "B03", "B04", "B08")
 #: s2cloudless input order and where each band comes from in an L2A stack.
 S2CLOUDLESS_BANDS = ("B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12")
 #: Bands an L2A stack lacks: band -> (source band or None for zeros, factor).
@@ -46,6 +46,18 @@ S2CLOUDLESS_FILL: dict[str, tuple[str | None, float]] = {
     "B01": ("B02", 1.0), "B09": ("B8A", 0.5), "B10": (None, 0.0),
 }
 S2CLOUDLESS_DEFAULTS = {"threshold": 0.4, "average_over": 22, "dilation_size": 11}
+
+#: SCL class "no data": an SCL pixel of this class is not an observation at all.
+SCL_NO_DATA = 0
+#: Fill rank (lower = less cloudy) of an observation the mask calls clear.
+FILL_RANK_CLEAR = 0
+#: Fill rank of a surface class (2, 4-7, 11) masked only by dilation, s2cloudless or
+#: configuration, and of every pixel of a scene without SCL.
+FILL_RANK_SURFACE = 1
+#: Fill rank of the SCL cloud/shadow/defect classes (see :func:`scl_fill_rank`).
+SCL_FILL_RANK: dict[int, int] = {10: 2, 8: 2, 3: 3, 9: 4, 1: 5}
+#: Fill rank of SCL "no data": never a candidate.
+FILL_RANK_NO_DATA = 255
 
 Combine = Literal["scl", "union", "intersection", "s2cloudless"]
 
@@ -59,6 +71,24 @@ def scl_clear_mask(
 ) -> np.ndarray:
     """True where the SCL class is not one of ``masked_classes`` (any grid, any int dtype)."""
     return ~np.isin(scl, np.asarray(masked_classes))
+
+
+def scl_fill_rank(scl: np.ndarray) -> np.ndarray:
+    """uint8 fill rank of each pixel of an SCL array (any grid): how cloudy the observation is.
+
+    Used by the composite where a pixel has no clear observation, to pick the
+    least-cloudy one (lower = better): :data:`FILL_RANK_SURFACE` (1) for surface
+    classes; 2 for thin cirrus (10) and cloud medium probability (8) (semi-
+    transparent, and class 8 is SCL's usual false alarm on bright roofs and
+    concrete); 3 for cloud shadow (3: ground visible, but dark); 4 for cloud high
+    probability (9: opaque); 5 for saturated/defective (1: radiometry unreliable);
+    :data:`FILL_RANK_NO_DATA` (255) for no data (0).
+    """
+    lut = np.full(256, FILL_RANK_SURFACE, np.uint8)
+    for cls, rank in SCL_FILL_RANK.items():
+        lut[cls] = rank
+    lut[SCL_NO_DATA] = FILL_RANK_NO_DATA
+    return lut[np.clip(scl, 0, 255).astype(np.uint8)]
 
 
 def disk(radius_px: int) -> np.ndarray:
@@ -218,7 +248,7 @@ def cloud_mask_tile(
         valid = np.ones(grid.shape, bool)
         for b in b10:
             valid &= _read(root / files[b]) != 0
-        scl = _read(root / files["SCL"]) if "SCL" in files else None
+        scl = _read(root / files[SCL]) if SCL in files else None
         if scl is None and combine != "s2cloudless":
             raise CloudMaskError(
                 f"{manifest_path}: scene {scene['id']} has no SCL; use combine='s2cloudless'")
