@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -261,3 +262,36 @@ def test_chips_label_hr_s2_consistent(chips):
     assert np.median(isa_nir) < 0.25  # impervious: low NDVI
     assert np.median(veg_nir) > 0.4
     assert np.mean(count_ok) > 0.9
+
+
+# ----------------------------------------------------------------------------- band tables
+
+
+def test_simulator_band_tables_follow_bands_py():
+    from jointseg import bands
+    from jointseg.simulate.spectra import HR_FROM_S2, S2_BANDS, spectra_table
+    from jointseg.simulate.stac import ASSETS
+
+    assert set(S2_BANDS) == set(bands.REFLECTANCE_BANDS)
+    assert list(S2_BANDS) == [b for b in bands.ALL_L2A_BANDS if b in S2_BANDS]  # ESA order
+    assert spectra_table(dt.date(2021, 7, 1)).shape[1] == len(S2_BANDS)
+    assert set(HR_FROM_S2) == set(bands.SR_BANDS)
+    assert {band for band, *_ in ASSETS.values()} == set(bands.REFLECTANCE_BANDS)
+
+
+def test_chip_and_scene_band_names_follow_bands_py(chips, region):
+    from jointseg import bands
+
+    chip = next(p for p in chips.iterdir() if p.is_dir())
+    with rasterio.open(chip / "s2_10m.tif") as ds:
+        assert ds.descriptions == bands.MODEL_INPUT_10M
+    with rasterio.open(chip / "s2_20m.tif") as ds:
+        assert ds.descriptions == bands.BANDS_20M
+    with rasterio.open(chip / "hr.tif") as ds:
+        assert ds.descriptions == bands.SR_BANDS
+    out, sim = region
+    sdir = out / "s2" / sim["scenes"][0]["id"]
+    assert {p.stem for p in sdir.glob("*.tif")} == {*bands.REFLECTANCE_BANDS, bands.SCL}
+    for b in bands.REFLECTANCE_BANDS:
+        with rasterio.open(sdir / f"{b}.tif") as ds:
+            assert ds.res[0] == bands.NATIVE_RES_M[b], b

@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import io
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from pyproj import Transformer
 from scipy import ndimage
 from tqdm import tqdm
 
+from jointseg.bands import BANDS_10M, BANDS_20M, MODEL_INPUT_10M, SR_BANDS
 from jointseg.grid import GeoBox
 from jointseg.io import atomic_path, write_cog
 from jointseg.simulate.hr import brightness, render_hr
@@ -27,7 +29,6 @@ from jointseg.simulate.landcover import simulate_landscape
 from jointseg.simulate.layout import LayoutParams
 from jointseg.simulate.region import TAGS, scene_dates
 from jointseg.simulate.sentinel2 import material_fractions, render_scene, sun_position
-from jointseg.simulate.spectra import BANDS_10M, BANDS_20M, HR_BANDS
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,9 @@ def composite_region(fractions: np.ndarray, dates: list[dt.date], rng: np.random
     for stack, masks in ((np.stack(s10), np.stack(m10)), (np.stack(s20), np.stack(m20))):
         stack[np.broadcast_to(masks[:, None], stack.shape)] = np.nan
         count = (~masks).sum(0)
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                med = np.nanmedian(stack, axis=0)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(stack, axis=0)
         med = np.where(np.isnan(med), 0, np.round(med)).astype(np.uint16)
         out.append((med, count.astype(np.uint16)))
     (c10, n10), (c20, _) = out
@@ -105,50 +103,20 @@ def simulate_chips(
     for i in tqdm(range(n_regions), desc="chip regions", disable=not progress):
         rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
         xmin = ORIGIN[0] + i * (region_size_m + 480)
-        ymin = ORIGIN[1]
         grid = GeoBox.from_bounds(
-            CRS, (xmin, ymin, xmin + region_size_m, ymin + region_size_m), 1)
+            CRS, (xmin, ORIGIN[1], xmin + region_size_m, ORIGIN[1] + region_size_m), 1)
         kind = KINDS[i % 3]
-        s = region_size_m
-        centre, radius = {
-            "core": ((s / 2, s / 2), 0.5 * s),
-            "suburb": ((s * 1.3, s / 2), 0.9 * s),
-            "rural": ((s * 3.0, -s), 0.8 * s),
-        }[kind]
-        layout = LayoutParams.default(grid.shape, rng, centre_xy=centre, core_radius_m=radius,
-                                      river=bool(rng.random() < 0.4))
-        ls = simulate_landscape(grid.shape, rng, layout)
-        cx, cy = grid.transform @ (grid.width / 2, grid.height / 2)
-        _, lat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True).transform(cx, cy)
-        hr_date = dt.date(year, 7, 20)
-        tex = brightness(ls, rng, *sun_position(hr_date, lat))
-        hr = render_hr(ls, tex, hr_date)
-        fractions = material_fractions(ls.material, tex)
-        s2_10, s2_20 = composite_region(fractions, scene_dates(year, n_dates, rng), rng, lat)
-        isa = ls.isa
+        s2_10, s2_20, hr, isa = simulate_chip_region(grid, kind, year, n_dates, rng)
         log.info("chip region %d (%s, %s): ISA %.1f %%", i, kind, splits[i], 100 * isa.mean())
+        tags = {**TAGS, "REGION": str(i), "SPLIT": splits[i]}
         n = region_size_m // chip_size_m
         for r in range(n):
             for c in range(n):
-                cx0 = xmin + c * chip_size_m
-                cy0 = ymin + region_size_m - (r + 1) * chip_size_m
-                chip_id = f"32650_{cx0}_{cy0}"
-                g1 = GeoBox.from_bounds(CRS, (cx0, cy0, cx0 + chip_size_m, cy0 + chip_size_m), 1)
-                k1, k10, k20 = chip_size_m, chip_size_m // 10, chip_size_m // 20
-                d = out_dir / chip_id
-                tags = {**TAGS, "REGION": str(i), "SPLIT": splits[i]}
-                write_cog(d / "s2_10m.tif", s2_10[:, r * k10:(r + 1) * k10, c * k10:(c + 1) * k10],
-                          g1.with_res(10), nodata=0, band_names=[*BANDS_10M, "COUNT"],
-                          tags={**tags, "JOINTSEG_PRODUCT": "composite"},
-                          scales=[1e-4] * 4 + [1.0])
-                write_cog(d / "s2_20m.tif", s2_20[:, r * k20:(r + 1) * k20, c * k20:(c + 1) * k20],
-                          g1.with_res(20), nodata=0, band_names=list(BANDS_20M),
-                          tags={**tags, "JOINTSEG_PRODUCT": "composite"}, scales=[1e-4] * 6)
-                write_cog(d / "hr.tif", hr[:, r * k1:(r + 1) * k1, c * k1:(c + 1) * k1], g1,
-                          nodata=0, band_names=list(HR_BANDS), tags=tags, scales=[1e-4] * 4)
-                write_cog(d / "label.tif", isa[r * k1:(r + 1) * k1, c * k1:(c + 1) * k1], g1,
-                          nodata=255, band_names=["isa"], tags=tags)
-                rows.append((chip_id, splits[i], CRS, cx0, cy0, chip_size_m))
+                g1 = grid[r * chip_size_m:(r + 1) * chip_size_m,
+                          c * chip_size_m:(c + 1) * chip_size_m]
+                chip_id = write_chip(out_dir, g1, (r, c), s2_10, s2_20, hr, isa, tags)
+                x0, y0 = (int(v) for v in g1.bounds[:2])
+                rows.append((chip_id, splits[i], CRS, x0, y0, chip_size_m))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["chip_id", "split", "crs", "xmin", "ymin", "size_m"])
@@ -157,3 +125,52 @@ def simulate_chips(
     with atomic_path(index) as tmp:
         tmp.write_text(buf.getvalue())
     return index
+
+
+def simulate_chip_region(grid: GeoBox, kind: str, year: int, n_dates: int,
+                         rng: np.random.Generator
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Simulate one chip region (a town of ``kind`` core | suburb | rural) on its 1 m
+    ``grid`` (UTM). Returns (uint16 composite MODEL_INPUT_10M at 10 m, uint16 BANDS_20M
+    at 20 m, uint16 SR_BANDS HR x 10000 at 1 m, uint8 0/1 ISA label at 1 m)."""
+    s = grid.width
+    centre, radius = {
+        "core": ((s / 2, s / 2), 0.5 * s),
+        "suburb": ((s * 1.3, s / 2), 0.9 * s),
+        "rural": ((s * 3.0, -s), 0.8 * s),
+    }[kind]
+    layout = LayoutParams.default(grid.shape, rng, centre_xy=centre, core_radius_m=radius,
+                                  river=bool(rng.random() < 0.4))
+    ls = simulate_landscape(grid.shape, rng, layout)
+    cx, cy = grid.transform @ (grid.width / 2, grid.height / 2)
+    _, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(cx, cy)
+    hr_date = dt.date(year, 7, 20)
+    tex = brightness(ls, rng, *sun_position(hr_date, lat))
+    hr = render_hr(ls, tex, hr_date)
+    fractions = material_fractions(ls.material, tex)
+    s2_10, s2_20 = composite_region(fractions, scene_dates(year, n_dates, rng), rng, lat)
+    return s2_10, s2_20, hr, ls.isa
+
+
+def write_chip(out_dir: Path, g1: GeoBox, rc: tuple[int, int], s2_10: np.ndarray,
+               s2_20: np.ndarray, hr: np.ndarray, isa: np.ndarray, tags: dict[str, str]) -> str:
+    """Write chip (row ``rc[0]``, col ``rc[1]``) of a region's arrays, on its 1 m grid
+    ``g1`` (and the 10 m / 20 m parents), to ``out_dir/<chip_id>/``; returns the chip id
+    ``<epsg>_<xmin>_<ymin>``."""
+    r, c = rc
+    k1, k10, k20 = g1.height, g1.height // 10, g1.height // 20
+    x0, y0 = (int(v) for v in g1.bounds[:2])
+    chip_id = f"{g1.crs.split(':')[1]}_{x0}_{y0}"
+    d = out_dir / chip_id
+    comp = {**tags, "JOINTSEG_PRODUCT": "composite"}
+    write_cog(d / "s2_10m.tif", s2_10[:, r * k10:(r + 1) * k10, c * k10:(c + 1) * k10],
+              g1.zoom_out(10), nodata=0, band_names=list(MODEL_INPUT_10M), tags=comp,
+              scales=[1e-4] * len(BANDS_10M) + [1.0])
+    write_cog(d / "s2_20m.tif", s2_20[:, r * k20:(r + 1) * k20, c * k20:(c + 1) * k20],
+              g1.zoom_out(20), nodata=0, band_names=list(BANDS_20M), tags=comp,
+              scales=[1e-4] * len(BANDS_20M))
+    write_cog(d / "hr.tif", hr[:, r * k1:(r + 1) * k1, c * k1:(c + 1) * k1], g1,
+              nodata=0, band_names=list(SR_BANDS), tags=tags, scales=[1e-4] * len(SR_BANDS))
+    write_cog(d / "label.tif", isa[r * k1:(r + 1) * k1, c * k1:(c + 1) * k1], g1,
+              nodata=255, band_names=["isa"], tags=tags)
+    return chip_id

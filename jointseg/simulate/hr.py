@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from jointseg.bands import SR_BANDS
 from jointseg.simulate.landcover import Landscape
 from jointseg.simulate.materials import N_MATERIALS, M
 from jointseg.simulate.noise import hash01, smooth_noise
@@ -56,9 +57,10 @@ def building_shadow(height_m: np.ndarray, sun_elev_deg: float, sun_az_deg: float
 
 
 def render_hr(ls: Landscape, tex: np.ndarray, date: dt.date) -> np.ndarray:
-    """uint16 (4, rows, cols) R G B NIR reflectance x 10000 on the 1 m grid."""
-    table = spectra_table(date)[:, band_index(HR_FROM_S2)] * 10000.0
-    out = np.empty((4, *ls.material.shape), dtype=np.uint16)
-    for b in range(4):
+    """uint16 (4, rows, cols) reflectance x 10000 on the 1 m grid, bands ``SR_BANDS``
+    (R G B NIR)."""
+    table = spectra_table(date)[:, band_index(tuple(HR_FROM_S2[b] for b in SR_BANDS))] * 10000.0
+    out = np.empty((len(SR_BANDS), *ls.material.shape), dtype=np.uint16)
+    for b in range(len(SR_BANDS)):
         out[b] = np.clip(table[ls.material, b] * tex, 1, 65535)
     return out

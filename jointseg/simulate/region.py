@@ -12,10 +12,11 @@ import numpy as np
 from pyproj import Transformer
 from tqdm import tqdm
 
+from jointseg.bands import BANDS_10M, BANDS_20M, SCL, SR_BANDS
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog, write_json
 from jointseg.simulate.hr import brightness, render_hr
-from jointseg.simulate.landcover import simulate_landscape
+from jointseg.simulate.landcover import Landscape, simulate_landscape
 from jointseg.simulate.layout import LayoutParams
 from jointseg.simulate.materials import CLASSES
 from jointseg.simulate.sentinel2 import (
@@ -24,7 +25,6 @@ from jointseg.simulate.sentinel2 import (
     render_scene,
     sun_position,
 )
-from jointseg.simulate.spectra import BANDS_10M, BANDS_20M, HR_BANDS
 from jointseg.simulate.stac import NOTE, write_stac
 from jointseg.simulate.worldcover import worldcover_map, worldcover_name
 
@@ -94,23 +94,12 @@ def simulate_region(
     layout = LayoutParams.default(grid.shape, rng_lc, core_radius_m=core_radius_m)
     ls = simulate_landscape(grid.shape, rng_lc, layout)
     log.info("landscape done in %.1f s", time.perf_counter() - t0)
-    class_tags = {**TAGS, "CLASSES": ",".join(f"{k}={v}" for k, v in CLASSES.items())}
-    write_cog(out_dir / "truth" / "landcover_1m.tif", ls.landcover, grid, nodata=0,
-              band_names=["landcover"], tags=class_tags)
-    write_cog(out_dir / "truth" / "isa_1m.tif", ls.isa, grid, band_names=["isa"],
-              tags={**TAGS, "VALUES": "1=impervious,0=not"})
+    _write_truth(out_dir, ls, grid)
 
     cx, cy = grid.transform @ (grid.width / 2, grid.height / 2)
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(cx, cy)
     hr_date = dt.date(year, 7, 20)
-    elev, az = sun_position(hr_date, lat)
-    tex = brightness(ls, rng_tex, elev, az)
-    hr = render_hr(ls, tex, hr_date)
-    write_cog(out_dir / "hr" / "hr_1m.tif", hr, grid, nodata=0, band_names=list(HR_BANDS),
-              tags={**TAGS, "DATE": hr_date.isoformat()}, scales=[1e-4] * 4)
-    del hr
-    fractions = material_fractions(ls.material, tex)
-    del tex
+    fractions = _write_hr(out_dir / "hr" / "hr_1m.tif", ls, grid, rng_tex, hr_date, lat)
 
     wc, wc_geo = worldcover_map(ls.landcover, grid, rng_wc)
     write_cog(out_dir / "worldcover" / worldcover_name(year, lat, lon), wc, wc_geo, nodata=0,
@@ -119,34 +108,7 @@ def simulate_region(
 
     dates = scene_dates(year, n_dates, rng_dates)
     plan = cloud_plan(len(dates), rng_dates)
-    clear = [i for i, c in enumerate(plan) if c < 0.1 and i > 0]
-    edge_i = clear[0] if len(dates) >= 4 and clear else -1  # one date at a swath edge
-    g10, g20 = grid.with_res(10), grid.with_res(20)
-    scenes = []
-    for i, (date, cover) in enumerate(tqdm(list(zip(dates, plan, strict=True)),
-                                           desc="S2 dates", disable=not progress)):
-        platform = "sentinel-2a" if i % 2 == 0 else "sentinel-2b"
-        sid = f"S2{platform[-1].upper()}_{MGRS_TILE}_{date:%Y%m%d}_0_L2A"
-        offset = 1000 if date >= BOA_OFFSET_DATE else 0
-        sc = render_scene(fractions, date, rng_s2, cover, lat, offset, swath_edge=i == edge_i)
-        sdir = out_dir / "s2" / sid
-        for b in (*BANDS_10M, *BANDS_20M):
-            g = g10 if b in BANDS_10M else g20
-            write_cog(sdir / f"{b}.tif", sc.dn[b], g, nodata=0, band_names=[b],
-                      tags={**TAGS, "BOA_ADD_OFFSET": str(-offset)}, scales=[1e-4],
-                      offsets=[-offset * 1e-4])
-        write_cog(sdir / "SCL.tif", sc.scl, g20, nodata=0, band_names=["SCL"], tags=TAGS)
-        write_cog(out_dir / "truth" / "clouds" / f"{sid}.tif", sc.truth_clouds, g10,
-                  band_names=["cloud"], tags={**TAGS, "VALUES": "0=clear,1=cloud,2=shadow"})
-        log.info("scene %s: cloud %.1f %%, shift %s px", sid, 100 * sc.cloud_fraction,
-                 sc.shift_px)
-        scenes.append({
-            "id": sid, "datetime": f"{date.isoformat()}T02:55:00Z", "platform": platform,
-            "cloud_fraction": round(sc.cloud_fraction, 4), "boa_offset_dn": offset,
-            "shift_px_10m": [round(s, 4) for s in sc.shift_px],
-            "sun_elevation": round(sc.sun_elev_deg, 2), "sun_azimuth": round(sc.sun_az_deg, 2),
-            "swath_edge": i == edge_i,
-        })
+    scenes = _write_scenes(out_dir, fractions, grid, dates, plan, lat, rng_s2, progress)
     sim = {
         "simulated": True, "note": NOTE, "seed": seed, "bbox": list(grid.bounds), "crs": crs,
         "year": year, "mgrs_tile": MGRS_TILE, "dates": [d.isoformat() for d in dates],
@@ -162,3 +124,70 @@ def simulate_region(
     write_stac(out_dir, file_base_url)
     log.info("region simulated in %.1f s", time.perf_counter() - t0)
     return sim
+
+
+def _write_truth(out_dir: Path, ls: Landscape, grid: GeoBox) -> None:
+    """Write ``truth/landcover_1m.tif`` (uint8 class codes) and ``truth/isa_1m.tif`` (0/1)
+    on the region's 1 m ``grid``."""
+    class_tags = {**TAGS, "CLASSES": ",".join(f"{k}={v}" for k, v in CLASSES.items())}
+    write_cog(out_dir / "truth" / "landcover_1m.tif", ls.landcover, grid, nodata=0,
+              band_names=["landcover"], tags=class_tags)
+    write_cog(out_dir / "truth" / "isa_1m.tif", ls.isa, grid, band_names=["isa"],
+              tags={**TAGS, "VALUES": "1=impervious,0=not"})
+
+
+def _write_hr(path: Path, ls: Landscape, grid: GeoBox, rng: np.random.Generator,
+              hr_date: dt.date, lat: float) -> np.ndarray:
+    """Render and write the 1 m HR image (uint16 ``SR_BANDS`` reflectance x 10000) of
+    ``hr_date``; returns the float32 5 m material fractions for the S2 scenes."""
+    elev, az = sun_position(hr_date, lat)
+    tex = brightness(ls, rng, elev, az)
+    hr = render_hr(ls, tex, hr_date)
+    write_cog(path, hr, grid, nodata=0, band_names=list(SR_BANDS),
+              tags={**TAGS, "DATE": hr_date.isoformat()}, scales=[1e-4] * len(SR_BANDS))
+    del hr
+    return material_fractions(ls.material, tex)
+
+
+def _write_scenes(out_dir: Path, fractions: np.ndarray, grid: GeoBox, dates: list[dt.date],
+                  plan: list[float], lat: float, rng: np.random.Generator,
+                  progress: bool) -> list[dict]:
+    """Render and write one scene per date (thick-cloud fraction from ``plan``); the first
+    clear date after the first is cut by a swath edge. Returns the scene entries."""
+    clear = [i for i, c in enumerate(plan) if c < 0.1 and i > 0]
+    edge_i = clear[0] if len(dates) >= 4 and clear else -1  # one date at a swath edge
+    scenes = []
+    for i, (date, cover) in enumerate(tqdm(list(zip(dates, plan, strict=True)),
+                                           desc="S2 dates", disable=not progress)):
+        platform = "sentinel-2a" if i % 2 == 0 else "sentinel-2b"
+        scenes.append(_write_scene(out_dir, fractions, grid, date, platform, cover, lat, rng,
+                                   swath_edge=i == edge_i))
+    return scenes
+
+
+def _write_scene(out_dir: Path, fractions: np.ndarray, grid: GeoBox, date: dt.date,
+                 platform: str, cover: float, lat: float, rng: np.random.Generator,
+                 swath_edge: bool) -> dict:
+    """Render one S2 date and write its band COGs (10 m / 20 m children of the 1 m
+    ``grid``), SCL and cloud truth; returns the scene's ``simulation.json`` entry."""
+    sid = f"S2{platform[-1].upper()}_{MGRS_TILE}_{date:%Y%m%d}_0_L2A"
+    offset = 1000 if date >= BOA_OFFSET_DATE else 0
+    sc = render_scene(fractions, date, rng, cover, lat, offset, swath_edge=swath_edge)
+    g10, g20 = grid.zoom_out(10), grid.zoom_out(20)
+    sdir = out_dir / "s2" / sid
+    for b in (*BANDS_10M, *BANDS_20M):
+        g = g10 if b in BANDS_10M else g20
+        write_cog(sdir / f"{b}.tif", sc.dn[b], g, nodata=0, band_names=[b],
+                  tags={**TAGS, "BOA_ADD_OFFSET": str(-offset)}, scales=[1e-4],
+                  offsets=[-offset * 1e-4])
+    write_cog(sdir / f"{SCL}.tif", sc.scl, g20, nodata=0, band_names=[SCL], tags=TAGS)
+    write_cog(out_dir / "truth" / "clouds" / f"{sid}.tif", sc.truth_clouds, g10,
+              band_names=["cloud"], tags={**TAGS, "VALUES": "0=clear,1=cloud,2=shadow"})
+    log.info("scene %s: cloud %.1f %%, shift %s px", sid, 100 * sc.cloud_fraction, sc.shift_px)
+    return {
+        "id": sid, "datetime": f"{date.isoformat()}T02:55:00Z", "platform": platform,
+        "cloud_fraction": round(sc.cloud_fraction, 4), "boa_offset_dn": offset,
+        "shift_px_10m": [round(s, 4) for s in sc.shift_px],
+        "sun_elevation": round(sc.sun_elev_deg, 2), "sun_azimuth": round(sc.sun_az_deg, 2),
+        "swath_edge": swath_edge,
+    }

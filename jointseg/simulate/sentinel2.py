@@ -15,17 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jointseg.bands import BANDS_10M, BANDS_20M
 from jointseg.simulate.materials import N_MATERIALS, M
 from jointseg.simulate.noise import fractal_noise, smooth_noise
-from jointseg.simulate.spectra import (
-    BANDS_10M,
-    BANDS_20M,
-    CIRRUS,
-    CLOUD,
-    S2_BANDS,
-    band_index,
-    spectra_table,
-)
+from jointseg.simulate.spectra import CIRRUS, CLOUD, S2_BANDS, band_index, spectra_table
 
 FRAC_RES_M = 5
 PSF_SIGMA_PX = 0.45
@@ -96,8 +89,44 @@ def render_scene(
     table = spectra_table(date)
     refl = np.einsum("mb,mhw->bhw", table, fractions, optimize=True)
     elev, az = sun_position(date, lat_deg)
+    alpha, shade, cirrus = _cloud_layers((h5, w5), elev, az, cloud_cover, rng)
+    refl = refl * (1 - shade)[None] * (1 - alpha)[None] + alpha[None] * CLOUD[:, None, None]
+    refl = refl * (1 - cirrus)[None] + cirrus[None] * CIRRUS[:, None, None]
 
-    # Clouds on a padded domain so shadows of clouds outside the region fall inside.
+    shift = (float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.3, 0.3)))  # 10 m pixels
+    dn = _to_dn(refl, shift, boa_offset_dn, rng)
+
+    # Truth at 10 m.
+    a10 = alpha.reshape(h5 // 2, 2, w5 // 2, 2).mean((1, 3))
+    c10 = cirrus.reshape(h5 // 2, 2, w5 // 2, 2).mean((1, 3))
+    s10 = shade.reshape(h5 // 2, 2, w5 // 2, 2).mean((1, 3))
+    truth = np.zeros(a10.shape, dtype=np.uint8)
+    truth[s10 > 0.15] = 2
+    truth[(a10 > 0.03) | (c10 > 0.04)] = 1
+
+    scl = _scl(fractions, refl, alpha, cirrus, shade, rng)
+    if swath_edge:
+        for arr in dn.values():
+            _blank_corner(arr, 0)
+        _blank_corner(scl, SCL_NODATA)
+    return Scene(dn, scl, truth, float((truth == 1).mean()), shift, elev, az)
+
+
+def _blank_corner(arr: np.ndarray, value: int) -> None:
+    """Set the upper-left corner triangle (col + row < 0.35 rows) of ``arr`` to ``value``
+    in place, as at the edge of an orbit swath."""
+    r = arr.shape[0]
+    yy, xx = np.mgrid[0:r, 0:arr.shape[1]]
+    arr[xx + yy < 0.35 * r] = value
+
+
+def _cloud_layers(shape5: tuple[int, int], elev: float, az: float, cloud_cover: float,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cloud opacity, shadow darkening, cirrus opacity), float (rows, cols) in [0, 1] on
+    the 5 m grid, for a sun at ``elev``/``az`` degrees and a thick-cloud fraction
+    ``cloud_cover``. Clouds are drawn on a padded domain so that shadows of clouds
+    outside the region fall inside."""
+    h5, w5 = shape5
     cloud_h_m = rng.uniform(1000, 2500)
     shadow_len = cloud_h_m / math.tan(math.radians(elev)) / FRAC_RES_M
     dc = int(round(-math.sin(math.radians(az)) * shadow_len))
@@ -116,10 +145,16 @@ def render_scene(
         c = smooth_noise((h5, w5), 60.0, rng)
         cirrus = (np.clip(c - 0.8, 0, None) * 0.25).astype(np.float32)
     shade = np.clip(shadow * 1.2, 0, 1) * 0.75
-    refl = refl * (1 - shade)[None] * (1 - alpha)[None] + alpha[None] * CLOUD[:, None, None]
-    refl = refl * (1 - cirrus)[None] + cirrus[None] * CIRRUS[:, None, None]
+    return alpha, shade, cirrus
 
-    shift = (float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.3, 0.3)))  # 10 m pixels
+
+def _to_dn(refl: np.ndarray, shift: tuple[float, float], boa_offset_dn: int,
+           rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """uint16 L2A DN (reflectance x 10000 + ``boa_offset_dn``) per band of
+    :data:`jointseg.bands.BANDS_10M` (10 m) and ``BANDS_20M`` (20 m) from the 5 m
+    reflectance ``refl`` (S2_BANDS, rows, cols): PSF blur, sub-pixel ``shift`` (10 m px),
+    block averaging and noise."""
+    _, h5, w5 = refl.shape
     dn: dict[str, np.ndarray] = {}
     for bands, res in ((BANDS_10M, 10), (BANDS_20M, 20)):
         k = res // FRAC_RES_M
@@ -129,26 +164,7 @@ def render_scene(
             sd = np.sqrt(0.0015**2 + (0.01 * img) ** 2)
             img = img + rng.standard_normal(img.shape).astype(np.float32) * sd
             dn[b] = np.clip(np.round(img * 10000) + boa_offset_dn, 1, 65535).astype(np.uint16)
-
-    # Truth at 10 m.
-    a10 = alpha.reshape(h5 // 2, 2, w5 // 2, 2).mean((1, 3))
-    c10 = cirrus.reshape(h5 // 2, 2, w5 // 2, 2).mean((1, 3))
-    s10 = shade.reshape(h5 // 2, 2, w5 // 2, 2).mean((1, 3))
-    truth = np.zeros(a10.shape, dtype=np.uint8)
-    truth[s10 > 0.15] = 2
-    truth[(a10 > 0.03) | (c10 > 0.04)] = 1
-
-    scl = _scl(fractions, refl, alpha, cirrus, shade, rng)
-    if swath_edge:
-        for b, arr in dn.items():
-            r = arr.shape[0]
-            yy, xx = np.mgrid[0:r, 0:arr.shape[1]]
-            arr[xx + yy < 0.35 * r] = 0
-            dn[b] = arr
-        r = scl.shape[0]
-        yy, xx = np.mgrid[0:r, 0:scl.shape[1]]
-        scl[xx + yy < 0.35 * r] = SCL_NODATA
-    return Scene(dn, scl, truth, float((truth == 1).mean()), shift, elev, az)
+    return dn
 
 
 def _psf_shift(img: np.ndarray, sigma: float, dy: float, dx: float) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Values are approximate band-averaged reflectances (0-1) after the USGS splib07 and
 ECOSTRESS spectral libraries (asphalt, concrete, roofing, vegetation, soils, water);
-see docs/simulation.md. Bands: B02 B03 B04 B05 B06 B07 B08 B8A B11 B12.
+see docs/simulation.md. Columns follow :data:`S2_BANDS`: the reflectance bands of
+:mod:`jointseg.bands` in ESA order (B02 B03 B04 B05 B06 B07 B08 B8A B11 B12).
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import datetime as dt
 
 import numpy as np
 
+from jointseg.bands import ALL_L2A_BANDS, REFLECTANCE_BANDS
 from jointseg.simulate.materials import N_MATERIALS, M
 
-S2_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
-BANDS_10M: tuple[str, ...] = ("B02", "B03", "B04", "B08")
-BANDS_20M: tuple[str, ...] = ("B05", "B06", "B07", "B8A", "B11", "B12")
-HR_BANDS: tuple[str, ...] = ("R", "G", "B", "NIR")
-HR_FROM_S2: tuple[str, ...] = ("B04", "B03", "B02", "B08")
+#: The simulator's spectral columns: the model's reflectance bands in ESA order.
+S2_BANDS: tuple[str, ...] = tuple(b for b in ALL_L2A_BANDS if b in REFLECTANCE_BANDS)
+#: The S2 band rendered as each band of the 1 m HR image (keys: :data:`jointseg.bands.SR_BANDS`).
+HR_FROM_S2: dict[str, str] = {"R": "B04", "G": "B03", "B": "B02", "NIR": "B08"}
 
 _BASE: dict[str, list[float]] = {
     #                B02    B03    B04    B05    B06    B07    B08    B8A    B11    B12

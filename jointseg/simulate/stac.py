@@ -12,6 +12,7 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import box, mapping
 
+from jointseg.bands import SCL
 from jointseg.io import write_json
 
 ASSETS: dict[str, tuple[str, str, float, float]] = {
@@ -50,57 +51,72 @@ def write_stac(out_dir: str | Path, file_base_url: str) -> list[dict]:
     base = file_base_url.rstrip("/")
     items = []
     for sc in sim["scenes"]:
-        sid = sc["id"]
-        with rasterio.open(out_dir / "s2" / sid / "B02.tif") as ds:
-            epsg = ds.crs.to_epsg()
-            bounds = ds.bounds
-        tr = Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
-        geom = shapely.transform(box(*bounds).segmentize(500), tr.transform, interleaved=False)
-        date = dt.date.fromisoformat(sc["datetime"][:10])
-        # Earth Search sets this flag when *it* has subtracted ESA's offset from the
-        # pixels (harmonised COGs). The simulated DN keep the +1000 from baseline
-        # 04.00 on, like Earth Search's unharmonised items: flag false, and the offset
-        # is declared in raster:bands (-0.1 with scale 1e-4).
-        applied = False
-        pb = processing_baseline(date)
-        props = {
-            "platform": sc["platform"], "constellation": "sentinel-2",
-            "instruments": ["msi"], "eo:cloud_cover": round(100 * sc["cloud_fraction"], 2),
-            "s2:processing_baseline": pb, "s2:product_type": "S2MSI2A",
-            "earthsearch:boa_offset_applied": applied,
-            "proj:code": f"EPSG:{epsg}", "mgrs:utm_zone": 50, "mgrs:latitude_band": "S",
-            "mgrs:grid_square": "PA", "view:sun_elevation": sc["sun_elevation"],
-            "view:sun_azimuth": sc["sun_azimuth"], "simulated": True,
-            "jointseg:note": NOTE,
-        }
-        item = pystac.Item(
-            id=sid, geometry=mapping(geom), bbox=list(geom.bounds),
-            datetime=dt.datetime.fromisoformat(sc["datetime"].replace("Z", "+00:00")),
-            properties=props, stac_extensions=list(EXT), collection="sentinel-2-l2a",
-        )
-        for key, (band, common, cw, fw) in [*ASSETS.items(), ("scl", ("SCL", "", 0, 0))]:
-            with rasterio.open(out_dir / "s2" / sid / f"{band}.tif") as ds:
-                shape, transform, res = [ds.height, ds.width], list(ds.transform)[:6], ds.res[0]
-            rb = {"nodata": 0, "data_type": "uint8" if band == "SCL" else "uint16",
-                  "spatial_resolution": res}
-            extra = {"proj:shape": shape, "proj:transform": transform}
-            if band != "SCL":
-                rb.update(scale=0.0001, offset=-0.1 if pb >= "04.00" else 0.0)
-                extra["eo:bands"] = [{"name": band, "common_name": common,
-                                      "center_wavelength": cw, "full_width_half_max": fw}]
-                roles = ["data", "reflectance"]
-            else:
-                roles = ["data"]
-            extra["raster:bands"] = [rb]
-            item.add_asset(key, pystac.Asset(
-                href=f"{base}/s2/{sid}/{band}.tif",
-                media_type="image/tiff; application=geotiff; profile=cloud-optimized",
-                title=f"{band} - {int(res)}m", roles=roles, extra_fields=extra))
-        item.add_link(pystac.Link("collection", f"{base}/stac/collection.json",
-                                  media_type="application/json"))
-        d = item.to_dict(include_self_link=False)
+        d = _scene_item(out_dir, sc, base)
         _check_round_trip(d)
         items.append(d)
+    write_json(out_dir / "stac" / "collection.json", _collection(items))
+    write_json(out_dir / "stac" / "items.json", {"type": "FeatureCollection", "features": items})
+    for d in items:
+        write_json(out_dir / "stac" / "items" / f"{d['id']}.json", d)
+    return items
+
+
+def _scene_item(out_dir: Path, sc: dict, base: str) -> dict:
+    """The STAC Item dict of one simulated scene (``sc``: its ``simulation.json`` entry),
+    with asset hrefs under ``base``; footprint in lon/lat from the B02 COG's bounds."""
+    sid = sc["id"]
+    with rasterio.open(out_dir / "s2" / sid / "B02.tif") as ds:
+        epsg = ds.crs.to_epsg()
+        bounds = ds.bounds
+    tr = Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
+    geom = shapely.transform(box(*bounds).segmentize(500), tr.transform, interleaved=False)
+    date = dt.date.fromisoformat(sc["datetime"][:10])
+    # Earth Search sets this flag when *it* has subtracted ESA's offset from the
+    # pixels (harmonised COGs). The simulated DN keep the +1000 from baseline
+    # 04.00 on, like Earth Search's unharmonised items: flag false, and the offset
+    # is declared in raster:bands (-0.1 with scale 1e-4).
+    applied = False
+    pb = processing_baseline(date)
+    props = {
+        "platform": sc["platform"], "constellation": "sentinel-2",
+        "instruments": ["msi"], "eo:cloud_cover": round(100 * sc["cloud_fraction"], 2),
+        "s2:processing_baseline": pb, "s2:product_type": "S2MSI2A",
+        "earthsearch:boa_offset_applied": applied,
+        "proj:code": f"EPSG:{epsg}", "mgrs:utm_zone": 50, "mgrs:latitude_band": "S",
+        "mgrs:grid_square": "PA", "view:sun_elevation": sc["sun_elevation"],
+        "view:sun_azimuth": sc["sun_azimuth"], "simulated": True,
+        "jointseg:note": NOTE,
+    }
+    item = pystac.Item(
+        id=sid, geometry=mapping(geom), bbox=list(geom.bounds),
+        datetime=dt.datetime.fromisoformat(sc["datetime"].replace("Z", "+00:00")),
+        properties=props, stac_extensions=list(EXT), collection="sentinel-2-l2a",
+    )
+    for key, (band, common, cw, fw) in [*ASSETS.items(), ("scl", (SCL, "", 0, 0))]:
+        with rasterio.open(out_dir / "s2" / sid / f"{band}.tif") as ds:
+            shape, transform, res = [ds.height, ds.width], list(ds.transform)[:6], ds.res[0]
+        rb = {"nodata": 0, "data_type": "uint8" if band == SCL else "uint16",
+              "spatial_resolution": res}
+        extra = {"proj:shape": shape, "proj:transform": transform}
+        if band != SCL:
+            rb.update(scale=0.0001, offset=-0.1 if pb >= "04.00" else 0.0)
+            extra["eo:bands"] = [{"name": band, "common_name": common,
+                                  "center_wavelength": cw, "full_width_half_max": fw}]
+            roles = ["data", "reflectance"]
+        else:
+            roles = ["data"]
+        extra["raster:bands"] = [rb]
+        item.add_asset(key, pystac.Asset(
+            href=f"{base}/s2/{sid}/{band}.tif",
+            media_type="image/tiff; application=geotiff; profile=cloud-optimized",
+            title=f"{band} - {int(res)}m", roles=roles, extra_fields=extra))
+    item.add_link(pystac.Link("collection", f"{base}/stac/collection.json",
+                              media_type="application/json"))
+    return item.to_dict(include_self_link=False)
+
+
+def _collection(items: list[dict]) -> dict:
+    """The Collection dict whose extent encloses ``items`` (Item dicts)."""
     boxes = [i["bbox"] for i in items]
     times = sorted(i["properties"]["datetime"] for i in items)
     coll = pystac.Collection(
@@ -115,11 +131,7 @@ def write_stac(out_dir: str | Path, file_base_url: str) -> list[dict]:
         ),
         license="CC-BY-4.0", extra_fields={"simulated": True},
     )
-    write_json(out_dir / "stac" / "collection.json", coll.to_dict(include_self_link=False))
-    write_json(out_dir / "stac" / "items.json", {"type": "FeatureCollection", "features": items})
-    for d in items:
-        write_json(out_dir / "stac" / "items" / f"{d['id']}.json", d)
-    return items
+    return coll.to_dict(include_self_link=False)
 
 
 def _check_round_trip(d: dict) -> None:

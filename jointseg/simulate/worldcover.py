@@ -11,9 +11,10 @@ import math
 
 import numpy as np
 from affine import Affine
-from rasterio.warp import Resampling, reproject, transform_bounds
+from rasterio.warp import Resampling, reproject
 
 from jointseg.grid import GeoBox
+from jointseg.simulate.materials import ISA_CLASSES
 
 PIXEL_DEG = 1.0 / 12000.0
 # truth class -> WorldCover code (ISA classes handled by the fraction rule)
@@ -30,22 +31,34 @@ def worldcover_name(year: int, lat: float, lon: float) -> str:
     return f"ESA_WorldCover_10m_{year}_{ver}_{ns}{ew}_Map.tif"
 
 
-def worldcover_map(landcover: np.ndarray, grid_1m: GeoBox, rng: np.random.Generator):
-    """(uint8 map, GeoBox in EPSG:4326) of WorldCover codes covering the region."""
-    h, w = landcover.shape
-    blk = landcover.reshape(h // 10, 10, w // 10, 10)
-    isa = np.isin(blk, (1, 2, 3, 4)).mean((1, 3))
-    counts = np.stack([(blk == c).sum((1, 3)) for c in _WC])
-    codes = np.array(list(_WC.values()), dtype=np.uint8)
-    wc10 = codes[counts.argmax(0)]
-    wc10[isa > 0.4 + 0.08 * rng.standard_normal(isa.shape)] = 50
-    g10 = grid_1m.with_res(10)
-    lon0, lat0, lon1, lat1 = transform_bounds(grid_1m.crs, "EPSG:4326", *grid_1m.bounds)
+def worldcover_grid(grid: GeoBox) -> GeoBox:
+    """The EPSG:4326 grid on WorldCover's lattice (1/12000 degree, origin on whole
+    pixels) that covers ``grid``'s lon/lat bounds."""
+    lon0, lat0, lon1, lat1 = grid.lonlat_bounds()
     left = math.floor(lon0 / PIXEL_DEG) * PIXEL_DEG
     top = math.ceil(lat1 / PIXEL_DEG) * PIXEL_DEG
     width = math.ceil((lon1 - left) / PIXEL_DEG)
     height = math.ceil((top - lat0) / PIXEL_DEG)
-    geo = GeoBox("EPSG:4326", Affine(PIXEL_DEG, 0, left, 0, -PIXEL_DEG, top), width, height)
+    return GeoBox("EPSG:4326", Affine(PIXEL_DEG, 0, left, 0, -PIXEL_DEG, top), width, height)
+
+
+def worldcover_map(landcover: np.ndarray, grid_1m: GeoBox,
+                   rng: np.random.Generator) -> tuple[np.ndarray, GeoBox]:
+    """(uint8 map, GeoBox in EPSG:4326) of WorldCover codes covering the region.
+
+    ``landcover``: uint8 truth class codes on the region's 1 m ``grid_1m`` (shape a
+    multiple of 10 px); the map is made at 10 m and reprojected (nearest) to
+    :func:`worldcover_grid`.
+    """
+    h, w = landcover.shape
+    blk = landcover.reshape(h // 10, 10, w // 10, 10)
+    isa = np.isin(blk, ISA_CLASSES).mean((1, 3))
+    counts = np.stack([(blk == c).sum((1, 3)) for c in _WC])
+    codes = np.array(list(_WC.values()), dtype=np.uint8)
+    wc10 = codes[counts.argmax(0)]
+    wc10[isa > 0.4 + 0.08 * rng.standard_normal(isa.shape)] = 50
+    g10 = grid_1m.zoom_out(10)
+    geo = worldcover_grid(grid_1m)
     out = np.zeros(geo.shape, dtype=np.uint8)
     reproject(wc10, out, src_transform=g10.transform, src_crs=g10.crs, src_nodata=0,
               dst_transform=geo.transform, dst_crs=geo.crs, dst_nodata=0,
