@@ -12,7 +12,7 @@ Prints one table and, last, ``ort_vs_torch_speedup=<x> rss_growth_16x=<ratio>``.
   BigEarthNet patches), the same batch size and the same thread count through
   PyTorch eager and through an ORT CPU session; km^2/min counts window cores,
   Mpx/s counts 1 m output core pixels.
-* Memory: ``jointseg.inference.infer.predict_tile`` (binary + probability COGs) on composite
+* Memory: ``jointseg.inference.products.predict_tile`` (binary + probability COGs) on composite
   pairs of 1x, 4x and 16x the base area, each in a fresh subprocess; peak RSS is
   that process's VmHWM (``ru_maxrss`` of a forked child inherits the parent's peak).
 * Seams: max |p_whole - p_tiled| of the ORT model, whole raster in one window vs
@@ -36,8 +36,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from jointseg.inference.infer import Predictor, make_session, predict_array  # noqa: E402
 from jointseg.inference.scene import open_scene  # noqa: E402
+from jointseg.inference.session import Predictor, make_session  # noqa: E402
+from jointseg.inference.tiling import predict_array  # noqa: E402
 
 TEST_MODEL = REPO / "tests" / "data" / "models" / "tiny_rf.onnx"
 
@@ -126,7 +127,7 @@ def timed(fn, reps: int = 2) -> float:
 
 
 def rss_child(scene: str, model: str, out: str, threads: int) -> None:
-    from jointseg.inference.infer import predict_tile
+    from jointseg.inference.products import predict_tile
 
     session, info = make_session(model, providers=("cpu",), threads=threads)
     predict_tile(session, scene, out, prob_output=out.replace(".tif", "_prob.tif"),

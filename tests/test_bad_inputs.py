@@ -27,7 +27,7 @@ from jointseg.data.composite import CompositeError, composite_tile
 from jointseg.data.download import DownloadError, download_tile
 from jointseg.data.stac import SceneInfo
 from jointseg.grid import Tile
-from jointseg.inference.infer import ModelError, make_session
+from jointseg.inference.session import ModelError, make_session
 from jointseg.io import write_cog
 from jointseg.regions import RegionError, read_aoi
 from tests.stackfactory import constant_bands, make_stack, write_tif
@@ -241,7 +241,7 @@ def test_all_nodata_tile_gives_nodata_products_and_a_warning(
                     band_names=["B02", "B03", "B04", "B08", "COUNT"])
     write_cog(tmp_path / "t_20m.tif", np.zeros((6, 12, 12), np.uint16), G20, nodata=0,
               band_names=["B05", "B06", "B07", "B8A", "B11", "B12"])
-    with caplog.at_level(logging.WARNING, logger="jointseg.inference.infer"):
+    with caplog.at_level(logging.WARNING, logger="jointseg.inference.products"):
         res = CliRunner().invoke(main, [
             "predict", "--model", str(MODEL), "--input", str(c10), "--output",
             str(tmp_path / "isa.tif"), "--prob-output", str(tmp_path / "p.tif"),

@@ -1,4 +1,4 @@
-"""Tests for jointseg.inference.infer and jointseg.inference.scene on a real small ONNX model.
+"""Tests for jointseg.inference (session, tiling, products, scene) on a real small ONNX model.
 
 The model (``tests/data/models/tiny_rf.onnx``, made by ``make.py`` beside it) is a
 random-weight conv net with the JointSeg interface and a receptive-field radius of
@@ -14,23 +14,20 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
-from jointseg.inference import infer
+from jointseg.bands import BANDS_20M
 from jointseg.inference import scene as bandsource
-from jointseg.inference.infer import (
-    ModelError,
-    Predictor,
-    encode_prob,
-    make_session,
-    predict_array,
-    predict_tile,
-    resolve_providers,
-)
+from jointseg.inference import tiling
+from jointseg.inference.products import predict_tile
 from jointseg.inference.scene import open_scene, reflect_index
+from jointseg.inference.session import ModelError, Predictor, make_session, resolve_providers
+from jointseg.inference.tiling import predict_array
 from jointseg.io import sha256_file
+from jointseg.products import QA_FILLED, QA_NO_OBSERVATION, encode_prob
 
 REPO = Path(__file__).parents[1]
 MODEL = REPO / "tests" / "data" / "models" / "tiny_rf.onnx"
@@ -91,8 +88,8 @@ def test_halo_smaller_than_receptive_field_shows_seams(session_info, patch_array
 
 
 def test_blend_ramps_partition_unity():
-    left = infer._ramp(100, 30, left=False, right=True)
-    right = infer._ramp(100, 30, left=True, right=False)
+    left = tiling.blend_ramp(100, 30, left=False, right=True)
+    right = tiling.blend_ramp(100, 30, left=True, right=False)
     assert (left > 0).all() and (right > 0).all()
     np.testing.assert_allclose(left[-30:] + right[:30], 1.0, atol=1e-6)
     assert left[0] == 1.0 and right[-1] == 1.0
@@ -100,7 +97,7 @@ def test_blend_ramps_partition_unity():
 
 def test_plan_rounds_to_model_multiple(session_info):
     _, info = session_info
-    plan = infer.plan_tiling((57, 100), info.model, window=15, overlap=5)
+    plan = tiling.plan_tiling((57, 100), info.model, window=15, overlap=5)
     assert (plan.window, plan.overlap, plan.halo) == (16, 6, 6)
     assert plan.row_starts == (0, 10, 20, 30, 40, 50)  # last window runs past row 57
     assert plan.col_starts[-1] + plan.window >= 100
@@ -122,13 +119,13 @@ def test_reflect_read_matches_numpy_pad():
 
 
 def test_cuda_request_falls_back_to_cpu_and_logs(caplog):
-    caplog.set_level(logging.INFO, logger="jointseg.inference.infer")
+    caplog.set_level(logging.INFO, logger="jointseg.inference.session")
     session, info = make_session(
         MODEL, providers=("cuda", "cpu"), threads=1,
         cuda_options={"device_id": 0, "gpu_mem_limit": 2 << 30,
                       "cudnn_conv_algo_search": "HEURISTIC"},
     )
-    if "CUDAExecutionProvider" in infer.ort.get_available_providers():
+    if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
     assert info.providers == ("CPUExecutionProvider",)
     assert session.get_providers() == ["CPUExecutionProvider"]
@@ -197,7 +194,8 @@ def test_bad_model_files(tmp_path):
 
 def test_inference_does_not_import_torch():
     code = (
-        "import jointseg.inference.infer, jointseg.cli.predict, sys; "
+        "import jointseg.inference.products, jointseg.inference.tiling, jointseg.cli.predict, "
+        "sys; "
         "assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
@@ -206,15 +204,20 @@ def test_inference_does_not_import_torch():
 # --- products ------------------------------------------------------------------------
 
 
-def write_composite(dst_dir: Path, x10: np.ndarray, x20: np.ndarray, crs: str, origin) -> Path:
-    """A composite pair in the DAG's format (uint16, described bands, SCENES tag)."""
+def write_composite(dst_dir: Path, x10: np.ndarray, x20: np.ndarray, crs: str, origin,
+                    qa: np.ndarray | None = None) -> Path:
+    """A composite pair in the DAG's format (uint16, described bands, SCENES tag); with
+    ``qa`` the 10 m file gets a 6th band described QA."""
     from affine import Affine
 
     x0, y0 = origin
     p10 = dst_dir / "32633_0_0_10m.tif"
+    names10 = ["B02", "B03", "B04", "B08", "COUNT"]
+    if qa is not None:
+        x10, names10 = np.concatenate([x10, qa[None]]), [*names10, "QA"]
     specs = [
-        (p10, x10, 10, ["B02", "B03", "B04", "B08", "COUNT"]),
-        (dst_dir / "32633_0_0_20m.tif", x20, 20, list(bandsource.BANDS_20M)),
+        (p10, x10, 10, names10),
+        (dst_dir / "32633_0_0_20m.tif", x20, 20, list(BANDS_20M)),
     ]
     for path, arr, res, names in specs:
         with rasterio.open(
@@ -268,8 +271,10 @@ def test_predict_tile_writes_valid_aligned_cogs(tmp_path, session_info, patch_ar
     want = encode_prob(expected.prob, expected.valid)
     assert np.abs(prob_u8.astype(int) - want.astype(int)).max() <= 1
     with rasterio.open(paths.binary) as ds:
-        assert ds.nodata == 255 and ds.descriptions == ("isa_binary",)
+        # band 2: the composite's QA flags; this composite has no QA band: no flags
+        assert ds.nodata == 255 and ds.descriptions == ("isa_binary", "QA")
         isa = ds.read(1)
+        assert ds.dtypes == ("uint8", "uint8") and (ds.read(2) == 0).all()
     assert set(np.unique(isa)) <= {0, 1, 255}
     np.testing.assert_array_equal(isa == 255, nodata_1m)
     np.testing.assert_array_equal(isa[~nodata_1m] == 1, expected.prob[~nodata_1m] >= 0.6)
@@ -328,3 +333,85 @@ def test_metadata_agrees_with_model_package_reader(session_info):
     assert theirs["multiple_10m"] == info.model.multiple_10m
     assert tuple(theirs["bands_20m"]) == info.model.bands_20m
     assert theirs["model_name"] == info.model.name
+
+
+def qa_composite(patch_arrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x10, x20, qa) of 56 x 46 px: rows 0-9 filled (COUNT 0, real reflectance,
+    QA_FILLED), rows 10-19 of columns 0-9 never observed (all 0, QA_NO_OBSERVATION),
+    rows 40-49 of columns 0-11 COUNT 0 without flags (from ``patch_arrays``)."""
+    x10, x20 = patch_arrays
+    x10, x20 = x10[:, :56, :46].copy(), x20[:, :28, :23].copy()
+    qa = np.zeros(x10.shape[1:], np.uint8)
+    x10[4, :10] = 0
+    qa[:10] = QA_FILLED
+    x10[:, 10:20, :10] = 0
+    x20[:, 5:10, :5] = 0
+    qa[10:20, :10] = QA_NO_OBSERVATION
+    x10[4, 10:20, 10:] = np.maximum(x10[4, 10:20, 10:], 1)
+    return x10, x20, qa
+
+
+def up10(a: np.ndarray) -> np.ndarray:
+    return np.repeat(np.repeat(a, 10, 0), 10, 1)
+
+
+def test_filled_pixels_are_predicted_and_qa_goes_to_band_2(tmp_path, session_info,
+                                                          patch_arrays):
+    session, info = session_info
+    x10, x20, qa = qa_composite(patch_arrays)
+    p10 = write_composite(tmp_path, x10, x20, "EPSG:32633", (404400.0, 5342400.0), qa=qa)
+    with open_scene(p10) as scene:  # the model's 5 channels by description, QA aside
+        np.testing.assert_array_equal(scene.read_all()[0], x10)
+        np.testing.assert_array_equal(scene.read_qa(-2, 0, 4, 3)[2:], qa[:2, :3])
+    paths = predict_tile(session, p10, tmp_path / "isa.tif", prob_output=tmp_path / "p.tif",
+                         window=20, overlap=4, info=info)
+    expected = predict_array(session, x10, x20, qa=qa, window=20, overlap=4)
+    filled = up10(qa == QA_FILLED)
+    never = up10((qa == QA_NO_OBSERVATION) | ((x10[4] == 0) & (qa == 0)))
+    assert filled.any() and never.any() and up10(x10[4] == 0)[filled].all()
+    np.testing.assert_array_equal(expected.valid, ~never)
+    np.testing.assert_array_equal(expected.qa, up10(qa))
+    with rasterio.open(paths.binary) as ds:
+        assert ds.count == 2 and ds.descriptions == ("isa_binary", "QA")
+        isa, qa_1m = ds.read(1), ds.read(2)
+    np.testing.assert_array_equal(qa_1m, up10(qa))
+    assert (isa[never] == 255).all() and (isa[~never] != 255).all()
+    assert set(np.unique(isa[filled])) == {0, 1}  # predicted, not nodata
+    np.testing.assert_array_equal(isa[~never] == 1, expected.prob[~never] >= 0.5)
+    with rasterio.open(paths.prob) as ds:
+        assert ds.count == 1 and ds.descriptions == ("isa_probability",)
+        prob_u8 = ds.read(1)
+    np.testing.assert_array_equal(prob_u8 == 255, never)
+
+
+def test_composite_without_qa_keeps_count_zero_as_nodata(tmp_path, session_info,
+                                                         patch_arrays):
+    session, info = session_info
+    x10, x20, qa = qa_composite(patch_arrays)
+    p10 = write_composite(tmp_path, x10, x20, "EPSG:32633", (404400.0, 5342400.0))
+    paths = predict_tile(session, p10, tmp_path / "isa.tif", window=20, overlap=4, info=info)
+    with rasterio.open(paths.binary) as ds:
+        isa, qa_1m = ds.read(1), ds.read(2)
+    np.testing.assert_array_equal(isa == 255, up10(x10[4] == 0))
+    assert (qa_1m == 0).all()
+
+
+def test_valid_mask_truth_table():
+    count = np.array([0, 0, 0, 3, 3])
+    qa = np.array([0, QA_FILLED, QA_NO_OBSERVATION, 0, QA_NO_OBSERVATION], np.uint8)
+    assert bandsource.valid_mask(count, qa).tolist() == [False, True, False, True, False]
+
+
+def test_model_missing_a_metadata_key_names_file_and_key(tmp_path):
+    import onnx
+
+    proto = onnx.load(str(MODEL))
+    keep = [(p.key, p.value) for p in proto.metadata_props if p.key != "jointseg.precision"]
+    del proto.metadata_props[:]
+    for key, value in keep:
+        proto.metadata_props.add(key=key, value=value)
+    path = tmp_path / "old.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(ModelError) as err:
+        make_session(path, providers=("cpu",))
+    assert str(err.value) == f"{path}: missing metadata keys ['jointseg.precision']"

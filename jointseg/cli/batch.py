@@ -46,8 +46,9 @@ def _predictor(stage_args: list[str], sr_quicklook: bool):
     """Parse ``jointseg predict`` options once, load the model once; return fn(tile, files)."""
     from jointseg.cli.predict import _default_threads, _parse_options
     from jointseg.cli.predict import predict as predict_cmd
-    from jointseg.inference.infer import make_session, predict_tile
+    from jointseg.inference.products import predict_tile
     from jointseg.inference.scene import open_scene
+    from jointseg.inference.session import make_session
 
     ctx = predict_cmd.make_context(
         "jointseg predict", [*stage_args, "--input", "-", "--output", "-"]

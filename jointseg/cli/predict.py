@@ -6,8 +6,9 @@ import os
 
 import click
 
-from jointseg.inference.infer import ModelError
+from jointseg.config import schema_default
 from jointseg.inference.scene import SceneError
+from jointseg.inference.session import ModelError
 
 
 def _default_threads() -> int:
@@ -41,16 +42,21 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
               help="SR RGB quicklook COG: uint8, 2-98 % stretch, 0 = nodata.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="ONNX Runtime intra-op threads [default: CPUs available].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1),
+              default=schema_default("infer.batch_size"), show_default=True,
               help="Windows per ONNX Runtime call (raise on GPUs; activation memory "
                    "grows with batch x window^2).")
-@click.option("--window", type=click.IntRange(min=2), default=96, show_default=True,
+@click.option("--window", type=click.IntRange(min=2),
+              default=schema_default("infer.window_10m"), show_default=True,
               help="Window core size in 10 m pixels (the model's halo is added on each side).")
-@click.option("--overlap", type=click.IntRange(min=0), default=8, show_default=True,
+@click.option("--overlap", type=click.IntRange(min=0),
+              default=schema_default("infer.overlap_10m"), show_default=True,
               help="Blend overlap between windows in 10 m pixels.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--threshold", type=click.FloatRange(0, 1),
+              default=schema_default("infer.threshold"), show_default=True,
               help="Probability threshold for the binary map.")
-@click.option("--providers", default="cuda,cpu", show_default=True,
+@click.option("--providers", default=",".join(schema_default("infer.providers")),
+              show_default=True,
               help="Comma-separated: tensorrt, cuda, cpu (used in that order when available).")
 @click.option("--cuda-option", "cuda_options", multiple=True, metavar="KEY=VALUE",
               help="CUDA EP option, e.g. device_id=0, gpu_mem_limit=8589934592, "
@@ -65,8 +71,9 @@ def predict(
     progress: bool,
 ) -> None:
     """Predict 1 m impervious surface for one scene and write COGs on the 1 m grid."""
-    from jointseg.inference.infer import make_session, predict_tile
+    from jointseg.inference.products import predict_tile
     from jointseg.inference.scene import open_scene
+    from jointseg.inference.session import make_session
 
     try:
         with open_scene(input_path) as scene:

@@ -4,12 +4,18 @@ A *scene* gives the model its two inputs on one 10 m grid:
 
 * ``s2_10m``: float32 (5, rows, cols) = B02 B03 B04 B08 COUNT, harmonised DN
   (reflectance x 10000) and COUNT as a number of clear observations;
-* ``s2_20m``: float32 (6, rows/2, cols/2) = B05 B06 B07 B8A B11 B12, DN.
+* ``s2_20m``: float32 (6, rows/2, cols/2) = B05 B06 B07 B8A B11 B12, DN;
+
+and the QA flags of the composite (:data:`jointseg.products.QA_FILLED`,
+:data:`~jointseg.products.QA_NO_OBSERVATION`), uint8 on the 10 m grid, 0 for inputs
+without a QA band. A pixel is *valid* (predicted, not nodata) where COUNT > 0 or the
+QA says it was filled from the best remaining observation (:func:`valid_mask`).
 
 Two layouts are read:
 
 * a **composite** made by the DAG: pass ``<tile>_10m.tif``; the ``<tile>_20m.tif``
-  sibling is found by name (see ``docs/architecture.md``);
+  sibling is found by name (see ``docs/architecture.md``). Bands are found by their
+  description, so a ``QA`` band is optional (older composites have none);
 * a **band directory**: one GeoTIFF per band whose file stem ends with the band id
   (``*_B02.tif``, ``*_B8A.tif``), at native 10 m / 20 m resolution, as Sentinel-2
   products and BigEarthNet ship them. 60 m bands are ignored. Such a directory
@@ -35,18 +41,27 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
+from jointseg.bands import BANDS_10M, BANDS_20M, MODEL_INPUT_10M, QA
 from jointseg.grid import GeoBox
+from jointseg.products import QA_FILLED, QA_NO_OBSERVATION
 
 log = logging.getLogger(__name__)
 
-BANDS_10M: tuple[str, ...] = ("B02", "B03", "B04", "B08")
-BANDS_20M: tuple[str, ...] = ("B05", "B06", "B07", "B8A", "B11", "B12")
-COUNT = "COUNT"
 _BAND_RE = re.compile(r"(B0[1-9]|B1[0-2]|B8A)$", re.IGNORECASE)
 
 
 class SceneError(ValueError):
     """A scene cannot be used as model input (missing band, wrong grid, unreadable file)."""
+
+
+def valid_mask(count: np.ndarray, qa: np.ndarray) -> np.ndarray:
+    """bool: predict here. COUNT > 0 or QA_FILLED, and never where QA_NO_OBSERVATION.
+
+    Args:
+        count: the COUNT band (clear observations per 10 m pixel), any numeric dtype.
+        qa: uint8 QA flags of the same shape (0 where the input has no QA band).
+    """
+    return ((count > 0) | ((qa & QA_FILLED) != 0)) & ((qa & QA_NO_OBSERVATION) == 0)
 
 
 def reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
@@ -101,6 +116,7 @@ class Scene:
     _read10: Callable[[Window], np.ndarray] = field(repr=False)
     _read20: Callable[[Window], np.ndarray] = field(repr=False)
     _close: Callable[[], None] = field(repr=False, default=lambda: None)
+    _read_qa: Callable[[Window], np.ndarray] | None = field(repr=False, default=None)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -123,15 +139,16 @@ class Scene:
             )
         rows, cols = self.shape
         x10 = read_reflect(self._read10, (rows, cols), row_off, col_off, height, width)
-        x20 = read_reflect(
-            self._read20,
-            ((rows + 1) // 2, (cols + 1) // 2),
-            row_off // 2,
-            col_off // 2,
-            height // 2,
-            width // 2,
-        )
+        x20 = read_reflect(self._read20, ((rows + 1) // 2, (cols + 1) // 2), row_off // 2,
+                           col_off // 2, height // 2, width // 2)
         return x10, x20
+
+    def read_qa(self, row_off: int, col_off: int, height: int, width: int) -> np.ndarray:
+        """uint8 (height, width) QA flags of a 10 m window (boundless, reflect-padded);
+        zeros when the input has no QA band."""
+        if self._read_qa is None:
+            return np.zeros((height, width), np.uint8)
+        return read_reflect(self._read_qa, self.shape, row_off, col_off, height, width)[0]
 
     def read_all(self) -> tuple[np.ndarray, np.ndarray]:
         """The whole scene: float32 (5, rows, cols) and (6, ceil(rows/2), ceil(cols/2))."""
@@ -165,8 +182,12 @@ def open_scene(path: str | Path) -> Scene:
     return _open_composite(path)
 
 
-def from_arrays(s2_10m: np.ndarray, s2_20m: np.ndarray, geobox_10m: GeoBox | None = None) -> Scene:
-    """A :class:`Scene` over in-memory arrays (5, rows, cols) and (6, rows/2, cols/2).
+def from_arrays(
+    s2_10m: np.ndarray, s2_20m: np.ndarray, geobox_10m: GeoBox | None = None,
+    qa: np.ndarray | None = None,
+) -> Scene:
+    """A :class:`Scene` over in-memory arrays (5, rows, cols) and (6, rows/2, cols/2),
+    with optional uint8 QA flags (rows, cols).
 
     Raises:
         SceneError: if the shapes do not match the interface.
@@ -182,16 +203,17 @@ def from_arrays(s2_10m: np.ndarray, s2_20m: np.ndarray, geobox_10m: GeoBox | Non
         from affine import Affine
 
         geobox_10m = GeoBox("EPSG:32633", Affine(10, 0, 0, 0, -10, 0), cols, rows)
+    if qa is not None and qa.shape != (rows, cols):
+        raise SceneError(f"qa must be ({rows}, {cols}), got {qa.shape}")
     a10 = s2_10m.astype(np.float32, copy=False)
     a20 = s2_20m.astype(np.float32, copy=False)
-    return Scene(
-        geobox_10m,
-        scenes="",
-        simulated=False,
-        source="<arrays>",
-        _read10=lambda w: a10[:, w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width],
-        _read20=lambda w: a20[:, w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width],
-    )
+    aqa = None if qa is None else qa.astype(np.uint8, copy=False)[None]
+
+    def cut(a: np.ndarray) -> Callable[[Window], np.ndarray]:
+        return lambda w: a[:, w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width]
+
+    return Scene(geobox_10m, scenes="", simulated=False, source="<arrays>", _read10=cut(a10),
+                 _read20=cut(a20), _read_qa=None if aqa is None else cut(aqa))
 
 
 # --- composite pair ---------------------------------------------------------------
@@ -230,10 +252,12 @@ def _band_order(ds: rasterio.DatasetReader, path: Path, wanted: tuple[str, ...])
     return [desc.index(b) + 1 for b in wanted]
 
 
-def _reader(ds: rasterio.DatasetReader, indexes: list[int], path: Path):
+def _reader(
+    ds: rasterio.DatasetReader, indexes: list[int], path: Path, dtype: str = "float32"
+) -> Callable[[Window], np.ndarray]:
     def read(window: Window) -> np.ndarray:
         try:
-            return ds.read(indexes, window=window, out_dtype="float32")
+            return ds.read(indexes, window=window, out_dtype=dtype)
         except RasterioIOError as exc:
             raise SceneError(f"{path}: read failed ({_first_line(exc)})") from exc
 
@@ -246,7 +270,7 @@ def _geobox(ds: rasterio.DatasetReader, path: Path) -> GeoBox:
     t = ds.transform
     if t.b != 0 or t.d != 0 or t.e >= 0:
         raise SceneError(f"{path}: grid is not north-up ({t})")
-    return GeoBox(ds.crs.to_string(), t, ds.width, ds.height)
+    return GeoBox.of(ds)
 
 
 def _check_grid(path: Path, gb: GeoBox, ref: GeoBox, res_m: float, ref_path: Path) -> None:
@@ -283,14 +307,17 @@ def _open_composite(path10: Path) -> Scene:
         if abs(gb10.res_m - 10) > 1e-6:
             raise SceneError(f"{path10}: resolution {gb10.res_m:g} m, expected 10 m")
         _check_grid(path20, _geobox(ds20, path20), gb10, 20.0, path10)
-        idx10 = _band_order(ds10, path10, (*BANDS_10M, COUNT))
+        idx10 = _band_order(ds10, path10, MODEL_INPUT_10M)
         idx20 = _band_order(ds20, path20, BANDS_20M)
+        descriptions = [d.upper() if d else None for d in ds10.descriptions]
+        idx_qa = descriptions.index(QA) + 1 if QA in descriptions else None
     except SceneError:
         ds10.close()
         ds20.close()
         raise
     tags = ds10.tags()
-    log.info("scene %s: composite %s x %s px at 10 m", path10.name, gb10.height, gb10.width)
+    log.info("scene %s: composite %s x %s px at 10 m, %s", path10.name, gb10.height,
+             gb10.width, "with QA flags" if idx_qa else "no QA band")
 
     def close() -> None:
         ds10.close()
@@ -304,6 +331,7 @@ def _open_composite(path10: Path) -> Scene:
         _read10=_reader(ds10, idx10, path10),
         _read20=_reader(ds20, idx20, path20),
         _close=close,
+        _read_qa=_reader(ds10, [idx_qa], path10, "uint8") if idx_qa else None,
     )
 
 
@@ -332,7 +360,8 @@ def find_band_files(directory: Path) -> dict[str, Path]:
     return found
 
 
-def _open_band_dir(directory: Path) -> Scene:
+def _open_band_files(directory: Path) -> tuple[dict[str, Path], dict, GeoBox]:
+    """Open and grid-check the ten band files: (band -> file, band -> dataset, 10 m grid)."""
     files = find_band_files(directory)
     missing = [b for b in (*BANDS_10M, *BANDS_20M) if b not in files]
     if missing:
@@ -347,14 +376,18 @@ def _open_band_dir(directory: Path) -> Scene:
         gb10 = _geobox(datasets["B02"], ref_path)
         if abs(gb10.res_m - 10) > 1e-6 or abs(abs(gb10.transform.e) - 10) > 1e-6:
             raise SceneError(f"{ref_path}: resolution {gb10.res_m:g} m, expected 10 m")
-        for band in BANDS_10M[1:]:
-            _check_grid(files[band], _geobox(datasets[band], files[band]), gb10, 10.0, ref_path)
-        for band in BANDS_20M:
-            _check_grid(files[band], _geobox(datasets[band], files[band]), gb10, 20.0, ref_path)
+        for band in (*BANDS_10M[1:], *BANDS_20M):
+            res_m = 10.0 if band in BANDS_10M else 20.0
+            _check_grid(files[band], _geobox(datasets[band], files[band]), gb10, res_m, ref_path)
     except SceneError:
         for ds in datasets.values():
             ds.close()
         raise
+    return files, datasets, gb10
+
+
+def _open_band_dir(directory: Path) -> Scene:
+    files, datasets, gb10 = _open_band_files(directory)
 
     def read_stack(bands: tuple[str, ...], window: Window) -> np.ndarray:
         out = []
@@ -378,18 +411,13 @@ def _open_band_dir(directory: Path) -> Scene:
         count = (np.all(x10 > 0, axis=0) & ok20).astype(np.float32)
         return np.concatenate([x10, count[None]])
 
-    prefix = files["B02"].stem[: -len("B02")].rstrip("_-. ")
-    log.info(
-        "scene %s: band directory %s x %s px at 10 m (COUNT = 1 where valid)",
-        directory.name,
-        gb10.height,
-        gb10.width,
-    )
-
     def close() -> None:
         for ds in datasets.values():
             ds.close()
 
+    prefix = files["B02"].stem[: -len("B02")].rstrip("_-. ")
+    log.info("scene %s: band directory %s x %s px at 10 m (COUNT = 1 where valid)",
+             directory.name, gb10.height, gb10.width)
     return Scene(
         gb10,
         scenes=prefix or directory.name,

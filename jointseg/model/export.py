@@ -37,7 +37,7 @@ from jointseg.model.jointseg import (
     SCALE_FACTOR,
     Normaliser,
 )
-from jointseg.model.metadata import encode_metadata
+from jointseg.model.metadata import encode_metadata, read_model_metadata
 from jointseg.model.train import load_checkpoint, training_summary
 
 log = logging.getLogger(__name__)
@@ -221,8 +221,6 @@ def parity(model: torch.nn.Module, onnx_path: str | Path, s2_10m: torch.Tensor,
 
 def describe(path: str | Path) -> str:
     """One-line JSON of an exported model's metadata (for logs)."""
-    from jointseg.model.metadata import read_model_metadata
-
     meta = read_model_metadata(path)
     return json.dumps({k: meta[k] for k in ("model_name", "arch", "preset", "precision",
                                             "halo_10m", "multiple_10m")})
