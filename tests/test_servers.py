@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,6 +18,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
+from jointseg.simulate import process, servers
 from jointseg.simulate.servers import (
     FileServer,
     ServerError,
@@ -169,12 +173,120 @@ def test_ensure_demo_servers_reuse_and_stop(tmp_path: Path) -> None:
         hits = pystac_client.Client.open(stac_url).search(bbox=[117.05, 32.05, 117.06, 32.06])
         assert sorted(i.id for i in hits.items()) == ["S2A_50RQV_20210301_0_L2A",
                                                       "S2B_50RQV_20210306_0_L2A"]
+        started = [json.loads(p.read_text()) for p in state.glob("*.pid")]
     finally:
         stop_demo_servers(state)
     assert not list(state.glob("*.pid"))
+    for record in started:  # every process of both groups has exited (and was reaped)
+        assert not process.group_members(record["pid"]), record
+        st = process.proc_stat(record["pid"])
+        assert st is None or st.start_ticks != record["start_ticks"], record
     for port in (stac_port, file_port):
         with socket.socket() as s:
-            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
+            # a freed ephemeral port may be taken by another process at once: only our
+            # servers answering there would be a failure
+            assert s.connect_ex(("127.0.0.1", port)) != 0 or not _serves_demo(port, sim), (
+                f"port {port} still answers")
+
+
+def _serves_demo(port: int, sim: Path) -> bool:
+    """Whether our demo file server (for ``sim``) or STAC API answers on ``port``."""
+    url = f"http://127.0.0.1:{port}"
+    try:
+        health = json.loads(_get(url + "/_jointseg/health")[2])
+        if health.get("root") == str(sim.resolve()):
+            return True
+    except (OSError, ValueError):
+        pass
+    try:
+        page = json.loads(_get(url + "/collections/sentinel-2-l2a/items")[2])
+    except (OSError, ValueError):
+        return False
+    return any(f.get("id", "").endswith("50RQV_20210301_0_L2A") for f in page.get("features", []))
+
+
+# A stand-in server: listens on argv[1], forks a child that holds the socket too, and
+# (with argv[2] == "ignore-term") ignores SIGTERM in both. Its argv names our module so
+# that stop_demo_servers takes it for one of ours.
+TREE_SERVER = """
+import os, signal, socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
+if sys.argv[2] == "ignore-term":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+os.fork()
+time.sleep(60)
+"""
+
+
+def _start_tree(state: Path, port: int, mode: str) -> int:
+    cmd = [sys.executable, "-c", TREE_SERVER, str(port), mode, "jointseg.simulate.servers"]
+    pid = servers._start_detached(cmd, "files", state, "127.0.0.1", port)
+    deadline = time.monotonic() + 10
+    while len(process.group_members(pid)) < 2 or not process.port_open("127.0.0.1", port):
+        assert time.monotonic() < deadline, "stand-in server did not start"
+        time.sleep(0.02)
+    return pid
+
+
+@pytest.mark.parametrize("mode", ["plain", "ignore-term"])
+def test_stop_demo_servers_ends_the_whole_process_tree(tmp_path: Path, mode: str) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    port = free_port()
+    pid = _start_tree(state, port, mode)
+    members = process.group_members(pid)
+    assert len(members) == 2  # the recorded process and its forked child
+    t0 = time.monotonic()
+    stop_demo_servers(state, timeout_s=1.0)
+    elapsed = time.monotonic() - t0
+    assert not any(process.has_live_thread(m) for m in members)  # exited (maybe a zombie)
+    assert not process.group_members(pid)
+    assert not process.port_open("127.0.0.1", port)
+    assert not (state / "files.pid").exists()
+    if mode == "ignore-term":  # SIGTERM ignored: SIGKILL after the 1 s grace
+        assert elapsed >= 1.0
+
+
+def test_stop_demo_servers_names_a_port_it_cannot_free(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    with socket.socket() as squatter:  # holds the recorded port; not in the server's group
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        cmd = [sys.executable, "-c", "import time; time.sleep(60)", "jointseg.simulate.servers"]
+        pid = servers._start_detached(cmd, "files", state, "127.0.0.1", port)
+        with pytest.raises(ServerError, match=f"port 127.0.0.1:{port} still accepts"):
+            stop_demo_servers(state, timeout_s=0.5)
+        assert not process.group_members(pid)  # the server itself was stopped
+        assert (state / "files.pid").exists()  # kept: the port is not free
+
+
+def test_ensure_demo_servers_after_a_killed_run(tmp_path: Path) -> None:
+    """Pid files left by a kill -9: a dead pid and a pid now reused by another program."""
+    sim = _make_sim_dir(tmp_path)
+    state = tmp_path / "state"
+    state.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (state / "files.pid").write_text(json.dumps({"pid": dead.pid, "start_ticks": 1,
+                                                  "host": "127.0.0.1", "port": 1}))
+    foreign = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    (state / "stac.pid").write_text(f"{foreign.pid}\n")  # older plain format
+    (state / "stac.fingerprint").write_text("stale\n")
+    try:
+        stac_port, file_port = free_port(), free_port()
+        stac_url, file_url = ensure_demo_servers(sim, stac_port, file_port, state)
+        assert _get(f"{file_url}/s2/hello.txt")[2] == b"hello demo\n"
+        assert foreign.poll() is None  # a reused pid is never signalled
+        stop_demo_servers(state)
+        assert foreign.poll() is None
+        assert not list(state.glob("*.pid"))
+    finally:
+        foreign.kill()
+        foreign.wait()
+        stop_demo_servers(state)
 
 
 def test_ensure_demo_servers_port_taken_by_other(tmp_path: Path) -> None:

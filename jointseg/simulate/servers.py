@@ -13,7 +13,9 @@
   (see :func:`jointseg.data.stac.search_scenes`).
 * :func:`ensure_demo_servers` / :func:`stop_demo_servers` manage a detached pair
   of both on fixed loopback ports for Snakemake rules, with pid files and a file
-  lock so that concurrent rule instances start them once.
+  lock so that concurrent rule instances start them once. Each runs as its own
+  process group; stopping waits until the group is gone and the port refuses
+  connections (see :mod:`jointseg.simulate.process`).
 
 Both servers listen on loopback only unless told otherwise. Run the file server
 alone with ``python -m jointseg.simulate.servers files ROOT --port 8752``.
@@ -27,9 +29,7 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -41,6 +41,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from jointseg.simulate import process
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +68,6 @@ def _get_json(url: str, timeout_s: float = 2.0) -> dict | None:
             return json.loads(resp.read().decode("utf-8"))
     except (OSError, ValueError, urllib.error.URLError):
         return None
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
 
 
 def _rustac_exe() -> str:
@@ -127,7 +123,7 @@ class _ChildServer:
             return self
         if self.port == 0:
             self.port = free_port(self.host)
-        elif _port_in_use(self.host, self.port):
+        elif process.port_open(self.host, self.port):
             raise ServerError(f"{self.name}: port {self.host}:{self.port} is already in use")
         self._log = tempfile.TemporaryFile()
         cmd = self._command()
@@ -296,57 +292,57 @@ def _write_state(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def _pid_alive(pid: int) -> bool:
+def _is_our_cmd(argv: list[str]) -> bool:
+    """Whether ``argv`` runs one of our servers (``rustac serve`` or the file server module)."""
+    joined = " ".join(argv)
+    return "rustac" in joined or "jointseg.simulate.servers" in joined
+
+
+def _start_detached(cmd: list[str], name: str, state_dir: Path, host: str, port: int) -> int:
+    """Start ``cmd`` in its own process group; record it in ``state_dir/<name>.pid``.
+
+    The pid file holds JSON: ``{"pid", "start_ticks", "host", "port"}`` (the pid is also
+    the process group id; the start time guards against a reused pid).
+    """
+    started = process.start_detached(cmd, state_dir / f"{name}.log")
+    record = {"pid": started.pid, "start_ticks": started.start_ticks, "host": host, "port": port}
+    _write_state(state_dir / f"{name}.pid", json.dumps(record) + "\n")
+    return started.pid
+
+
+def _read_pid_file(pid_file: Path) -> dict:
+    """The record in ``pid_file`` (a bare pid from older versions too); ``{}`` if unreadable."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _is_ours(pid: int) -> bool:
-    cmdline = _cmdline(pid)
-    return _pid_alive(pid) and ("rustac" in cmdline or "jointseg.simulate.servers" in cmdline)
-
-
-def _start_detached(cmd: list[str], name: str, state_dir: Path) -> int:
-    logfile = state_dir / f"{name}.log"
-    with open(logfile, "ab") as out:
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True,
-        )
-    _write_state(state_dir / f"{name}.pid", f"{proc.pid}\n")
-    return proc.pid
+        record = json.loads(pid_file.read_text())
+    except (OSError, ValueError):
+        return {}
+    if isinstance(record, int):
+        return {"pid": record}
+    return record if isinstance(record, dict) and isinstance(record.get("pid"), int) else {}
 
 
 def _stop_pid_file(pid_file: Path, timeout_s: float = 10.0) -> None:
-    """SIGTERM (then SIGKILL) the pid in ``pid_file`` if it is still ours; remove the file."""
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        pid = None
-    if pid is not None and _is_ours(pid):
-        log.info("stopping %s server (pid %d)", pid_file.stem, pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _is_ours(pid):
-            time.sleep(0.05)
-        if _is_ours(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):  # reap it if this process started it
-            os.waitpid(pid, os.WNOHANG)
+    """Stop the server recorded in ``pid_file`` if it is still ours; remove the file.
+
+    Returns once every process of its group has exited and its port refuses
+    connections. A dead or foreign pid is never signalled; its file is removed.
+
+    Raises:
+        ServerError: if the group survives SIGKILL or the port still answers after
+            ``timeout_s``; the pid file is kept then.
+    """
+    record, name = _read_pid_file(pid_file), pid_file.stem
+    pid = record.get("pid")
+    if pid is not None and process.owns_group(pid, _is_our_cmd, record.get("start_ticks")):
+        log.info("stopping demo %s server (process group %d)", name, pid)
+        alive = process.stop_group(pid, term_timeout_s=timeout_s)
+        if alive:
+            raise ServerError(f"demo {name} server (process group {pid}) still runs after "
+                              f"SIGKILL: pids {alive}")
+        host, port = record.get("host"), record.get("port")
+        if port is not None and not process.wait_port_closed(host, int(port), timeout_s):
+            raise ServerError(f"demo {name} server (pid {pid}) is gone but port {host}:{port} "
+                              f"still accepts connections after {timeout_s:.0f} s")
     with contextlib.suppress(FileNotFoundError):
         pid_file.unlink()
     with contextlib.suppress(FileNotFoundError):
@@ -405,15 +401,12 @@ def ensure_demo_servers(
             pid_file = state_dir / f"{name}.pid"
             if pid_file.exists():  # ours but stale (other catalogue) or dead: replace it
                 _stop_pid_file(pid_file)
-                deadline = time.monotonic() + 10
-                while _port_in_use(host, port) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-            if _port_in_use(host, port):
+            if process.port_open(host, port):
                 raise ServerError(
                     f"port {host}:{port} is in use but does not serve the demo {name} "
                     f"for {sim_dir}; stop it or choose another port"
                 )
-            pid = _start_detached(cmd(), name, state_dir)
+            pid = _start_detached(cmd(), name, state_dir, host, port)
             log.info("started demo %s server on %s:%d (pid %d)", name, host, port, pid)
             if name == "stac":
                 _write_state(state_dir / "stac.fingerprint", fingerprint + "\n")
@@ -424,8 +417,14 @@ def ensure_demo_servers(
 def stop_demo_servers(state_dir: Path, timeout_s: float = 10.0) -> None:
     """Stop the servers that :func:`ensure_demo_servers` started, by their pid files.
 
-    Only a pid whose command line is still one of ours (``rustac serve`` or
-    ``jointseg.simulate.servers files``) is signalled; stale pid files are removed.
+    Each server's whole process group gets SIGTERM, then SIGKILL after ``timeout_s``;
+    this returns only when every process of the group has exited and the recorded
+    port refuses connections. Only a group that still runs one of our commands
+    (``rustac serve`` or ``jointseg.simulate.servers files``), led by the process
+    recorded (same start time), is signalled; stale pid files are removed.
+
+    Raises:
+        ServerError: if a server survives SIGKILL or its port still answers.
     """
     state_dir = Path(state_dir)
     if not state_dir.is_dir():
