@@ -256,6 +256,21 @@ def test_fill_leaves_clear_pixels_bit_identical(
             b10[i][~has], np.take_along_axis(vals[b], pick[None], 0)[0][~has], err_msg=b)
 
 
+@pytest.mark.parametrize("flag, qa00", [("--fill", QA_FILLED), ("--no-fill", 0)])
+def test_cli_fill_flag(tmp_path: Path, flag: str, qa00: int) -> None:
+    from click.testing import CliRunner
+
+    from jointseg.cli import main
+
+    manifest, mask, _, _, _ = random_stack(tmp_path, 3)
+    r = CliRunner().invoke(main, ["composite", str(manifest), str(mask), str(tmp_path / "c10.tif"),
+                                  str(tmp_path / "c20.tif"), flag])
+    assert r.exit_code == 0, r.output
+    a10, meta = read_all(tmp_path / "c10.tif")
+    assert meta["tags"]["FILL"] == ("none" if qa00 == 0 else "least_cloudy")
+    assert a10[5, 0, 0] == qa00 and (a10[0, 0, 0] > 0) == (qa00 == QA_FILLED)
+
+
 def scl_ranked_stack(tmp_path: Path) -> tuple[Path, Path, dict[str, dict[str, int]]]:
     """Five scenes of constant spectra; 10 m rows 4-5 x cols 6-7 (20 m pixel (2, 3)) is
     masked on every date with a different SCL class per date; 10 m rows 10-11 x cols 10-11

@@ -14,6 +14,9 @@ The mask of a scene is built from
 
 Output (``docs/architecture.md``): uint8 GeoTIFF (COG), one band per scene in
 manifest order, band description = scene id, 1 = clear, 0 = masked.
+
+:func:`scl_fill_rank` ranks a masked observation by how cloudy its SCL class says
+it is; the composite uses it to fill pixels that no scene saw clear.
 """
 
 from __future__ import annotations
