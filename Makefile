@@ -53,8 +53,12 @@ $(STAMP): /usr/bin/gdal-config | $(PY)
 # rules call the `jointseg` CLI: put the venv first on PATH
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
+# A run killed with -9 leaves .snakemake/locks behind: unlock it first unless a live
+# snakemake works in this directory (then snakemake stops with its usual lock message).
+DEMO_RUN    := $(SNAKEMAKE) --profile profiles/local --cores $(CORES)
 demo: setup
-	@$(SNAKEMAKE) --profile profiles/local --cores $(CORES)
+	@$(PY) scripts/unlock_if_stale.py -- $(DEMO_RUN)
+	@$(DEMO_RUN)
 	@echo ">> demo products under results/demo/ (simulated region: see README)"
 
 lint: setup
