@@ -191,7 +191,10 @@ def serve_demo(sim_dir: Path, stac_port: int, file_port: int, state_dir: Path,
     from jointseg.simulate.servers import ServerError, ensure_demo_servers, stop_demo_servers
 
     if stop:
-        stop_demo_servers(state_dir)
+        try:
+            stop_demo_servers(state_dir)
+        except ServerError as exc:
+            raise click.ClickException(str(exc)) from None
         click.echo(f"stopped demo servers recorded in {state_dir}")
         return
     try:
