@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from collections import defaultdict
@@ -46,8 +47,44 @@ STAGES: dict[str, str] = {
 }
 
 
+#: ``grid.batch_block: auto``: one job per tile and stage up to this many tiles ...
+AUTO_MAX_TILES_PER_TILE_JOBS = 500
+#: ... else batches of at least this many tiles a side ...
+AUTO_MIN_BLOCK = 8
+#: ... grown so that the tiles would fill at most this many full batches.
+AUTO_MAX_FULL_BATCHES = 1000
+#: largest block (the schema's maximum of grid.batch_block)
+MAX_BLOCK = 64
+
+
 class BatchError(RuntimeError):
     """One or more tiles of a batch failed, or a batch manifest is malformed."""
+
+
+def resolve_batch_block(setting: int | str, n_tiles: int) -> int:
+    """The batch block (tiles a side; 0 = one job per tile) for ``grid.batch_block``.
+
+    ``setting`` is the config value: an int >= 0 is returned as is; ``"auto"`` gives 0
+    for up to :data:`AUTO_MAX_TILES_PER_TILE_JOBS` tiles (the per-tile DAG builds in
+    seconds and the jobs stay small), else the smallest block >= :data:`AUTO_MIN_BLOCK`
+    with ``n_tiles / block**2 <= AUTO_MAX_FULL_BATCHES`` (8 up to 64,000 tiles, e.g. the
+    22,680 tiles of the YREB region), capped at :data:`MAX_BLOCK`. ``n_tiles`` counts
+    every tile the run maps (all regions, times the number of years): it is what the
+    DAG's size grows with.
+
+    Raises:
+        ValueError: ``setting`` is neither ``"auto"`` nor an int in 0..MAX_BLOCK.
+    """
+    if setting == "auto":
+        if n_tiles <= AUTO_MAX_TILES_PER_TILE_JOBS:
+            return 0
+        block = math.ceil(math.sqrt(n_tiles / AUTO_MAX_FULL_BATCHES))
+        return min(max(AUTO_MIN_BLOCK, block), MAX_BLOCK)
+    if isinstance(setting, bool) or not isinstance(setting, int) or not (
+        0 <= setting <= MAX_BLOCK
+    ):
+        raise ValueError(f"batch block {setting!r}: expected 'auto' or 0..{MAX_BLOCK}")
+    return setting
 
 
 def batch_id(tile: Tile, block: int) -> str:

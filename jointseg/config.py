@@ -30,13 +30,13 @@ class ConfigError(ValueError):
 
 
 @functools.cache
-def _schema_text() -> str:
-    return SCHEMA_PATH.read_text()
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
 def load_schema() -> dict:
     """The configuration JSON Schema as a (fresh) dict."""
-    return yaml.safe_load(_schema_text())
+    return copy.deepcopy(_schema())
 
 
 def schema_default(dotted: str) -> Any:
@@ -46,7 +46,7 @@ def schema_default(dotted: str) -> Any:
     Raises:
         KeyError: if the key or its default is not in the schema.
     """
-    node: dict = load_schema()
+    node: dict = _schema()
     for key in dotted.split("."):
         node = node["properties"][key]
     if "default" not in node:

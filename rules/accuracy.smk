@@ -41,12 +41,13 @@ rule assess_accuracy:
         worldcover=worldcover_source,
         optional=accuracy_optional_args,
     shell:
-        "jointseg -v accuracy-report --map {input.map} --prob {input.prob}"
+        "jointseg -v accuracy-report --map {input.map:q} --prob {input.prob:q}"
         " --worldcover {params.worldcover:q} --year {wildcards.year}"
         " --region {wildcards.region} {params.optional}"
-        " --threshold {params.a[threshold]} --min-distance-m {params.a[min_distance_m]}"
-        " --target-se {params.a[target_se]} --floor {params.a[floor]}"
-        " --seed {params.a[seed]} --out {params.out} --no-progress > {log} 2>&1"
+        " --threshold {params.a[threshold]:q}"
+        " --min-distance-m {params.a[min_distance_m]:q}"
+        " --target-se {params.a[target_se]:q} --floor {params.a[floor]:q}"
+        " --seed {params.a[seed]:q} --out {params.out:q} --no-progress > {log:q} 2>&1"
 
 
 rule accuracy_report:

@@ -1,10 +1,12 @@
-# Batch mode (grid.batch_block = N > 0): one job per stage and batch of up to N x N
-# neighbouring tiles of one UTM zone, instead of one per tile (see jointseg/batch.py and
+# Batch mode (grid.batch_block resolved to N > 0): one job per stage and batch of up to
+# N x N neighbouring tiles of one UTM zone, instead of one per tile (see jointseg/batch.py and
 # benchmarks/README.md "DAG scale"). Each job runs `jointseg batch STAGE`, which loops
 # over the batch's tiles calling the per-tile command with the options after `--`,
 # writes the per-tile files at their usual paths (docs/architecture.md), skips tiles
 # whose files exist and validate (a rerun resumes inside a batch), reports failed tiles
 # together at the end and writes, last, the batch manifest that is the rule's output.
+# The per-tile options come from the same functions as the per-tile rules'
+# (rules/common.smk: search_options(), download_options()...).
 
 
 rule search_scenes:
@@ -25,29 +27,9 @@ rule search_scenes:
         network=1,
     params:
         tiles=tiles_of_batch,
-        configfile=CONFIGFILE,
-        api_url=lambda w: (
-            ""
-            if DEMO["enabled"]
-            else f"--api-url {shlex.quote(config['stac']['api_url'])}"
-        ),
-        collection=config["stac"]["collection"],
-        provider=config["stac"]["provider"],
-        start=lambda w: f"{w.year}-{config['stac']['date_window']['start']}",
-        end=lambda w: f"{w.year}-{config['stac']['date_window']['end']}",
-        max_cloud=config["stac"]["max_cloud_cover"],
-        max_scenes=config["stac"]["max_scenes"],
-        sign="--sign" if config["stac"]["sign_planetary_computer"] else "--no-sign",
-        http="--allow-http" if config["stac"]["allow_http"] else "",
-        timeout_s=config["stac"]["timeout_s"],
-        tile_size_m=TILE_SIZE_M,
+        options=search_options,
     shell:
-        batch_cmd("search") + " -- --config {params.configfile:q} {params.api_url}"
-        " --collection {params.collection:q} --provider {params.provider:q}"
-        " --start {params.start:q} --end {params.end:q}"
-        " --max-cloud-cover {params.max_cloud} --max-scenes {params.max_scenes}"
-        " --tile-size-m {params.tile_size_m} {params.sign} {params.http}"
-        " --timeout-s {params.timeout_s} > {log} 2>&1"
+        batch_cmd("search") + " -- {params.options} > {log:q} 2>&1"
 
 
 rule download:
@@ -68,17 +50,9 @@ rule download:
         network=1,
     params:
         tiles=tiles_of_batch,
-        tile_size_m=TILE_SIZE_M,
-        bands=",".join(config["bands"]["b10m"] + config["bands"]["b20m"] + ["SCL"]),
-        retries=config["download"]["retries"],
-        backoff_s=config["download"]["backoff_s"],
-        timeout_s=config["stac"]["timeout_s"],
-        http="--allow-http" if config["stac"]["allow_http"] else "",
+        options=download_options(),
     shell:
-        batch_cmd("download") + " -- --tile-size-m {params.tile_size_m}"
-        " --bands {params.bands:q} --retries {params.retries}"
-        " --backoff-s {params.backoff_s} --timeout-s {params.timeout_s} {params.http}"
-        " > {log} 2>&1"
+        batch_cmd("download") + " -- {params.options} > {log:q} 2>&1"
 
 
 rule cloudmask:
@@ -98,16 +72,9 @@ rule cloudmask:
         runtime=batch_runtime(2),
     params:
         tiles=tiles_of_batch,
-        classes=",".join(str(c) for c in config["cloudmask"]["scl_masked_classes"]),
-        dilation_m=config["cloudmask"]["dilation_m"],
-        combine=config["cloudmask"]["combine"],
-        s2c=config["cloudmask"]["s2cloudless"],
+        options=cloudmask_options(),
     shell:
-        batch_cmd("cloudmask") + " -- --scl-classes {params.classes:q}"
-        " --dilation-m {params.dilation_m} --combine {params.combine:q}"
-        " --s2c-threshold {params.s2c[threshold]}"
-        " --s2c-average-over {params.s2c[average_over]}"
-        " --s2c-dilation-size {params.s2c[dilation_size]} > {log} 2>&1"
+        batch_cmd("cloudmask") + " -- {params.options} > {log:q} 2>&1"
 
 
 rule composite:
@@ -128,14 +95,13 @@ rule composite:
         runtime=batch_runtime(2),
     params:
         tiles=tiles_of_batch,
-        method=config["composite"]["method"],
-        min_clear=config["composite"]["min_clear"],
-        block_rows=config["composite"]["block_rows"],
+        options=composite_options(),
     shell:
-        batch_cmd("composite") + " -- --method {params.method:q}"
-        " --min-clear {params.min_clear} --block-rows {params.block_rows} > {log} 2>&1"
+        batch_cmd("composite") + " -- {params.options} > {log:q} 2>&1"
 
 
+# With infer.sr_quicklook each tile's {tile}_sr.tif is written beside its _isa.tif and
+# listed (key "sr") in the batch manifest, the rule's declared output.
 rule predict:
     input:
         composite=batch_manifest("composite"),
@@ -155,21 +121,13 @@ rule predict:
         gpu=1,
     params:
         tiles=tiles_of_batch,
-        i=config["infer"],
-        providers=",".join(config["infer"]["providers"]),
-        cuda=" ".join(
-            f"--cuda-option {shlex.quote(f'{k}={v}')}"
-            for k, v in config["infer"]["cuda"].items()
-            if v
-        ),
-        sr="--sr-quicklook" if config["infer"]["sr_quicklook"] else "",
+        sr="--sr-quicklook" if SR_QUICKLOOK else "",
         stage="predict",
+        options=predict_options(),
     shell:
         batch_cmd("{params.stage}")
         + " {params.sr} -- --model {input.model:q} --threads {threads}"
-        " --batch-size {params.i[batch_size]} --window {params.i[window_10m]}"
-        " --overlap {params.i[overlap_10m]} --threshold {params.i[threshold]}"
-        " --providers {params.providers:q} {params.cuda} > {log} 2>&1"
+        " {params.options} > {log:q} 2>&1"
 
 
 use rule predict as predict_baseline with:
@@ -184,15 +142,9 @@ use rule predict as predict_baseline with:
         "benchmarks/out/{region}/{year}/predict_baseline/{batch}.tsv"
     params:
         tiles=tiles_of_batch,
-        i=config["infer"],
-        providers=",".join(config["infer"]["providers"]),
-        cuda=" ".join(
-            f"--cuda-option {shlex.quote(f'{k}={v}')}"
-            for k, v in config["infer"]["cuda"].items()
-            if v
-        ),
-        sr="--sr-quicklook" if config["infer"]["sr_quicklook"] else "",
+        sr="--sr-quicklook" if SR_QUICKLOOK else "",
         stage="predict_baseline",
+        options=predict_options(),
 
 
 localrules:
@@ -201,7 +153,8 @@ localrules:
 
 
 # One region manifest merging the predict batch manifests: the mosaic's input, so the
-# mosaic command stays short for any number of batches (a run: block, not a shell).
+# mosaic command stays short for any number of batches (`jointseg merge-batches` takes
+# batch ids, not paths, for the same reason).
 rule merge_predict_batches:
     input:
         lambda w: batch_manifests(w, "predict"),
@@ -219,8 +172,12 @@ rule merge_predict_batches:
         runtime=10,
     params:
         stage="predict",
-    run:
-        merge_batch_manifests(input, output[0], params.stage, wildcards, log[0])
+        batches=batch_ids,
+        results=RESULTS,
+    shell:
+        "jointseg -v merge-batches {params.stage} --region {wildcards.region}"
+        " --year {wildcards.year} --batches {params.batches}"
+        " --results-dir {params.results:q} --out {output:q} > {log:q} 2>&1"
 
 
 use rule merge_predict_batches as merge_predict_baseline_batches with:
@@ -234,3 +191,5 @@ use rule merge_predict_batches as merge_predict_baseline_batches with:
         "benchmarks/out/{region}/{year}/predict_baseline/merge.tsv"
     params:
         stage="predict_baseline",
+        batches=batch_ids,
+        results=RESULTS,

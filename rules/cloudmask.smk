@@ -17,13 +17,7 @@ rule cloudmask:
         mem_mb=3000,
         runtime=30,
     params:
-        classes=",".join(str(c) for c in config["cloudmask"]["scl_masked_classes"]),
-        dilation_m=config["cloudmask"]["dilation_m"],
-        combine=config["cloudmask"]["combine"],
-        s2c=config["cloudmask"]["s2cloudless"],
+        options=cloudmask_options(),
     shell:
-        "jointseg -v cloudmask {input.manifest} {output.mask}"
-        " --scl-classes {params.classes:q} --dilation-m {params.dilation_m}"
-        " --combine {params.combine:q} --s2c-threshold {params.s2c[threshold]}"
-        " --s2c-average-over {params.s2c[average_over]}"
-        " --s2c-dilation-size {params.s2c[dilation_size]} > {log} 2>&1"
+        "jointseg -v cloudmask {input.manifest:q} {output.mask:q} {params.options}"
+        " > {log:q} 2>&1"

@@ -5,6 +5,9 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+from snakemake.logging import logger
+
+from jointseg.batch import STAGES, batches_for_tiles, resolve_batch_block
 from jointseg.config import ConfigError, config_years, validate_config
 from jointseg.regions import region_tiles
 
@@ -27,13 +30,7 @@ REGIONS = list(config["regions"])
 DEMO = config["stac"]["demo_server"]
 SIM_DIR = DEMO["sim_dir"]
 TILE_SIZE_M = config["grid"]["tile_size_m"]
-# The config file the CLI re-reads for settings not passed as explicit options
-# (the demo server block); explicit options always win.
-CONFIGFILE = workflow.configfiles[-1] if workflow.configfiles else "config.yaml"
-
-# grid.batch_block: 0 = one job per tile and stage (stac/download/cloudmask/composite/
-# predict.smk); N > 0 = one job per stage and batch of up to N x N tiles (batch.smk).
-BATCH_BLOCK = config["grid"]["batch_block"]
+SR_QUICKLOOK = config["infer"]["sr_quicklook"]
 
 _TILES = {}
 _BATCHES = {}
@@ -56,11 +53,24 @@ def tiles_of(region):
     return [t.tile_id for t in _region_tiles(region)]
 
 
+# grid.batch_block: 0 = one job per tile and stage (stac/download/cloudmask/composite/
+# predict.smk); N > 0 = one job per stage and batch of up to N x N tiles (batch.smk);
+# auto (the default) = 0 for small runs, batches for large ones (resolve_batch_block).
+if config["grid"]["batch_block"] == "auto":
+    _N_TILES = sum(len(_region_tiles(r)) for r in REGIONS) * len(YEARS)
+    BATCH_BLOCK = resolve_batch_block("auto", _N_TILES)
+    if BATCH_BLOCK:
+        logger.info(
+            f"grid.batch_block: auto -> {BATCH_BLOCK} ({_N_TILES} tiles x years):"
+            " one job per batch of tiles (rules/batch.smk)"
+        )
+else:
+    BATCH_BLOCK = resolve_batch_block(config["grid"]["batch_block"], 0)
+
+
 def batches_of(region):
     """Batch id -> tile ids of a region, batches of grid.batch_block^2 tiles (once per run)."""
     if region not in _BATCHES:
-        from jointseg.batch import batches_for_tiles
-
         _BATCHES[region] = {
             b: [t.tile_id for t in ts]
             for b, ts in batches_for_tiles(_region_tiles(region), BATCH_BLOCK).items()
@@ -78,27 +88,20 @@ def tiles_of_batch(wildcards):
         )
 
 
+def batch_ids(wildcards):
+    """Comma-separated batch ids of the region {region} (shell-safe: B, digits, _ and -)."""
+    return ",".join(batches_of(wildcards.region))
+
+
 def batch_manifest(stage, batch="{batch}"):
     """Path pattern of a stage's batch manifest (jointseg.batch.manifest_path)."""
-    from jointseg.batch import STAGES
-
     return f"{RESULTS}/{{region}}/{{year}}/{STAGES[stage]}/batches/{batch}.json"
 
 
 def batch_manifests(wildcards, stage):
     """Batch manifests of one stage for every batch of a region and year."""
-    from jointseg.batch import STAGES
-
     base = f"{RESULTS}/{wildcards.region}/{wildcards.year}/{STAGES[stage]}/batches"
     return [f"{base}/{b}.json" for b in batches_of(wildcards.region)]
-
-
-def merge_batch_manifests(inputs, output, stage, wildcards, log):
-    """Write the region manifest of a stage's batch manifests (rules/batch.smk)."""
-    from jointseg.batch import merge_manifests
-
-    merge_manifests(inputs, output, stage, wildcards.region, wildcards.year)
-    Path(log).write_text(f"{output}: merged {len(inputs)} batch manifest(s)\n")
 
 
 def batch_runtime(minutes_per_tile, minimum=10):
@@ -115,10 +118,122 @@ def batch_cmd(stage):
     """The `jointseg batch` prefix every batch rule shares (values from config quoted)."""
     return (
         f"jointseg -v batch {stage} --region {{wildcards.region}} --year {{wildcards.year}}"
-        " --batch {wildcards.batch} --tiles {params.tiles} --manifest {output.manifest}"
+        " --batch {wildcards.batch} --tiles {params.tiles} --manifest {output.manifest:q}"
         f" --results-dir {shlex.quote(RESULTS)} --resources-dir {shlex.quote(RESOURCES)}"
         " --no-progress"
     )
+
+
+# --- the options of each tile stage: ONE definition for the per-tile rules
+# (stac/download/cloudmask/composite/predict.smk) and the batch rules (batch.smk).
+# Every value is shell-quoted here; the rules insert the string as it is.
+
+
+def shell_options(pairs):
+    """`--name value` for (name, value) pairs, each value shell-quoted; a value True
+    gives the bare flag, None or False leaves the option out."""
+    parts = []
+    for name, value in pairs:
+        if value is True:
+            parts.append(name)
+        elif value is not None and value is not False:
+            parts.append(f"{name} {shlex.quote(str(value))}")
+    return " ".join(parts)
+
+
+def search_options(wildcards):
+    """`jointseg search` options from config (all of them: the CLI reads no config file)."""
+    s, dl = config["stac"], config["download"]
+    window = s["date_window"]
+    pairs = [
+        ("--collection", s["collection"]),
+        ("--provider", s["provider"]),
+        ("--start", f"{wildcards.year}-{window['start']}"),
+        ("--end", f"{wildcards.year}-{window['end']}"),
+        ("--max-cloud-cover", s["max_cloud_cover"]),
+        ("--max-scenes", s["max_scenes"]),
+        ("--tile-size-m", TILE_SIZE_M),
+        ("--sign" if s["sign_planetary_computer"] else "--no-sign", True),
+        ("--allow-http", s["allow_http"]),
+        ("--timeout-s", s["timeout_s"]),
+        ("--retries", dl["retries"]),
+        ("--backoff-s", dl["backoff_s"]),
+    ]
+    if DEMO["enabled"]:
+        pairs += [
+            ("--demo-sim-dir", DEMO["sim_dir"]),
+            ("--demo-stac-port", DEMO["stac_port"]),
+            ("--demo-file-port", DEMO["file_port"]),
+            ("--demo-state-dir", DEMO["state_dir"]),
+        ]
+    else:
+        pairs.append(("--api-url", s["api_url"]))
+    return shell_options(pairs)
+
+
+def download_options():
+    """`jointseg download` options from config."""
+    bands = config["bands"]["b10m"] + config["bands"]["b20m"] + ["SCL"]
+    return shell_options(
+        [
+            ("--tile-size-m", TILE_SIZE_M),
+            ("--bands", ",".join(bands)),
+            ("--retries", config["download"]["retries"]),
+            ("--backoff-s", config["download"]["backoff_s"]),
+            ("--timeout-s", config["stac"]["timeout_s"]),
+            ("--allow-http", config["stac"]["allow_http"]),
+        ]
+    )
+
+
+def cloudmask_options():
+    """`jointseg cloudmask` options from config."""
+    c = config["cloudmask"]
+    return shell_options(
+        [
+            ("--scl-classes", ",".join(str(v) for v in c["scl_masked_classes"])),
+            ("--dilation-m", c["dilation_m"]),
+            ("--combine", c["combine"]),
+            ("--s2c-threshold", c["s2cloudless"]["threshold"]),
+            ("--s2c-average-over", c["s2cloudless"]["average_over"]),
+            ("--s2c-dilation-size", c["s2cloudless"]["dilation_size"]),
+        ]
+    )
+
+
+def composite_options():
+    """`jointseg composite` options from config."""
+    c = config["composite"]
+    return shell_options(
+        [
+            ("--method", c["method"]),
+            ("--min-clear", c["min_clear"]),
+            ("--block-rows", c["block_rows"]),
+        ]
+    )
+
+
+def predict_options():
+    """`jointseg predict` options from config (not --threads: the rule's {threads})."""
+    i = config["infer"]
+    pairs = [
+        ("--batch-size", i["batch_size"]),
+        ("--window", i["window_10m"]),
+        ("--overlap", i["overlap_10m"]),
+        ("--threshold", i["threshold"]),
+        ("--providers", ",".join(i["providers"])),
+    ]
+    pairs += [("--cuda-option", f"{k}={v}") for k, v in i["cuda"].items() if v]
+    return shell_options(pairs)
+
+
+def predict_outputs(subdir=""):
+    """Per-tile predict outputs: isa, prob and, with infer.sr_quicklook, sr."""
+    base = f"{RESULTS}/{{region}}/{{year}}/{subdir}isa/{{tile}}"
+    out = {"isa": f"{base}_isa.tif", "prob": f"{base}_prob.tif"}
+    if SR_QUICKLOOK:
+        out["sr"] = f"{base}_sr.tif"
+    return out
 
 
 wildcard_constraints:
@@ -251,23 +366,6 @@ def change_targets():
     return [f"{RESULTS}/{region}/change/change.json" for region in REGIONS]
 
 
-def composite_targets():
-    if BATCH_BLOCK:
-        return [
-            f"{RESULTS}/{region}/{year}/composite/batches/{b}.json"
-            for region in REGIONS
-            for year in YEARS
-            for b in batches_of(region)
-        ]
-    return [
-        f"{RESULTS}/{region}/{year}/composite/{tile}_{res}.tif"
-        for region in REGIONS
-        for year in YEARS
-        for tile in tiles_of(region)
-        for res in ("10m", "20m")
-    ]
-
-
 def mosaic_targets():
     return [
         f"{RESULTS}/{region}/{year}/{name}"
@@ -291,7 +389,7 @@ def region_bbox_arg(region):
         raise WorkflowError(
             f"config: key 'demo.region': {region!r} must name a region with a bbox"
         )
-    return " ".join(str(v) for v in config["regions"][region]["bbox"])
+    return " ".join(shlex.quote(str(v)) for v in config["regions"][region]["bbox"])
 
 
 def start_demo_servers_if_ready():

@@ -20,10 +20,7 @@ rule composite:
         mem_mb=4000,
         runtime=30,
     params:
-        method=config["composite"]["method"],
-        min_clear=config["composite"]["min_clear"],
-        block_rows=config["composite"]["block_rows"],
+        options=composite_options(),
     shell:
-        "jointseg -v composite {input.manifest} {input.mask} {output.c10} {output.c20}"
-        " --method {params.method:q} --min-clear {params.min_clear}"
-        " --block-rows {params.block_rows} > {log} 2>&1"
+        "jointseg -v composite {input.manifest:q} {input.mask:q} {output.c10:q}"
+        " {output.c20:q} {params.options} > {log:q} 2>&1"

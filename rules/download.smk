@@ -20,14 +20,7 @@ rule download:
         network=1,
     params:
         out_dir=lambda w, output: str(Path(output.manifest).parent),
-        tile_size_m=TILE_SIZE_M,
-        bands=",".join(config["bands"]["b10m"] + config["bands"]["b20m"] + ["SCL"]),
-        retries=config["download"]["retries"],
-        backoff_s=config["download"]["backoff_s"],
-        timeout_s=config["stac"]["timeout_s"],
-        http="--allow-http" if config["stac"]["allow_http"] else "",
+        options=download_options(),
     shell:
-        "jointseg -v download {input.scenes} --out-dir {params.out_dir}"
-        " --tile-size-m {params.tile_size_m} --bands {params.bands:q}"
-        " --retries {params.retries} --backoff-s {params.backoff_s}"
-        " --timeout-s {params.timeout_s} {params.http} > {log} 2>&1"
+        "jointseg -v download {input.scenes:q} --out-dir {params.out_dir:q}"
+        " {params.options} > {log:q} 2>&1"

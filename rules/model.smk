@@ -21,10 +21,10 @@ rule simulate_chips:
         chips=config["model"]["chips"],
         year=YEARS[0],
     shell:
-        "jointseg -v simulate chips --out {params.out} --seed {params.chips[seed]}"
-        " --n-regions {params.chips[n_regions]}"
-        " --region-size-m {params.chips[region_size_m]}"
-        " --chip-size-m {params.chips[chip_size_m]} --year {params.year} > {log} 2>&1"
+        "jointseg -v simulate chips --out {params.out:q} --seed {params.chips[seed]:q}"
+        " --n-regions {params.chips[n_regions]:q}"
+        " --region-size-m {params.chips[region_size_m]:q}"
+        " --chip-size-m {params.chips[chip_size_m]:q} --year {params.year} > {log:q} 2>&1"
 
 
 rule train_model:
@@ -50,10 +50,10 @@ rule train_model:
         chips=lambda w, input: str(Path(input.chips).parent),
         train=json.dumps(config["model"]["train"]),
     shell:
-        "jointseg -v train --chips {params.chips} --out {params.out}"
+        "jointseg -v train --chips {params.chips:q} --out {params.out:q}"
         " --train-json {params.train:q}"
         " --threads {threads}"
-        " --resume --no-progress > {log} 2>&1"
+        " --resume --no-progress > {log:q} 2>&1"
 
 
 rule export_onnx:
@@ -75,8 +75,8 @@ rule export_onnx:
     params:
         name=MODEL_NAME,
     shell:
-        "jointseg -v export --checkpoint {input.best} --out {output.fp32}"
-        " --name {params.name:q} --threads {threads} > {log} 2>&1"
+        "jointseg -v export --checkpoint {input.best:q} --out {output.fp32:q}"
+        " --name {params.name:q} --threads {threads} > {log:q} 2>&1"
 
 
 # The bilinear-upsampling baseline (same segmentation network, no SR branch),

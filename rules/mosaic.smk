@@ -23,9 +23,10 @@ rule mosaic:
         crs=output_crs,
         from_manifests="--tiles-from-manifests" if BATCH_BLOCK else "",
     shell:
-        "jointseg -v mosaic {params.from_manifests} {input.tiles} --output {output.cog} --kind binary"
-        " --crs {params.crs:q} --year {wildcards.year} --region {wildcards.region}"
-        " --item {output.item} --quicklook {output.png} --threads {threads} > {log} 2>&1"
+        "jointseg -v mosaic {params.from_manifests} {input.tiles:q} --output {output.cog:q}"
+        " --kind binary --crs {params.crs:q} --year {wildcards.year}"
+        " --region {wildcards.region} --item {output.item:q} --quicklook {output.png:q}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 rule mosaic_prob:
@@ -49,9 +50,10 @@ rule mosaic_prob:
         crs=output_crs,
         from_manifests="--tiles-from-manifests" if BATCH_BLOCK else "",
     shell:
-        "jointseg -v mosaic {params.from_manifests} {input.tiles} --output {output.cog} --kind prob"
-        " --crs {params.crs:q} --year {wildcards.year} --region {wildcards.region}"
-        " --item {output.item} --quicklook {output.png} --threads {threads} > {log} 2>&1"
+        "jointseg -v mosaic {params.from_manifests} {input.tiles:q} --output {output.cog:q}"
+        " --kind prob --crs {params.crs:q} --year {wildcards.year}"
+        " --region {wildcards.region} --item {output.item:q} --quicklook {output.png:q}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 use rule mosaic as mosaic_baseline with:

@@ -23,17 +23,19 @@ rule change:
         runtime=60,
     params:
         out=lambda w, output: str(Path(output.json).parent),
-        maps=lambda w, input: " ".join(f"{y}={p}" for y, p in zip(YEARS, input.maps)),
+        maps=lambda w, input: " ".join(
+            shlex.quote(f"{y}={p}") for y, p in zip(YEARS, input.maps)
+        ),
         probs=lambda w, input: " ".join(
-            f"--probs {y}={p}" for y, p in zip(YEARS, input.probs)
+            f"--probs {shlex.quote(f'{y}={p}')}" for y, p in zip(YEARS, input.probs)
         ),
         groups=change_group_args,
         consistency="--consistency" if config["change"]["consistency"] else "",
         confident=config["change"]["confident"],
     shell:
         "jointseg -v change --maps {params.maps} {params.probs} {params.groups}"
-        " {params.consistency} --confident {params.confident}"
-        " --region {wildcards.region} --out {params.out} --no-progress > {log} 2>&1"
+        " {params.consistency} --confident {params.confident:q}"
+        " --region {wildcards.region} --out {params.out:q} --no-progress > {log:q} 2>&1"
 
 
 rule paper_tables:
@@ -61,7 +63,9 @@ rule paper_tables:
         runtime=10,
     params:
         out=lambda w, output: str(Path(output.index).parent),
-        change=lambda w, input: " ".join(f"--change {c}" for c in input.change),
+        change=lambda w, input: " ".join(
+            f"--change {shlex.quote(c)}" for c in input.change
+        ),
     shell:
-        "jointseg -v paper-tables --reports {input.reports} {params.change}"
-        " --out {params.out} > {log} 2>&1"
+        "jointseg -v paper-tables --reports {input.reports:q} {params.change}"
+        " --out {params.out:q} > {log:q} 2>&1"

@@ -28,6 +28,6 @@ rule simulate_demo:
         base_url=f"http://127.0.0.1:{DEMO['file_port']}",
         out=lambda w, output: str(Path(output[0]).parent),
     shell:
-        "jointseg -v simulate region --out {params.out:q} --seed {params.seed}"
-        " --year {params.year} --bbox {params.bbox} --crs {params.crs:q}"
-        " --n-dates {params.n_dates} --file-base-url {params.base_url:q} > {log} 2>&1"
+        "jointseg -v simulate region --out {params.out:q} --seed {params.seed:q}"
+        " --year {params.year:q} --bbox {params.bbox} --crs {params.crs:q}"
+        " --n-dates {params.n_dates:q} --file-base-url {params.base_url:q} > {log:q} 2>&1"

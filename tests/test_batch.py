@@ -20,6 +20,7 @@ from jointseg.batch import (
     manifest_path,
     merge_manifests,
     read_manifest,
+    resolve_batch_block,
     run_batch,
     tile_files,
     write_manifest,
@@ -74,6 +75,27 @@ def test_config_key_is_validated():
     cfg["grid"]["batch_block"] = -1
     with pytest.raises(ConfigError, match=r"key 'grid.batch_block': -1 is less than"):
         validate_config(cfg, source="config")
+    cfg["grid"]["batch_block"] = "big"
+    with pytest.raises(ConfigError, match=r"key 'grid.batch_block': 'big' does not match"):
+        validate_config(cfg, source="config")
+    del cfg["grid"]["batch_block"]
+    assert validate_config(cfg, source="config")["grid"]["batch_block"] == "auto"
+
+
+@pytest.mark.parametrize(("setting", "n_tiles", "block"), [
+    ("auto", 1, 0), ("auto", 4, 0), ("auto", 500, 0),  # small: one job per tile
+    ("auto", 501, 8), ("auto", 22_680, 8), ("auto", 64_000, 8),  # YREB: 8 x 8 batches
+    ("auto", 64_001, 9), ("auto", 250_000, 16), ("auto", 10**8, 64),  # grows, capped
+    (0, 10**6, 0), (4, 1, 4), (64, 1, 64),  # explicit integers are kept
+])  # fmt: skip
+def test_resolve_batch_block(setting, n_tiles, block):
+    assert resolve_batch_block(setting, n_tiles) == block
+
+
+def test_resolve_batch_block_rejects_other_values():
+    for bad in (-1, 65, "8", 2.0, True, None):
+        with pytest.raises(ValueError, match="expected 'auto' or 0..64"):
+            resolve_batch_block(bad, 100)
 
 
 # --- run_batch: skip done tiles, resume, collect failures -------------------------------
@@ -203,6 +225,25 @@ def test_cli_reports_failed_tiles_and_writes_no_manifest(tmp_path):
                                  "--batch", "X1", "--tiles", TILE_IDS[0],
                                  "--manifest", str(man)])
     assert r.exit_code == 2 and "B<epsg>_<xmin>_<ymin>" in r.output
+
+
+def test_merge_batches_cli_merges_by_batch_id(tmp_path):
+    res = tmp_path / "res ults"
+    ids = ["B32650_662400_3542400", "B32650_663600_3542400"]
+    for b, tiles in zip(ids, (TILE_IDS[:2], TILE_IDS[2:]), strict=True):
+        write_manifest(manifest_path("predict", b, "demo", 2021, res), b, "predict", "demo",
+                       2021, {t: tile_files("predict", t, "demo", 2021, res) for t in tiles})
+    out = res / "demo/2021/isa/batches.json"
+    args = ["merge-batches", "predict", "--region", "demo", "--year", "2021",
+            "--results-dir", str(res), "--out", str(out)]
+    r = CliRunner().invoke(cli, [*args, "--batches", ",".join(ids)])
+    assert r.exit_code == 0, r.output
+    doc = read_manifest(out)
+    assert doc["batch"] == "all" and list(doc["tiles"]) == TILE_IDS
+    r = CliRunner().invoke(cli, [*args, "--batches", f"{ids[0]},{ids[0]}"])
+    assert r.exit_code == 1 and "already in another batch manifest" in r.output
+    r = CliRunner().invoke(cli, [*args, "--batches", "B1_0_0;rm"])
+    assert r.exit_code == 2 and "expected B<epsg>_<xmin>_<ymin>" in r.output
 
 
 # --- the real DAG in batch mode on the reduced demo region (as tests/test_e2e.py) -------

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "paper-tables": "jointseg.cli.report:paper_tables",
     "change": "jointseg.cli.report:change",
     "batch": "jointseg.cli.batch:batch",
+    "merge-batches": "jointseg.cli.batch:merge_batches",
 }
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from jointseg.config import schema_default
+
 log = logging.getLogger(__name__)
 
 
@@ -87,9 +89,9 @@ def _predictor(stage_args: list[str], sr_quicklook: bool):
               help="Batch manifest to write last (results/{region}/{year}/<stage>/batches/).")
 @click.option("--region", required=True, help="Region name.")
 @click.option("--year", required=True, type=int, help="Year.")
-@click.option("--results-dir", default="results", show_default=True,
+@click.option("--results-dir", default=schema_default("results_dir"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
-@click.option("--resources-dir", default="resources", show_default=True,
+@click.option("--resources-dir", default=schema_default("resources_dir"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 @click.option("--sr-quicklook", is_flag=True,
               help="predict: also write <tile>_sr.tif beside <tile>_isa.tif.")
@@ -164,3 +166,36 @@ def batch(stage: str, tiles: str | None, tiles_file: Path | None, batch: str, ma
         raise click.ClickException(str(exc)) from None
     write_manifest(manifest, batch, stage, region, year, result.outputs)
     click.echo(f"{manifest}: {len(result.done)} tile(s) done, {len(result.skipped)} skipped")
+
+
+@click.command("merge-batches")
+@click.argument("stage", type=click.Choice(["predict", "predict_baseline"]))
+@click.option("--region", required=True, help="Region name.")
+@click.option("--year", required=True, type=int, help="Year.")
+@click.option("--batches", required=True,
+              help="Comma-separated batch ids B<epsg>_<xmin>_<ymin> of the region.")
+@click.option("--results-dir", default=schema_default("results_dir"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Region manifest to write (results/{region}/{year}/isa/batches.json).")
+def merge_batches(stage: str, region: str, year: int, batches: str, results_dir: Path,
+                  out_path: Path) -> None:
+    """Merge the STAGE batch manifests of the given batches into one region manifest.
+
+    The manifests are read from their usual paths
+    (``results/{region}/{year}/<stage dir>/batches/{batch}.json``); batch ids rather
+    than paths keep the command line short for thousands of batches.
+    """
+    from jointseg.batch import BATCH_ID_RE, BatchError, manifest_path, merge_manifests
+
+    ids = [b.strip() for b in batches.split(",") if b.strip()]
+    bad = [b for b in ids if not BATCH_ID_RE.match(b)]
+    if bad or not ids:
+        raise click.BadParameter(f"{bad[0] if bad else batches!r}: expected "
+                                 "B<epsg>_<xmin>_<ymin>[,...]", param_hint="--batches")
+    paths = [manifest_path(stage, b, region, year, results_dir) for b in ids]
+    try:
+        merge_manifests(paths, out_path, stage, region, year)
+    except BatchError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{out_path}: merged {len(paths)} batch manifest(s)")

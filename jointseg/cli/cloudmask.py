@@ -9,25 +9,33 @@ from pathlib import Path
 
 import click
 
-from jointseg.data.cloudmask import DEFAULT_SCL_CLASSES, CloudMaskError, cloud_mask_tile
+from jointseg.config import schema_default
+from jointseg.data.cloudmask import CloudMaskError, cloud_mask_tile
 from jointseg.io import OutputError
 
 
 @click.command("cloudmask")
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--scl-classes", default=",".join(map(str, DEFAULT_SCL_CLASSES)),
+@click.option("--scl-classes",
+              default=",".join(map(str, schema_default("cloudmask.scl_masked_classes"))),
               show_default=True, help="Comma-separated SCL classes to mask.")
-@click.option("--dilation-m", default=40.0, show_default=True, type=float,
+@click.option("--dilation-m", default=schema_default("cloudmask.dilation_m"),
+              show_default=True, type=float,
               help="Dilation of SCL cloud/shadow classes, metres.")
 @click.option("--combine", type=click.Choice(["scl", "union", "intersection", "s2cloudless"]),
-              default="scl", show_default=True,
+              default=schema_default("cloudmask.combine"), show_default=True,
               help="How SCL and s2cloudless are combined (all but 'scl' run s2cloudless).")
-@click.option("--s2c-threshold", default=0.4, show_default=True, type=float,
+@click.option("--s2c-threshold", default=schema_default("cloudmask.s2cloudless.threshold"),
+              show_default=True, type=float,
               help="s2cloudless probability threshold.")
-@click.option("--s2c-average-over", default=22, show_default=True, type=int,
+@click.option("--s2c-average-over",
+              default=schema_default("cloudmask.s2cloudless.average_over"),
+              show_default=True, type=int,
               help="s2cloudless smoothing radius, 10 m pixels.")
-@click.option("--s2c-dilation-size", default=11, show_default=True, type=int,
+@click.option("--s2c-dilation-size",
+              default=schema_default("cloudmask.s2cloudless.dilation_size"),
+              show_default=True, type=int,
               help="s2cloudless dilation radius, 10 m pixels.")
 def cloudmask(manifest: Path, out: Path, scl_classes: str, dilation_m: float, combine: str,
               s2c_threshold: float, s2c_average_over: int, s2c_dilation_size: int) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from jointseg.data.download import DEFAULT_BANDS, DownloadError, download_tile
+from jointseg.config import schema_default
+from jointseg.data.download import DownloadError, download_tile
 from jointseg.data.stac import ItemError, read_scene_list
 from jointseg.grid import Tile
 
@@ -19,12 +20,16 @@ from jointseg.grid import Tile
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Stack directory (resources/{region}/{year}/stack/{tile}).")
 @click.option("--tile-size-m", required=True, type=int, help="Tile side in metres.")
-@click.option("--bands", default=",".join(DEFAULT_BANDS), show_default=True,
+@click.option("--bands", default=",".join(schema_default("bands.b10m")
+              + schema_default("bands.b20m") + ["SCL"]), show_default=True,
               help="Comma-separated band ids.")
-@click.option("--retries", default=5, show_default=True, type=int)
-@click.option("--backoff-s", default=1.0, show_default=True, type=float,
+@click.option("--retries", default=schema_default("download.retries"), show_default=True,
+              type=int)
+@click.option("--backoff-s", default=schema_default("download.backoff_s"),
+              show_default=True, type=float,
               help="First retry wait, doubled each retry.")
-@click.option("--timeout-s", default=60.0, show_default=True, type=float,
+@click.option("--timeout-s", default=schema_default("stac.timeout_s"), show_default=True,
+              type=float,
               help="HTTP timeout per request.")
 @click.option("--allow-http", is_flag=True,
               help="Follow plain http:// hrefs to non-loopback hosts (refused by default).")

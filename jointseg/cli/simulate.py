@@ -6,6 +6,8 @@ import json
 
 import click
 
+from jointseg.config import schema_default
+
 
 @click.group()
 def simulate() -> None:
@@ -15,12 +17,13 @@ def simulate() -> None:
 @simulate.command("region")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output directory (e.g. resources/demo).")
-@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--seed", default=schema_default("demo.seed"), show_default=True, type=int)
 @click.option("--year", default=2021, show_default=True, type=int)
 @click.option("--bbox", nargs=4, type=float, default=(663000, 3543000, 669000, 3549000),
               show_default=True, help="xmin ymin xmax ymax in metres of --crs.")
 @click.option("--crs", default="EPSG:32650", show_default=True)
-@click.option("--n-dates", default=8, show_default=True, type=int)
+@click.option("--n-dates", default=schema_default("demo.n_dates"), show_default=True,
+              type=int)
 @click.option("--file-base-url", default="http://127.0.0.1:8752", show_default=True,
               help="URL serving --out; used for STAC asset hrefs.")
 def region(out_dir, seed, year, bbox, crs, n_dates, file_base_url) -> None:
@@ -45,10 +48,14 @@ def stac(out_dir, file_base_url) -> None:
 @simulate.command("chips")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output directory (e.g. resources/chips).")
-@click.option("--seed", default=1000, show_default=True, type=int)
-@click.option("--n-regions", default=4, show_default=True, type=int)
-@click.option("--region-size-m", default=1920, show_default=True, type=int)
-@click.option("--chip-size-m", default=320, show_default=True, type=int)
+@click.option("--seed", default=schema_default("model.chips.seed"), show_default=True,
+              type=int)
+@click.option("--n-regions", default=schema_default("model.chips.n_regions"),
+              show_default=True, type=int)
+@click.option("--region-size-m", default=schema_default("model.chips.region_size_m"),
+              show_default=True, type=int)
+@click.option("--chip-size-m", default=schema_default("model.chips.chip_size_m"),
+              show_default=True, type=int)
 @click.option("--year", default=2021, show_default=True, type=int)
 @click.option("--n-dates", default=5, show_default=True, type=int,
               help="Dates median-composited per region.")

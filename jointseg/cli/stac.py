@@ -5,8 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
+
+from jointseg.config import schema_default
+
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +55,99 @@ def _parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return values  # type: ignore[return-value]
 
 
+#: search option -> the config key whose value it takes from --config when not given
+CONFIG_KEYS: dict[str, str] = {
+    "api_url": "stac.api_url",
+    "collection": "stac.collection",
+    "provider": "stac.provider",
+    "max_cloud_cover": "stac.max_cloud_cover",
+    "max_scenes": "stac.max_scenes",
+    "tile_size_m": "grid.tile_size_m",
+    "sign": "stac.sign_planetary_computer",
+    "timeout_s": "stac.timeout_s",
+    "retries": "download.retries",
+    "backoff_s": "download.backoff_s",
+    "allow_http": "stac.allow_http",
+    "demo_stac_port": "stac.demo_server.stac_port",
+    "demo_file_port": "stac.demo_server.file_port",
+    "demo_state_dir": "stac.demo_server.state_dir",
+}
+
+
+def _config_value(cfg: dict, dotted: str) -> object:
+    node: object = cfg
+    for key in dotted.split("."):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _merge_config(ctx: click.Context, config_path: Path | None) -> dict:
+    """The command's parameters, options not given on the command line taken from
+    ``config_path`` (validated, defaults filled) when given; also ``year``,
+    ``date_window`` and ``demo_sim_dir`` (set when the config's demo server is on)."""
+    from jointseg.config import ConfigError, load_config
+
+    p = dict(ctx.params)
+    p["date_window"] = {"start": schema_default("stac.date_window.start"),
+                        "end": schema_default("stac.date_window.end")}
+    if config_path is None:
+        return p
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    given = {n for n in p if ctx.get_parameter_source(n) != ParameterSource.DEFAULT}
+    for name, dotted in CONFIG_KEYS.items():
+        if name not in given and _config_value(cfg, dotted) is not None:
+            p[name] = _config_value(cfg, dotted)
+    if p["year"] is None:
+        p["year"] = cfg["year"]
+    p["date_window"] = cfg["stac"]["date_window"]
+    demo = cfg["stac"]["demo_server"]
+    if demo["enabled"] and "demo_sim_dir" not in given and "api_url" not in given:
+        p["demo_sim_dir"] = Path(demo["sim_dir"])
+    return p
+
+
+def _search_geometry(p: dict) -> BaseGeometry:
+    """The footprint to search (lon/lat): the tile's, or --bbox-lonlat."""
+    from shapely.geometry import box
+
+    from jointseg.grid import Tile
+
+    bbox = _parse_bbox(p["bbox_lonlat"])
+    if p["tile_id"] is None and bbox is None:
+        raise click.UsageError("give --tile or --bbox-lonlat")
+    if bbox is not None:
+        return box(*bbox)
+    if p["tile_size_m"] is None:
+        raise click.UsageError("give --tile-size-m (or --config) with --tile")
+    try:
+        return Tile.from_id(p["tile_id"], int(p["tile_size_m"])).footprint_lonlat()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tile") from None
+
+
+def _api_url(p: dict) -> str:
+    """--api-url, or the URL of the demo STAC API (started if needed) with --demo-sim-dir."""
+    from jointseg.simulate.servers import ServerError, ensure_demo_servers
+
+    if p["demo_sim_dir"] is not None:
+        try:
+            url, _ = ensure_demo_servers(Path(p["demo_sim_dir"]), int(p["demo_stac_port"]),
+                                         int(p["demo_file_port"]), Path(p["demo_state_dir"]))
+        except ServerError as exc:
+            raise click.ClickException(str(exc)) from None
+        return url
+    if not p["api_url"]:
+        raise click.UsageError("give --api-url, --demo-sim-dir or --config")
+    return str(p["api_url"])
+
+
 @click.command("search")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Workflow config (config.yaml); explicit options override it.")
+              help="Workflow config (config.yaml): its values replace the defaults of the "
+                   "options not given (the workflow passes every option instead).")
 @click.option("--region", default=None, help="Region name (recorded in the output).")
 @click.option("--year", type=int, default=None, help="Year to search (default: config year).")
 @click.option("--tile", "tile_id", default=None,
@@ -58,36 +155,46 @@ def _parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Scene list to write (results/{region}/{year}/scenes/{tile}.json).")
 @click.option("--api-url", default=None, help="STAC API root URL.")
-@click.option("--collection", default=None, help="Collection id (default sentinel-2-l2a).")
-@click.option("--provider", default=None,
+@click.option("--collection", default=schema_default("stac.collection"), show_default=True,
+              help="Collection id.")
+@click.option("--provider", default=schema_default("stac.provider"), show_default=True,
               type=click.Choice(["auto", "earth-search", "planetary-computer", "cdse"]))
 @click.option("--bbox-lonlat", default=None,
               help="Search this lon/lat box (minlon,minlat,maxlon,maxlat) instead of the tile.")
-@click.option("--start", "start_date", default=None, help="First date YYYY-MM-DD.")
-@click.option("--end", "end_date", default=None, help="Last date YYYY-MM-DD (inclusive).")
-@click.option("--max-cloud-cover", type=float, default=None, help="Percent (default 80).")
-@click.option("--max-scenes", type=int, default=None, help="Scenes to keep (default 12).")
+@click.option("--start", "start_date", default=None,
+              help="First date YYYY-MM-DD [default: YEAR-01-01].")
+@click.option("--end", "end_date", default=None,
+              help="Last date YYYY-MM-DD, inclusive [default: YEAR-12-31].")
+@click.option("--max-cloud-cover", type=float, default=schema_default("stac.max_cloud_cover"),
+              show_default=True, help="Percent.")
+@click.option("--max-scenes", type=int, default=schema_default("stac.max_scenes"),
+              show_default=True, help="Scenes to keep, least cloudy first.")
 @click.option("--tile-size-m", type=int, default=None, help="Tile side (default: config).")
-@click.option("--sign/--no-sign", default=None, help="Sign Planetary Computer hrefs.")
-@click.option("--timeout-s", type=float, default=None, help="HTTP timeout per request (s).")
-@click.option("--retries", type=int, default=None,
-              help="HTTP retries per request (default: config download.retries, else 5).")
-@click.option("--backoff-s", type=float, default=None,
-              help="First retry wait, doubled each retry (default: config download.backoff_s).")
-@click.option("--allow-http", is_flag=True,
+@click.option("--sign/--no-sign", default=schema_default("stac.sign_planetary_computer"),
+              show_default=True, help="Sign Planetary Computer hrefs.")
+@click.option("--timeout-s", type=float, default=schema_default("stac.timeout_s"),
+              show_default=True, help="HTTP timeout per request (s).")
+@click.option("--retries", type=int, default=schema_default("download.retries"),
+              show_default=True, help="HTTP retries per request.")
+@click.option("--backoff-s", type=float, default=schema_default("download.backoff_s"),
+              show_default=True, help="First retry wait (s), doubled each retry.")
+@click.option("--allow-http", is_flag=True, default=schema_default("stac.allow_http"),
               help="Accept a plain http:// API URL on a non-loopback host.")
+@click.option("--demo-sim-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Search the simulated demo catalogue in this folder: start (or reuse) "
+                   "its loopback STAC API and file server; --api-url is then not used.")
+@click.option("--demo-stac-port", type=int, default=schema_default("stac.demo_server.stac_port"),
+              show_default=True, help="Demo STAC API port (with --demo-sim-dir).")
+@click.option("--demo-file-port", type=int, default=schema_default("stac.demo_server.file_port"),
+              show_default=True, help="Demo file server port (with --demo-sim-dir).")
+@click.option("--demo-state-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=schema_default("stac.demo_server.state_dir"), show_default=True,
+              help="Demo servers' pid files, logs and lock (with --demo-sim-dir).")
 @click.option("--allow-empty", is_flag=True,
               help="Write an empty scene list instead of failing when nothing matches.")
-def search(config_path: Path | None, region: str | None, year: int | None, tile_id: str | None,
-           out_path: Path, api_url: str | None, collection: str | None, provider: str | None,
-           bbox_lonlat: str | None, start_date: str | None, end_date: str | None,
-           max_cloud_cover: float | None, max_scenes: int | None, tile_size_m: int | None,
-           sign: bool | None, timeout_s: float | None, retries: int | None,
-           backoff_s: float | None, allow_http: bool, allow_empty: bool) -> None:
+@click.pass_context
+def search(ctx: click.Context, config_path: Path | None, **_: object) -> None:
     """Find the least cloudy Sentinel-2 L2A scenes for one tile and write the scene list."""
-    from shapely.geometry import box
-
-    from jointseg.config import ConfigError, load_config
     from jointseg.data.stac import (
         NoScenesError,
         StacError,
@@ -95,84 +202,39 @@ def search(config_path: Path | None, region: str | None, year: int | None, tile_
         search_scenes,
         write_scene_list,
     )
-    from jointseg.grid import Tile
-    from jointseg.simulate.servers import ServerError, ensure_demo_servers
 
-    cfg: dict = {}
-    if config_path is not None:
-        try:
-            cfg = load_config(config_path)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
-    stac = dict(cfg.get("stac") or {})
-    dl_cfg = dict(cfg.get("download") or {})
-    year = year if year is not None else cfg.get("year")
-    bbox = _parse_bbox(bbox_lonlat)
-    if tile_id is None and bbox is None:
-        raise click.UsageError("give --tile or --bbox-lonlat")
+    p = _merge_config(ctx, config_path)
+    start_date, end_date, year = p["start_date"], p["end_date"], p["year"]
     if (start_date is None or end_date is None) and year is None:
         raise click.UsageError("give --year (or --config) or both --start and --end")
     if start_date is None or end_date is None:
-        dw = stac.get("date_window") or {}
-        first, last = date_window(int(year), dw.get("start", "01-01"), dw.get("end", "12-31"))
+        dw = p["date_window"]
+        first, last = date_window(int(year), dw["start"], dw["end"])
         start_date = start_date or first.isoformat()
         end_date = end_date or last.isoformat()
-    if year is None:
-        year = int(str(start_date)[:4])
-
-    if tile_id is not None:
-        size = tile_size_m or (cfg.get("grid") or {}).get("tile_size_m")
-        if size is None:
-            raise click.UsageError("give --tile-size-m (or --config) with --tile")
-        try:
-            tile = Tile.from_id(tile_id, int(size))
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--tile") from None
-        geometry = tile.footprint_lonlat() if bbox is None else box(*bbox)
-    else:
-        geometry = box(*bbox)
-
-    demo = stac.get("demo_server") or {}
-    if demo.get("enabled") and api_url is None:
-        try:
-            api_url, _ = ensure_demo_servers(
-                Path(demo.get("sim_dir", "resources/demo")), int(demo.get("stac_port", 8751)),
-                int(demo.get("file_port", 8752)), Path(demo.get("state_dir", ".jointseg/servers")))
-        except ServerError as exc:
-            raise click.ClickException(str(exc)) from None
-    api_url = api_url or stac.get("api_url")
-    if not api_url:
-        raise click.UsageError("give --api-url (or --config)")
+    year = int(year) if year is not None else int(str(start_date)[:4])
+    geometry = _search_geometry(p)
+    tile_id = p["tile_id"]
     try:
         scenes = search_scenes(
-            api_url,
-            collection or stac.get("collection", "sentinel-2-l2a"),
-            geometry,
-            start_date,
-            end_date,
-            max_cloud_cover=(max_cloud_cover if max_cloud_cover is not None
-                             else float(stac.get("max_cloud_cover", 80))),
-            max_scenes=max_scenes if max_scenes is not None else int(stac.get("max_scenes", 12)),
-            provider=provider or stac.get("provider", "auto"),
-            sign=sign if sign is not None else bool(stac.get("sign_planetary_computer", False)),
-            timeout_s=timeout_s if timeout_s is not None else float(stac.get("timeout_s", 60)),
-            stac_cfg=stac,
-            retries=retries if retries is not None else int(dl_cfg.get("retries", 5)),
-            backoff_s=backoff_s if backoff_s is not None else float(dl_cfg.get("backoff_s", 1.0)),
-            allow_http=allow_http or bool(stac.get("allow_http", False)),
-        )
+            _api_url(p), p["collection"], geometry, start_date, end_date,
+            max_cloud_cover=float(p["max_cloud_cover"]), max_scenes=int(p["max_scenes"]),
+            provider=p["provider"], sign=bool(p["sign"]), timeout_s=float(p["timeout_s"]),
+            retries=int(p["retries"]), backoff_s=float(p["backoff_s"]),
+            allow_http=bool(p["allow_http"]),
+        )  # fmt: skip
     except NoScenesError as exc:
-        if not allow_empty:
+        if not p["allow_empty"]:
             raise click.ClickException(str(exc)) from None
         log.warning("%s", exc)
         scenes = []
     except StacError as exc:
         raise click.ClickException(str(exc)) from None
-    write_scene_list(out_path, tile_id or "bbox", region or "custom", int(year), scenes)
+    write_scene_list(p["out_path"], tile_id or "bbox", p["region"] or "custom", year, scenes)
     for s in scenes:
         log.info("%s: %s cloud %.1f%% boa_offset_dn %d", tile_id or "bbox", s.id,
                  s.cloud_cover, s.boa_offset_dn)
-    click.echo(f"{out_path}: {len(scenes)} scene(s)")
+    click.echo(f"{p['out_path']}: {len(scenes)} scene(s)")
 
 
 @click.command("serve-demo")
