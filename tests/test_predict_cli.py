@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from rio_cogeo.cogeo import cog_validate
 
 from jointseg.cli import main
+from jointseg.products import QA_FILLED, QA_NO_OBSERVATION
 
 REPO = Path(__file__).parents[1]
 MODEL = REPO / "tests" / "data" / "models" / "tiny_rf.onnx"
@@ -71,24 +72,34 @@ def test_predict_real_bigearthnet_patches(tmp_path, index):
     assert values <= {0, 1, 255} and values & {0, 1}
 
 
-def test_predict_composite_pair(tmp_path, patch):
+def write_pair(tmp_path: Path, patch: Path, count: np.ndarray, qa: np.ndarray | None = None
+               ) -> Path:
+    """A composite pair ``t_10m.tif`` / ``t_20m.tif`` of a patch's bands with ``count``
+    (and a QA band when ``qa`` is given)."""
     bands10 = [rasterio.open(band_file(patch, b)).read(1) for b in ("B02", "B03", "B04", "B08")]
     bands20 = [rasterio.open(band_file(patch, b)).read(1)
                for b in ("B05", "B06", "B07", "B8A", "B11", "B12")]
-    count = np.full_like(bands10[0], 3)
-    count[:20] = 0
+    names10 = ["B02", "B03", "B04", "B08", "COUNT"] + (["QA"] if qa is not None else [])
+    arrs10 = [*bands10, count] + ([qa] if qa is not None else [])
     with rasterio.open(band_file(patch, "B02")) as ref:
         crs, t = ref.crs, ref.transform
     for name, arrs, res, names in (
-        ("t_10m.tif", [*bands10, count], 10, ["B02", "B03", "B04", "B08", "COUNT"]),
+        ("t_10m.tif", arrs10, 10, names10),
         ("t_20m.tif", bands20, 20, ["B05", "B06", "B07", "B8A", "B11", "B12"]),
     ):
         with rasterio.open(tmp_path / name, "w", driver="GTiff", crs=crs, count=len(arrs),
                            transform=Affine(res, 0, t.c, 0, -res, t.f), dtype="uint16",
                            width=arrs[0].shape[1], height=arrs[0].shape[0], nodata=0) as ds:
-            ds.write(np.stack(arrs))
+            ds.write(np.stack(arrs).astype(np.uint16))
             ds.descriptions = tuple(names)
             ds.update_tags(SCENES="S2A_A,S2B_B")
+    return tmp_path / "t_10m.tif"
+
+
+def test_predict_composite_pair(tmp_path, patch):
+    count = np.full((120, 120), 3, np.uint16)
+    count[:20] = 0
+    write_pair(tmp_path, patch, count)
     out = tmp_path / "isa.tif"
     res = run("--input", str(tmp_path / "t_10m.tif"), "--output", str(out), "--sr-output",
               str(tmp_path / "sr.tif"), "--threshold", "0.3")
@@ -155,3 +166,28 @@ def test_missing_20m_sibling_and_bad_model(tmp_path, patch):
     res = CliRunner().invoke(main, ["predict", "--model", str(tmp_path / "none.onnx"),
                                     "--input", str(patch), "--output", str(tmp_path / "o.tif")])
     assert res.exit_code == 1 and "none.onnx: model file not found" in res.output
+
+
+def test_filled_pixels_predicted_and_qa_carried_to_the_mosaic(tmp_path, patch):
+    count = np.full((120, 120), 3, np.uint16)
+    count[:20] = 0
+    qa = np.zeros((120, 120), np.uint16)
+    qa[:10] = QA_FILLED
+    qa[10:20] = QA_NO_OBSERVATION
+    c10 = write_pair(tmp_path, patch, count, qa)
+    out = tmp_path / "isa" / "t_isa.tif"
+    res = run("--input", str(c10), "--output", str(out), "--window", "48")
+    assert res.exit_code == 0, res.output
+    mosaic = tmp_path / "isa_1m.tif"
+    res = CliRunner().invoke(main, ["mosaic", str(out), "--output", str(mosaic), "--kind",
+                                    "binary", "--year", "2021", "--region", "t"])
+    assert res.exit_code == 0, res.output
+    for path in (out, mosaic):
+        with rasterio.open(path) as ds:
+            assert ds.descriptions == ("isa_binary", "QA"), path
+            isa, qa_1m = ds.read(1), ds.read(2)
+        np.testing.assert_array_equal(qa_1m[:100], QA_FILLED)
+        np.testing.assert_array_equal(qa_1m[100:200], QA_NO_OBSERVATION)
+        assert (qa_1m[200:] == 0).all()
+        assert (isa[:100] != 255).all() and set(np.unique(isa[:100])) <= {0, 1}
+        assert (isa[100:200] == 255).all() and (isa[200:] != 255).all()

@@ -7,9 +7,17 @@ from pathlib import Path
 
 import click
 
+from jointseg.products import QA_FILLED, QA_NO_OBSERVATION
+
 log = logging.getLogger(__name__)
 
 CLASSES = {0: "not impervious", 1: "impervious"}
+#: The ISA map's band 2 (QA) bit flags: value -> (name, meaning), see jointseg.products.
+QA_FLAGS = {
+    QA_FILLED: ("filled", "no clear observation: composite filled from the best remaining "
+                          "(least-cloudy) one, ISA predicted from it"),
+    QA_NO_OBSERVATION: ("no_observation", "Sentinel-2 never saw the ground here (ISA nodata)"),
+}
 
 
 @click.command("mosaic")
@@ -56,8 +64,9 @@ def mosaic(tiles: tuple[Path, ...], output: Path, kind: str, output_crs: str | N
     log.info("wrote %s from %d tiles", out, len(tiles))
     product = "isa" if kind == "binary" else "isa_probability"
     if item:
-        desc = ("1 m impervious surface (1 = impervious, 0 = not, 255 = no data)"
-                if kind == "binary" else "1 m impervious-surface probability (DN x scale)")
+        desc = ("1 m impervious surface (1 = impervious, 0 = not, 255 = no data; "
+                "band 2: QA bit flags)" if kind == "binary"
+                else "1 m impervious-surface probability (DN x scale)")
         import rasterio
 
         with rasterio.open(out) as ds:
@@ -68,6 +77,7 @@ def mosaic(tiles: tuple[Path, ...], output: Path, kind: str, output_crs: str | N
         it = product_item(out, item_id=f"{product.replace('_', '-')}-1m-{region}-{year}",
                           year=year, product=product, description=desc,
                           classes=CLASSES if kind == "binary" else None, scale=scale,
+                          qa_flags=QA_FLAGS if kind == "binary" else None,
                           properties={"jointseg:region": region, **props})
         write_item(it, item)
     if quicklook:

@@ -109,6 +109,9 @@ def mosaic_tiles(
 ) -> Path:
     """Mosaic per-tile rasters into one COG in ``output_crs``.
 
+    Every band is carried through with its description (the binary ISA tiles'
+    band 2 ``QA`` included: nearest, like the classes of band 1).
+
     Args:
         tile_paths: per-tile GeoTIFFs (same dtype, band count, nodata, resolution).
         out_path: destination COG.
@@ -129,65 +132,54 @@ def mosaic_tiles(
         raise MosaicError(f"missing tiles: {', '.join(missing)}")
     dst_crs = resolve_crs(output_crs, paths)
     dtype, count, nodata, tags = _check_consistent(paths)
-    epsgs = tile_epsgs(paths)
-    dst_epsg = rasterio.crs.CRS.from_user_input(dst_crs).to_epsg()
     log.info("mosaic of %d tiles (%s) -> %s in %s", len(paths), kind, out_path, dst_crs)
-
+    descriptions = tags.pop("BAND_DESCRIPTIONS", "").split(",")
+    all_tags = {k: v for k, v in tags.items() if k != "AREA_OR_POINT"}
+    all_tags.update(extra_tags or {})
+    all_tags["JOINTSEG_TILES"] = str(len(paths))
+    options = [
+        "COMPRESS=DEFLATE",
+        f"PREDICTOR={'3' if dtype.startswith('float') else '2'}",
+        "BLOCKSIZE=512",
+        f"OVERVIEW_RESAMPLING={_OVERVIEW[kind]}",
+        "BIGTIFF=IF_SAFER",
+        f"NUM_THREADS={max(1, threads)}",
+    ]
     with tempfile.TemporaryDirectory(prefix="jointseg-mosaic-") as tmpdir:
-        sources = []
-        for p, epsg in zip(paths, epsgs, strict=True):
-            if epsg == dst_epsg:
-                sources.append(str(p))
-                continue
-            warped = str(Path(tmpdir) / f"{p.stem}.warped.vrt")
-            log.info("tile %s: EPSG:%d -> %s (%s)", p.name, epsg, dst_crs, _WARP[kind])
-            gdal.Warp(
-                warped,
-                str(p),
-                format="VRT",
-                dstSRS=dst_crs,
-                xRes=res_m,
-                yRes=res_m,
-                targetAlignedPixels=True,
-                resampleAlg=_WARP[kind],
-                srcNodata=nodata,
-                dstNodata=nodata,
-            )
-            sources.append(warped)
+        sources = _sources(paths, dst_crs, res_m, kind, nodata, Path(tmpdir))
         vrt = str(Path(tmpdir) / "mosaic.vrt")
-        gdal.BuildVRT(
-            vrt,
-            sources,
-            resolution="user",
-            xRes=res_m,
-            yRes=res_m,
-            targetAlignedPixels=True,
-            srcNodata=nodata,
-            VRTNodata=nodata,
-        )
-        predictor = "3" if dtype.startswith("float") else "2"
-        options = [
-            "COMPRESS=DEFLATE",
-            f"PREDICTOR={predictor}",
-            "BLOCKSIZE=512",
-            f"OVERVIEW_RESAMPLING={_OVERVIEW[kind]}",
-            "BIGTIFF=IF_SAFER",
-            f"NUM_THREADS={max(1, threads)}",
-        ]
-        descriptions = tags.pop("BAND_DESCRIPTIONS", "").split(",")
-        all_tags = {k: v for k, v in tags.items() if k != "AREA_OR_POINT"}
-        all_tags.update(extra_tags or {})
-        all_tags["JOINTSEG_TILES"] = str(len(paths))
+        gdal.BuildVRT(vrt, sources, resolution="user", xRes=res_m, yRes=res_m,
+                      targetAlignedPixels=True, srcNodata=nodata, VRTNodata=nodata)
         with atomic_path(out_path, validate=_validate_cog) as tmp:
             ds = gdal.Open(vrt)
             for i in range(count):
-                band = ds.GetRasterBand(i + 1)
                 if i < len(descriptions) and descriptions[i]:
-                    band.SetDescription(descriptions[i])
+                    ds.GetRasterBand(i + 1).SetDescription(descriptions[i])
             ds.SetMetadata({k: str(v) for k, v in all_tags.items()})
             gdal.Translate(str(tmp), ds, format="COG", creationOptions=options)
             ds = None
     return Path(out_path)
+
+
+def _sources(
+    paths: list[Path], dst_crs: str, res_m: float, kind: Kind, nodata: float | None,
+    tmpdir: Path,
+) -> list[str]:
+    """The VRT's sources: tiles already in ``dst_crs`` as they are, the others wrapped
+    in warped VRTs on the ``res_m`` output grid (``_WARP[kind]`` resampling, all bands)."""
+    dst_epsg = rasterio.crs.CRS.from_user_input(dst_crs).to_epsg()
+    sources = []
+    for p, epsg in zip(paths, tile_epsgs(paths), strict=True):
+        if epsg == dst_epsg:
+            sources.append(str(p))
+            continue
+        warped = str(tmpdir / f"{p.stem}.warped.vrt")
+        log.info("tile %s: EPSG:%d -> %s (%s)", p.name, epsg, dst_crs, _WARP[kind])
+        gdal.Warp(warped, str(p), format="VRT", dstSRS=dst_crs, xRes=res_m, yRes=res_m,
+                  targetAlignedPixels=True, resampleAlg=_WARP[kind], srcNodata=nodata,
+                  dstNodata=nodata)
+        sources.append(warped)
+    return sources
 
 
 def _validate_cog(path: Path) -> None:
