@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jointseg.assess.accuracy import (
+from jointseg.assess.estimators import (
     confusion_matrix,
     estimates_by_group,
     f1_scores,

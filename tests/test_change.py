@@ -192,3 +192,33 @@ def test_cli(three_years, tmp_path):
     bad = CliRunner().invoke(main, ["change", "--maps", f"2017={paths[2017]}", "--out",
                                     str(out)])
     assert bad.exit_code != 0 and "two years" in bad.output
+
+
+def test_reads_band_1_of_maps_with_a_qa_band(three_years, tmp_path, monkeypatch):
+    """A QA band (flags 0..7) after the map changes nothing: only band 1 is read."""
+    paths, probs, cities = three_years
+    monkeypatch.setattr(change, "BLOCK_ROWS", 4)
+    qa = np.arange(60, dtype=np.uint8).reshape(6, 10) % 8
+    two = {}
+    for y, p in paths.items():
+        with rasterio.open(p) as ds:
+            two[y] = _write(tmp_path / f"qa_{y}.tif", np.stack([ds.read(1), qa]))
+    one = biennial_change(paths, tmp_path / "one", probs=probs, cities=cities,
+                          consistency=True, region="demo")
+    res = biennial_change(two, tmp_path / "two", probs=probs, cities=cities,
+                          consistency=True, region="demo")
+    assert res["groups"] == one["groups"]
+    assert res["consistency"] == one["consistency"]
+
+
+def test_geographic_grid_and_bad_polygons_raise_change_error(three_years, tmp_path):
+    paths, _, cities = three_years
+    geo = GeoBox("EPSG:4326", Affine(1e-4, 0, 117.0, 0, -1e-4, 31.0), 10, 6)
+    maps = {y: _write(tmp_path / f"geo_{y}.tif", _map([(0, 0)]), geo) for y in (2017, 2019)}
+    with pytest.raises(ChangeError, match="not projected"):
+        biennial_change(maps, tmp_path / "geo")
+    with pytest.raises(ChangeError, match="no column 'nope'"):
+        biennial_change(paths, tmp_path / "x", cities=cities, city_field="nope")
+    bad = _write(tmp_path / "bad.tif", _map([(0, 0)]) + 2)
+    with pytest.raises(ChangeError, match=r"bad.tif: map holds values \[2, 3\]"):
+        biennial_change({2017: paths[2017], 2019: bad}, tmp_path / "y")

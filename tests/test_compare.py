@@ -209,3 +209,22 @@ def test_map_with_foreign_values_is_rejected(tmp_path):
     write_cog(tmp_path / "bad.tif", np.full((20, 20), 3, np.uint8), gb, nodata=255)
     with pytest.raises(CompareError, match=r"bad.tif: map holds values \[3\]"):
         compare_with_binary(tmp_path / "bad.tif", tmp_path / "bad.tif")
+
+
+def test_maps_with_a_qa_band_are_read_from_band_1(tmp_path):
+    """The ISA product's QA band (band 2, flags) is never read as map values."""
+    rng = np.random.default_rng(9)
+    gb = GeoBox.from_bounds("EPSG:32632", (500000, 20000, 500095, 20063), 1)
+    m = (rng.random(gb.shape) < 0.4).astype(np.uint8)
+    m[:5, :5] = 255
+    qa = (rng.random(gb.shape) * 8).astype(np.uint8)  # flags 0..7
+    write_cog(tmp_path / "one.tif", m, gb, nodata=255)
+    write_cog(tmp_path / "two.tif", np.stack([m, qa]), gb, nodata=255)
+    frac1, grid1 = map_fraction(tmp_path / "one.tif")
+    frac2, grid2 = map_fraction(tmp_path / "two.tif")
+    np.testing.assert_array_equal(frac2, frac1)
+    # 95 x 63 m: 10 x 7 pixels of 10 m from the map's origin, the last ones partial
+    assert grid2 == grid1 == GeoBox("EPSG:32632", Affine(10, 0, 500000, 0, -10, 20063), 10, 7)
+    c1 = compare_with_binary(tmp_path / "one.tif", tmp_path / "two.tif").counts()
+    c2 = compare_with_binary(tmp_path / "two.tif", tmp_path / "one.tif").counts()
+    assert c1 == c2 == BinaryCounts(tn=int((m == 0).sum()), tp=int((m == 1).sum()))

@@ -18,7 +18,8 @@ from affine import Affine
 from click.testing import CliRunner
 from shapely.geometry import box
 
-from jointseg.assess.report import SIMULATED_BANNER, accuracy_report, pixel_area_km2_rows
+from jointseg.assess.report.build import accuracy_report
+from jointseg.assess.report.markdown import SIMULATED_BANNER
 from jointseg.assess.worldcover import read_worldcover
 from jointseg.cli import main
 from jointseg.grid import GeoBox
@@ -161,7 +162,7 @@ def test_report_without_truth_is_not_simulated(scene):
 
 def test_geodesic_pixel_area():
     g = GeoBox("EPSG:4326", Affine(1 / 12000, 0, 6.7, 0, -1 / 12000, 0.36), 10, 2)
-    a = pixel_area_km2_rows(g)
+    a = g.pixel_area_m2_rows() / 1e6  # km²
     # at the equator a 1/12000 degree pixel is about 9.28 m x 9.21 m
     assert a[0] == pytest.approx(111.32 * 110.57 / 12000**2, rel=2e-3)
 

@@ -6,20 +6,23 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from affine import Affine
 from scipy.spatial.distance import pdist
 from shapely.geometry import box
 
 from jointseg.assess import sampling
-from jointseg.assess.accuracy import stratified_estimates
-from jointseg.assess.sampling import (
-    SamplingError,
-    allocate,
+from jointseg.assess.estimators import stratified_estimates
+from jointseg.assess.labels import (
     assign_groups,
-    design_sample,
-    draw_sample,
     estimate_from_labels,
     label_from_raster,
     read_labels,
+)
+from jointseg.assess.sampling import (
+    SamplingError,
+    allocate,
+    design_sample,
+    draw_sample,
     sample_size,
     write_sample,
 )
@@ -210,3 +213,22 @@ def test_assign_groups_by_city(tmp_path):
     assert out["city"].tolist()[:2] == ["A", "B"] and pd.isna(out["city"].iloc[2])
     with pytest.raises(SamplingError, match="no column 'city_name'"):
         assign_groups(pts, cities, "city_name")
+
+
+def test_qa_band_ignored_and_geographic_areas_in_pixels(isa_map, tmp_path):
+    path, m = isa_map
+    qa = np.full(m.shape, 7, np.uint8)
+    write_cog(tmp_path / "two.tif", np.stack([m, qa]), GRID, nodata=255)
+    one, two = design_sample(path, floor=5), design_sample(tmp_path / "two.tif", floor=5)
+    assert [(s.label, s.pixels, s.n) for s in two.strata] == [
+        (s.label, s.pixels, s.n) for s in one.strata]
+    # the same map on a geographic grid: no pixel area in m², estimates in pixels
+    geo = GeoBox("EPSG:4326", Affine(1e-5, 0, 9.0, 0, -1e-5, 0.3), GRID.width, GRID.height)
+    write_cog(tmp_path / "geo.tif", m, geo, nodata=255)
+    d = design_sample(tmp_path / "geo.tif", floor=5, n_total=10)
+    assert np.isnan(d.pixel_area_m2)
+    pts = draw_sample(tmp_path / "geo.tif", d, min_distance_m=0, seed=1)
+    pts["reference"] = pts["map_class"]
+    est = estimate_from_labels(pts)["all"]
+    assert est.area_unit == "pixels"
+    assert est.area[1] == pytest.approx(200 * 2000)

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from shapely.geometry import box
 
 from jointseg.assess.change import biennial_change
-from jointseg.assess.report import accuracy_report
+from jointseg.assess.report.build import accuracy_report
 from jointseg.assess.tables import NO_DATA, TableError, build_tables, sort_inputs
 from jointseg.assess.worldcover import read_worldcover
 from jointseg.cli import main

@@ -1,14 +1,15 @@
 """Biennial ISA change: area per year and group, growth rates, temporal consistency, change maps.
 
-Input: one binary 1 m ISA map per year (uint8 1 = ISA, 0 = not, 255 = nodata, the
-``isa_1m.tif`` of each year), all on **one grid** (same CRS, transform and shape;
-checked), optionally the ISA probability of each year (``isa_prob_1m.tif``: uint8
-DN, p = DN / 254, 255 = nodata) on the same grid.
+Input: one binary 1 m ISA map per year (the ``isa_1m.tif`` of each year, encoded as
+in :mod:`jointseg.products`: uint8 1 = ISA, 0 = not, 255 = nodata), all on **one grid**
+(same CRS, transform and shape; checked), optionally the ISA probability of each year
+(``isa_prob_1m.tif``: uint8 DN, ``p = DN x PROB_SCALE``, 255 = nodata) on the same grid.
+Band 1 of each file is read.
 
 * **Areas**: ISA area (km²) = ISA pixel count x pixel area (m², from the projected
-  map grid) / 1e6, for the whole region and per polygon group (cities with a name
-  field, zones such as upstream / midstream / downstream). A pixel belongs to the
-  polygon that covers its centre (the last one listed where polygons overlap).
+  map grid) / 1e6, for the whole region and per polygon group
+  (:mod:`jointseg.assess.groups`: cities with a name field, zones such as upstream /
+  midstream / downstream).
 * **Growth** between two years y0 < y1: absolute ``A1 - A0`` km² and annualised
   ``((A1 / A0) ** (1 / (y1 - y0)) - 1) x 100`` % (undefined when ``A0 = 0``).
 * **Temporal consistency** (optional, as GAIA): a pixel that was ISA in an earlier
@@ -31,28 +32,23 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import rasterio
-from affine import Affine
 from pyproj import CRS
-from rasterio.errors import RasterioIOError
-from rasterio.features import rasterize
-from rasterio.windows import Window
 from tqdm import tqdm
 
+from jointseg.assess.groups import GroupError, PolygonGroups, load_groups
+from jointseg.assess.rasters import BLOCK_ROWS, RasterError, read_binary, read_grid, row_windows
 from jointseg.grid import GeoBox
 from jointseg.io import atomic_path, write_cog, write_json
-from jointseg.provenance import raster_provenance, vector_provenance
+from jointseg.products import NODATA_U8, decode_prob
+from jointseg.provenance import raster_provenance
 
 log = logging.getLogger(__name__)
 
-NODATA = 255
-PROB_SCALE = 1.0 / 254.0
-BLOCK_ROWS = 1024
 CHANGE_CLASSES: dict[int, str] = {0: "stable non-ISA", 1: "stable ISA", 2: "new ISA",
                                   3: "lost ISA"}
 CHANGE_KEYS = ("stable_non_isa", "stable_isa", "new_isa", "lost_isa")
@@ -66,20 +62,6 @@ class ChangeError(ValueError):
 # ----------------------------------------------------------------------- grids
 
 
-def read_grid(path: str | os.PathLike) -> tuple[GeoBox, int]:
-    """Grid and nodata (default 255) of a raster.
-
-    Raises:
-        ChangeError: if the file cannot be opened.
-    """
-    try:
-        with rasterio.open(path) as ds:
-            nodata = NODATA if ds.nodata is None else int(ds.nodata)
-            return GeoBox.of(ds), nodata
-    except RasterioIOError as exc:
-        raise ChangeError(f"{path}: cannot open raster ({exc})") from exc
-
-
 def check_same_grid(paths: Mapping[str, str | os.PathLike]) -> GeoBox:
     """The common grid of named rasters; all must share CRS, transform and shape.
 
@@ -87,15 +69,19 @@ def check_same_grid(paths: Mapping[str, str | os.PathLike]) -> GeoBox:
         paths: label (e.g. ``"2019 map"``) -> raster path.
 
     Raises:
-        ChangeError: naming the first raster whose grid differs and how.
+        ChangeError: naming the first raster whose grid differs and how, or one that
+            cannot be opened.
     """
     items = list(paths.items())
     if not items:
         raise ChangeError("no rasters given")
     first_label, first = items[0]
-    ref, _ = read_grid(first)
-    for label, p in items[1:]:
-        g, _ = read_grid(p)
+    try:
+        grids = [(label, p, read_grid(p)[0]) for label, p in items]
+    except RasterError as exc:
+        raise ChangeError(str(exc)) from exc
+    ref = grids[0][2]
+    for label, p, g in grids[1:]:
         if CRS.from_user_input(g.crs) != CRS.from_user_input(ref.crs):
             raise ChangeError(f"{p} ({label}): CRS {g.crs} differs from {ref.crs} of {first} "
                               f"({first_label}); change maps need one grid")
@@ -109,92 +95,19 @@ def check_same_grid(paths: Mapping[str, str | os.PathLike]) -> GeoBox:
     return ref
 
 
-def pixel_area_m2(geobox: GeoBox) -> float:
-    """Area of one pixel in m² of a projected grid.
+def _pixel_area_m2(geobox: GeoBox) -> float:
+    """Area of one pixel in m² of a projected grid (:attr:`GeoBox.pixel_area_m2`).
 
     Raises:
         ChangeError: for a geographic (degree) grid.
     """
-    crs = CRS.from_user_input(geobox.crs)
-    if not crs.is_projected:
-        raise ChangeError(f"grid CRS {geobox.crs} is not projected; areas need metres")
-    t = geobox.transform
-    unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
-    return abs(t.a * t.e - t.b * t.d) * unit**2
-
-
-# ---------------------------------------------------------------------- groups
-
-
-@dataclass(frozen=True)
-class PolygonGroups:
-    """A polygon layer whose features are groups (cities, zones), in a map CRS.
-
-    Attributes:
-        kind: ``"city"`` or ``"zone"`` (any label).
-        names: group names in id order; the raster id of ``names[i]`` is ``i + 1``.
-        shapes: (geometry, id) pairs in the map CRS for rasterisation.
-        source: description of the layer (path and field) for provenance.
-    """
-
-    kind: str
-    names: tuple[str, ...]
-    shapes: tuple[tuple[object, int], ...]
-    source: dict
-
-    def ids(self, shape: tuple[int, int], transform: object) -> np.ndarray:
-        """int32 group id of every pixel (centre inside the polygon), 0 = no group."""
-        if not self.shapes:
-            return np.zeros(shape, np.int32)
-        return rasterize(self.shapes, out_shape=shape, transform=transform, fill=0,
-                         dtype="int32")
-
-
-def load_groups(
-    polygons: str | os.PathLike | gpd.GeoDataFrame, field: str, crs: str, kind: str
-) -> PolygonGroups:
-    """Read a polygon layer and index its features by the ``field`` value.
-
-    Features sharing a name form one group.
-
-    Raises:
-        ChangeError: if the layer has no ``field`` column or no CRS.
-    """
-    label = "<GeoDataFrame>" if isinstance(polygons, gpd.GeoDataFrame) else str(polygons)
     try:
-        gdf = polygons if isinstance(polygons, gpd.GeoDataFrame) else gpd.read_file(polygons)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise ChangeError(f"{label}: cannot read polygons ({exc})") from exc
-    if field not in gdf.columns:
-        raise ChangeError(f"{label}: no column {field!r}; columns are "
-                          f"{[c for c in gdf.columns if c != 'geometry']}")
-    if gdf.crs is None:
-        raise ChangeError(f"{label}: polygon layer has no CRS")
-    gdf = gdf.to_crs(crs)
-    names = tuple(dict.fromkeys(str(v) for v in gdf[field]))
-    index = {n: i + 1 for i, n in enumerate(names)}
-    shapes = tuple((geom, index[str(v)]) for geom, v in zip(gdf.geometry, gdf[field],
-                                                               strict=True)
-                   if geom is not None and not geom.is_empty)
-    source = (vector_provenance(polygons, field) if not isinstance(polygons, gpd.GeoDataFrame)
-              else {"path": label, "field": field})
-    return PolygonGroups(kind, names, shapes, source)
+        return geobox.pixel_area_m2
+    except ValueError as exc:
+        raise ChangeError(str(exc)) from exc
 
 
 # ----------------------------------------------------------------- the rules
-
-
-def check_binary(block: np.ndarray, nodata: int, path: str | os.PathLike) -> np.ndarray:
-    """The block as uint8 0/1/255 (the file's ``nodata`` -> 255).
-
-    Raises:
-        ChangeError: if it holds values other than 0, 1 and ``nodata``.
-    """
-    bad = np.setdiff1d(np.unique(block), [0, 1, nodata])
-    if bad.size:
-        raise ChangeError(f"{path}: binary map holds values {bad.tolist()}; "
-                          f"expected 0, 1 and nodata {nodata}")
-    return np.where(block == nodata, NODATA, block).astype(np.uint8)
 
 
 def consistent_step(
@@ -205,7 +118,8 @@ def consistent_step(
     Args:
         state: uint8 last consistent value per pixel (0/1, 255 = never observed).
         isa: uint8 this year's map (0/1/255).
-        prob_u8: this year's ISA probability DN (p = DN / 254, 255 = nodata), or None.
+        prob_u8: this year's ISA probability DN (:func:`~jointseg.products.decode_prob`,
+            255 = nodata), or None.
         confident: a loss (state 1 -> map 0) is kept only where p <= 1 - confident.
 
     Returns:
@@ -215,20 +129,19 @@ def consistent_step(
     if prob_u8 is None:
         keep_loss = np.zeros_like(loss)
     else:
-        # p <= 1 - confident  <=>  DN <= (1 - confident) * 254 (DN integer)
-        limit = (1.0 - confident) * 254.0
-        keep_loss = (prob_u8 != NODATA) & (prob_u8.astype(np.float64) <= limit + 1e-9)
+        # DN steps are 1/254 apart: a 1e-6 tolerance only absorbs float rounding
+        keep_loss = decode_prob(prob_u8) <= (1.0 - confident) + 1e-6  # NaN (nodata) -> False
     suppress = loss & ~keep_loss
     out = isa.copy()
     out[suppress] = 1
-    new_state = np.where(out != NODATA, out, state).astype(np.uint8)
+    new_state = np.where(out != NODATA_U8, out, state).astype(np.uint8)
     return out, new_state, int(np.count_nonzero(suppress))
 
 
 def change_codes(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """uint8 change classes of two 0/1/255 maps: 0 stable non, 1 stable ISA, 2 new, 3 lost."""
-    out = np.full(before.shape, NODATA, np.uint8)
-    ok = (before != NODATA) & (after != NODATA)
+    out = np.full(before.shape, NODATA_U8, np.uint8)
+    ok = (before != NODATA_U8) & (after != NODATA_U8)
     b, a = before[ok], after[ok]
     out[ok] = np.select([(b == 0) & (a == 0), (b == 1) & (a == 1), (b == 0) & (a == 1)],
                         [0, 1, 2], 3).astype(np.uint8)
@@ -265,48 +178,161 @@ def growth(areas: Mapping[int, float]) -> list[dict]:
 # ---------------------------------------------------------------------- counts
 
 
-def isa_area_by_group(
-    map_path: str | os.PathLike,
-    groups: Sequence[PolygonGroups] = (),
-    *,
-    progress: bool = False,
-) -> dict:
-    """ISA and valid area (km²) of one binary map, whole grid and per polygon group.
+class _Tally:
+    """Pixel counts per year / pair, per group kind (index 0 = no group) and group id."""
 
-    Returns ``{"all": {"isa_km2", "valid_km2", "isa_pixels", "valid_pixels"},
-    "<kind>": {name: {...}}}``; streams by :data:`BLOCK_ROWS` rows.
+    def __init__(self, kinds: Sequence[tuple[str, tuple[str, ...]]], years: Sequence[int],
+                 pairs: Sequence[tuple[int, int]]) -> None:
+        self.kinds = list(kinds)
+
+        def zeros() -> dict[str, np.ndarray]:
+            return {kind: np.zeros(len(names) + 1, np.int64) for kind, names in self.kinds}
+
+        self.isa = {y: zeros() for y in years}
+        self.raw = {y: zeros() for y in years}
+        self.valid = {y: zeros() for y in years}
+        self.trans = {p: {c: zeros() for c in CHANGE_CLASSES} for p in pairs}
+        self.suppressed = dict.fromkeys(years, 0)
+
+    def add_year(self, y: int, ids: Mapping[str, np.ndarray], cur: np.ndarray,
+                 raw: np.ndarray) -> None:
+        """Count ISA (after the rule and raw) and valid pixels of one year's block."""
+        for kind, _ in self.kinds:
+            k, size = ids[kind], self.isa[y][kind].size
+            self.isa[y][kind] += np.bincount(k[cur == 1], minlength=size)
+            self.raw[y][kind] += np.bincount(k[raw == 1], minlength=size)
+            self.valid[y][kind] += np.bincount(k[cur != NODATA_U8], minlength=size)
+
+    def add_pair(self, p: tuple[int, int], ids: Mapping[str, np.ndarray],
+                 codes: np.ndarray) -> None:
+        """Count the change classes of one pair's block."""
+        for c in CHANGE_CLASSES:
+            for kind, _ in self.kinds:
+                self.trans[p][c][kind] += np.bincount(
+                    ids[kind][codes == c], minlength=self.trans[p][c][kind].size)
+
+
+def _scan(
+    maps: Mapping[int, str | os.PathLike], probs: Mapping[int, str | os.PathLike],
+    geobox: GeoBox, groups: Sequence[PolygonGroups], tally: _Tally, *,
+    consistency: bool, confident: float, progress: bool,
+) -> dict[tuple[int, int], np.ndarray]:
+    """Read every year block by block, apply the rule, count into ``tally``; return the
+    uint8 change codes of each consecutive pair on ``geobox``.
+
+    Raises:
+        RasterError: if a map is not binary.
     """
-    geobox, nodata = read_grid(map_path)
-    px_km2 = pixel_area_m2(geobox) / 1e6
-    isa = {"all": np.zeros(1, np.int64)}
-    valid = {"all": np.zeros(1, np.int64)}
-    for g in groups:
-        isa[g.kind] = np.zeros(len(g.names) + 1, np.int64)
-        valid[g.kind] = np.zeros(len(g.names) + 1, np.int64)
-    with rasterio.open(map_path) as ds:
-        for row0 in tqdm(range(0, geobox.height, BLOCK_ROWS), desc=f"area {Path(map_path).name}",
-                         disable=not progress):
-            win = Window(0, row0, geobox.width, min(BLOCK_ROWS, geobox.height - row0))
-            m = check_binary(ds.read(1, window=win), nodata, map_path)
-            isa["all"] += np.count_nonzero(m == 1)
-            valid["all"] += np.count_nonzero(m != NODATA)
-            for g in groups:
-                ids = g.ids(m.shape, geobox.transform @ Affine.translation(0, row0))
-                isa[g.kind] += np.bincount(ids[m == 1], minlength=len(g.names) + 1)
-                valid[g.kind] += np.bincount(ids[m != NODATA], minlength=len(g.names) + 1)
+    years = sorted(maps)
+    pairs = list(tally.trans)
+    change = {p: np.full(geobox.shape, NODATA_U8, np.uint8) for p in pairs}
+    datasets = {y: rasterio.open(maps[y]) for y in years}
+    prob_ds = {y: rasterio.open(probs[y]) for y in probs}
+    try:
+        nodatas = {y: read_grid(maps[y])[1] for y in years}
+        for win in tqdm(list(row_windows(geobox, BLOCK_ROWS)), desc="change", unit="block",
+                        disable=not progress):
+            sub = geobox[win]
+            ids = {"region": np.ones(sub.shape, np.int32), **{g.kind: g.ids(sub) for g in groups}}
+            state = np.full(sub.shape, NODATA_U8, np.uint8)
+            final: dict[int, np.ndarray] = {}
+            for y in years:
+                raw = cur = read_binary(datasets[y], nodatas[y], win)
+                if consistency:
+                    p = prob_ds[y].read(1, window=win) if y in prob_ds else None
+                    cur, state, n_sup = consistent_step(state, raw, p, confident)
+                    tally.suppressed[y] += n_sup
+                final[y] = cur
+                tally.add_year(y, ids, cur, raw)
+            for p in pairs:
+                codes = change_codes(final[p[0]], final[p[1]])
+                change[p][win.row_off:win.row_off + win.height] = codes
+                tally.add_pair(p, ids, codes)
+            log.info("change: rows %d-%d of %d done", win.row_off, win.row_off + win.height,
+                     geobox.height)
+    finally:
+        for ds in [*datasets.values(), *prob_ds.values()]:
+            ds.close()
+    return change
 
-    def entry(i: int, v: int) -> dict:
-        return {"isa_km2": i * px_km2, "valid_km2": v * px_km2, "isa_pixels": int(i),
-                "valid_pixels": int(v)}
 
-    out: dict = {"all": entry(int(isa["all"][0]), int(valid["all"][0]))}
-    for g in groups:
-        out[g.kind] = {n: entry(int(isa[g.kind][k + 1]), int(valid[g.kind][k + 1]))
-                       for k, n in enumerate(g.names)}
+def _write_change_maps(
+    out_dir: Path, change: Mapping[tuple[int, int], np.ndarray], geobox: GeoBox, region: str,
+    consistency: bool, simulated: bool,
+) -> dict[str, str]:
+    """Write ``change_<y0>_<y1>.tif`` per pair (uint8 COG); return ``{"y0-y1": path}``."""
+    tags = {"JOINTSEG_PRODUCT": "isa_change", "REGION": region,
+            "CLASSES": json.dumps(CHANGE_CLASSES), "CONSISTENCY": str(consistency).lower(),
+            "ENCODING": "0 stable non-ISA, 1 stable ISA, 2 new ISA, 3 lost ISA, 255 nodata"}
+    if simulated:
+        tags["JOINTSEG_SIMULATED"] = "true"
+    out = {}
+    for (y0, y1), codes in change.items():
+        path = out_dir / f"change_{y0}_{y1}.tif"
+        write_cog(path, codes, geobox, nodata=NODATA_U8,
+                  band_names=[f"isa_change_{y0}_{y1}"],
+                  tags={**tags, "YEARS": f"{y0},{y1}"},
+                  band_tags=[{f"CLASS_{c}": n for c, n in CHANGE_CLASSES.items()}])
+        out[f"{y0}-{y1}"] = str(path)
+        log.info("wrote %s", path)
     return out
 
 
+def _group_results(tally: _Tally, years: Sequence[int], px_km2: float) -> dict[str, dict]:
+    """``groups`` of ``change.json``: per kind and name, areas, growth and transitions."""
+    out: dict[str, dict] = {}
+    for kind, names in tally.kinds:
+        out[kind] = {}
+        for k, name in enumerate(names, start=1):
+            areas = {y: {"isa_km2": int(tally.isa[y][kind][k]) * px_km2,
+                         "isa_km2_raw": int(tally.raw[y][kind][k]) * px_km2,
+                         "valid_km2": int(tally.valid[y][kind][k]) * px_km2} for y in years}
+            trans = {f"{y0}-{y1}": {f"{key}_km2": int(counts[c][kind][k]) * px_km2
+                                    for c, key in zip(CHANGE_CLASSES, CHANGE_KEYS, strict=True)}
+                     for (y0, y1), counts in tally.trans.items()}
+            out[kind][name] = {
+                "areas": {str(y): a for y, a in areas.items()},
+                "growth": growth({y: a["isa_km2"] for y, a in areas.items()}),
+                "transitions": trans,
+            }
+    return out
+
+
+def _consistency_block(consistency: bool, confident: float, probs: Mapping,
+                       suppressed: Mapping[int, int]) -> dict:
+    """``consistency`` of ``change.json``: whether and how the rule was applied."""
+    return {
+        "applied": consistency, "confident": confident if consistency else None,
+        "probabilities": bool(probs),
+        "rule": "ISA -> non-ISA kept only where p(ISA) <= 1 - confident; otherwise the "
+                "earlier ISA is carried forward" if consistency else None,
+        "suppressed_losses_pixels": {str(y): n for y, n in suppressed.items()}
+        if consistency else None,
+    }
+
+
 # ------------------------------------------------------------------------ main
+
+
+def _check_inputs(maps: Mapping, probs: Mapping | None,
+                  confident: float) -> tuple[list[int], dict[int, object], GeoBox]:
+    """Years, probability maps by year and the common grid of a change analysis.
+
+    Raises:
+        ChangeError: see :func:`biennial_change`.
+    """
+    years = sorted(int(y) for y in maps)
+    if len(years) < 2:
+        raise ChangeError(f"change needs maps of two years or more, got {years}")
+    probs = {int(y): p for y, p in (probs or {}).items()}
+    extra = sorted(set(probs) - set(years))
+    if extra:
+        raise ChangeError(f"probability maps for years {extra} have no binary map")
+    if not 0.5 <= confident <= 1.0:
+        raise ChangeError(f"confident={confident}: expected 0.5 <= confident <= 1")
+    labelled = {f"{y} map": maps[y] for y in years}
+    labelled.update({f"{y} prob": probs[y] for y in sorted(probs)})
+    return years, probs, check_same_grid(labelled)
 
 
 def biennial_change(
@@ -330,7 +356,7 @@ def biennial_change(
     ``change.csv`` (one row per group and year). Returns the ``change.json`` dict.
 
     Args:
-        maps: year -> binary 1 m ISA map; two years or more, one grid.
+        maps: year -> binary 1 m ISA map; two years or more, one projected grid.
         out_dir: output folder.
         probs: year -> ISA probability map (same grid); needed by ``consistency`` to
             let confident losses through.
@@ -342,81 +368,28 @@ def biennial_change(
         progress: progress bar over row blocks.
 
     Raises:
-        ChangeError: fewer than two years, grids that differ, non-binary maps, a
-            probability year without a map, or a bad ``confident``.
+        ChangeError: fewer than two years, grids that differ or are geographic,
+            non-binary maps, unusable polygon layers, a probability year without a
+            map, or a bad ``confident``.
     """
-    years = sorted(int(y) for y in maps)
-    if len(years) < 2:
-        raise ChangeError(f"change needs maps of two years or more, got {years}")
-    probs = {int(y): p for y, p in (probs or {}).items()}
-    extra = sorted(set(probs) - set(years))
-    if extra:
-        raise ChangeError(f"probability maps for years {extra} have no binary map")
-    if not 0.5 <= confident <= 1.0:
-        raise ChangeError(f"confident={confident}: expected 0.5 <= confident <= 1")
-    labelled = {f"{y} map": maps[y] for y in years}
-    labelled.update({f"{y} prob": probs[y] for y in sorted(probs)})
-    geobox = check_same_grid(labelled)
-    px_km2 = pixel_area_m2(geobox) / 1e6
-    groups: list[PolygonGroups] = []
-    if cities is not None:
-        groups.append(load_groups(cities, city_field, geobox.crs, "city"))
-    if zones is not None:
-        groups.append(load_groups(zones, zone_field, geobox.crs, "zone"))
-    kinds = [("region", (region,))] + [(g.kind, g.names) for g in groups]
+    years, probs, geobox = _check_inputs(maps, probs, confident)
+    maps = {int(y): p for y, p in maps.items()}
+    px_m2 = _pixel_area_m2(geobox)
+    try:
+        groups = [load_groups(layer, field, geobox.crs, kind) for layer, field, kind in
+                  ((cities, city_field, "city"), (zones, zone_field, "zone"))
+                  if layer is not None]
+    except GroupError as exc:
+        raise ChangeError(str(exc)) from exc
     pairs = list(zip(years[:-1], years[1:], strict=True))
-
-    def zeros() -> dict[str, np.ndarray]:
-        return {kind: np.zeros(len(names) + 1, np.int64) for kind, names in kinds}
-
-    isa_n = {y: zeros() for y in years}
-    raw_n = {y: zeros() for y in years}
-    valid_n = {y: zeros() for y in years}
-    trans_n = {p: {c: zeros() for c in CHANGE_CLASSES} for p in pairs}
-    suppressed = dict.fromkeys(years, 0)
-    change = {p: np.full(geobox.shape, NODATA, np.uint8) for p in pairs}
+    tally = _Tally([("region", (region,))] + [(g.kind, g.names) for g in groups], years, pairs)
     if consistency and not probs:
         log.warning("consistency without probability maps: ISA is never lost (strict rule)")
-
-    datasets = {y: rasterio.open(maps[y]) for y in years}
-    prob_ds = {y: rasterio.open(probs[y]) for y in probs}
     try:
-        nodatas = {y: (NODATA if ds.nodata is None else int(ds.nodata))
-                   for y, ds in datasets.items()}
-        for row0 in tqdm(range(0, geobox.height, BLOCK_ROWS), desc="change", unit="block",
-                         disable=not progress):
-            win = Window(0, row0, geobox.width, min(BLOCK_ROWS, geobox.height - row0))
-            shape = (int(win.height), geobox.width)
-            ids = {"region": np.ones(shape, np.int32)}
-            for g in groups:
-                ids[g.kind] = g.ids(shape, geobox.transform @ Affine.translation(0, row0))
-            state = np.full(shape, NODATA, np.uint8)
-            final: dict[int, np.ndarray] = {}
-            for y in years:
-                raw = check_binary(datasets[y].read(1, window=win), nodatas[y], maps[y])
-                cur = raw
-                if consistency:
-                    p = prob_ds[y].read(1, window=win) if y in prob_ds else None
-                    cur, state, n_sup = consistent_step(state, raw, p, confident)
-                    suppressed[y] += n_sup
-                final[y] = cur
-                for kind, _ in kinds:
-                    k = ids[kind]
-                    size = isa_n[y][kind].size
-                    isa_n[y][kind] += np.bincount(k[cur == 1], minlength=size)
-                    raw_n[y][kind] += np.bincount(k[raw == 1], minlength=size)
-                    valid_n[y][kind] += np.bincount(k[cur != NODATA], minlength=size)
-            for p in pairs:
-                codes = change_codes(final[p[0]], final[p[1]])
-                change[p][row0:row0 + shape[0]] = codes
-                for c in CHANGE_CLASSES:
-                    for kind, _ in kinds:
-                        trans_n[p][c][kind] += np.bincount(
-                            ids[kind][codes == c], minlength=trans_n[p][c][kind].size)
-            log.info("change: rows %d-%d of %d done", row0, row0 + shape[0], geobox.height)
-    finally:
-        for ds in [*datasets.values(), *prob_ds.values()]:
-            ds.close()
+        change = _scan(maps, probs, geobox, groups, tally, consistency=consistency,
+                       confident=confident, progress=progress)
+    except RasterError as exc:
+        raise ChangeError(str(exc)) from exc
 
     inputs = {str(y): {"map": raster_provenance(maps[y]),
                        **({"prob": raster_provenance(probs[y])} if y in probs else {})}
@@ -424,36 +397,7 @@ def biennial_change(
     simulated = any(v["simulated"] for d in inputs.values() for v in d.values())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    change_maps = {}
-    tags = {"JOINTSEG_PRODUCT": "isa_change", "REGION": region,
-            "CLASSES": json.dumps(CHANGE_CLASSES), "CONSISTENCY": str(consistency).lower(),
-            "ENCODING": "0 stable non-ISA, 1 stable ISA, 2 new ISA, 3 lost ISA, 255 nodata"}
-    if simulated:
-        tags["JOINTSEG_SIMULATED"] = "true"
-    for y0, y1 in pairs:
-        path = out_dir / f"change_{y0}_{y1}.tif"
-        write_cog(path, change[(y0, y1)], geobox, nodata=NODATA,
-                  band_names=[f"isa_change_{y0}_{y1}"],
-                  tags={**tags, "YEARS": f"{y0},{y1}"},
-                  band_tags=[{f"CLASS_{c}": n for c, n in CHANGE_CLASSES.items()}])
-        change_maps[f"{y0}-{y1}"] = str(path)
-        log.info("wrote %s", path)
-
-    result_groups: dict[str, dict] = {}
-    for kind, names in kinds:
-        result_groups[kind] = {}
-        for k, name in enumerate(names, start=1):
-            areas = {y: {"isa_km2": int(isa_n[y][kind][k]) * px_km2,
-                         "isa_km2_raw": int(raw_n[y][kind][k]) * px_km2,
-                         "valid_km2": int(valid_n[y][kind][k]) * px_km2} for y in years}
-            trans = {f"{y0}-{y1}": {f"{key}_km2": int(trans_n[(y0, y1)][c][kind][k]) * px_km2
-                                    for c, key in zip(CHANGE_CLASSES, CHANGE_KEYS, strict=True)}
-                     for y0, y1 in pairs}
-            result_groups[kind][name] = {
-                "areas": {str(y): a for y, a in areas.items()},
-                "growth": growth({y: a["isa_km2"] for y, a in areas.items()}),
-                "transitions": trans,
-            }
+    result_groups = _group_results(tally, years, px_m2 / 1e6)
     result = {
         "schema": SCHEMA,
         "region": region,
@@ -461,18 +405,12 @@ def biennial_change(
         "simulated": simulated,
         "inputs": inputs,
         "polygons": {g.kind: g.source for g in groups},
-        "pixel_area_m2": pixel_area_m2(geobox),
+        "pixel_area_m2": px_m2,
         "grid": {"crs": geobox.crs, "transform": list(geobox.transform)[:6],
                  "width": geobox.width, "height": geobox.height},
-        "consistency": {
-            "applied": consistency, "confident": confident if consistency else None,
-            "probabilities": bool(probs),
-            "rule": "ISA -> non-ISA kept only where p(ISA) <= 1 - confident; otherwise the "
-                    "earlier ISA is carried forward" if consistency else None,
-            "suppressed_losses_pixels": {str(y): n for y, n in suppressed.items()}
-            if consistency else None,
-        },
-        "change_maps": change_maps,
+        "consistency": _consistency_block(consistency, confident, probs, tally.suppressed),
+        "change_maps": _write_change_maps(out_dir, change, geobox, region, consistency,
+                                          simulated),
         "change_classes": {str(c): n for c, n in CHANGE_CLASSES.items()},
         "groups": result_groups,
     }

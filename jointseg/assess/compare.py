@@ -23,12 +23,11 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import rasterio
-from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.warp import reproject, transform_bounds
@@ -36,10 +35,10 @@ from rasterio.windows import Window, from_bounds
 from tqdm import tqdm
 
 from jointseg.assess import worldcover
+from jointseg.assess.rasters import RasterError, read_binary, read_grid, row_windows
 from jointseg.grid import GeoBox
-from jointseg.io import atomic_path, write_json
-from jointseg.metrics import BinaryCounts, binary_counts, binary_metrics
-from jointseg.products import NODATA_U8 as NODATA
+from jointseg.metrics import BinaryCounts, binary_counts
+from jointseg.products import NODATA_U8
 
 log = logging.getLogger(__name__)
 
@@ -119,17 +118,19 @@ class Product:
 # ------------------------------------------------------------------- map side
 
 
-def read_map_geobox(map_path: str | os.PathLike) -> tuple[GeoBox, int]:
-    """Grid and nodata value (default 255) of a binary ISA map."""
+def _read_map(map_path: str | os.PathLike) -> tuple[GeoBox, int]:
+    """Grid and nodata value (default 255) of a map (:func:`~jointseg.assess.rasters.read_grid`).
+
+    Raises:
+        CompareError: if the map cannot be opened.
+    """
     try:
-        with rasterio.open(map_path) as ds:
-            nodata = NODATA if ds.nodata is None else int(ds.nodata)
-            return GeoBox.of(ds), nodata
-    except RasterioIOError as exc:
-        raise CompareError(f"{map_path}: cannot open map ({exc})") from exc
+        return read_grid(map_path)
+    except RasterError as exc:
+        raise CompareError(str(exc)) from exc
 
 
-def aggregate_fraction(isa: np.ndarray, factor: int = 10, nodata: int = NODATA) -> np.ndarray:
+def aggregate_fraction(isa: np.ndarray, factor: int = 10, nodata: int = NODATA_U8) -> np.ndarray:
     """Mean of valid pixels over ``factor`` x ``factor`` blocks: float32, NaN where none valid.
 
     ``isa`` is uint8 0/1 with ``nodata``; its shape is padded with nodata to a multiple
@@ -160,20 +161,18 @@ def map_fraction(
     Reads the map in strips of ``STRIP_ROWS_10M`` coarse rows. Returns the float32
     fraction (NaN = no valid pixel) and its grid (same origin and CRS as the map).
     """
-    geobox, nodata = read_map_geobox(map_path)
+    geobox, nodata = _read_map(map_path)
     r10, c10 = math.ceil(geobox.height / factor), math.ceil(geobox.width / factor)
     out = np.full((r10, c10), np.nan, np.float32)
-    step = STRIP_ROWS_10M * factor
+    strips = list(row_windows(geobox, STRIP_ROWS_10M * factor))
     with rasterio.open(map_path) as ds:
-        starts = range(0, geobox.height, step)
-        for row0 in tqdm(starts, desc=f"aggregate {Path(map_path).name}", unit="strip",
-                         disable=not progress):
-            nrows = min(step, geobox.height - row0)
-            strip = ds.read(1, window=Window(0, row0, geobox.width, nrows))
-            out[row0 // factor: row0 // factor + math.ceil(nrows / factor)] = (
-                aggregate_fraction(strip, factor, nodata))
-    t = geobox.transform
-    coarse = GeoBox(geobox.crs, t @ Affine.scale(factor), c10, r10)
+        for win in tqdm(strips, desc=f"aggregate {Path(map_path).name}", unit="strip",
+                        disable=not progress):
+            r0 = win.row_off // factor
+            out[r0:r0 + math.ceil(win.height / factor)] = (
+                aggregate_fraction(ds.read(1, window=win), factor, nodata))
+    # the map grid padded to whole coarse pixels, then zoomed out (same origin)
+    coarse = replace(geobox, width=c10 * factor, height=r10 * factor).zoom_out(factor)
     log.info("%s: ISA fraction on %d x %d grid of %g units", map_path, r10, c10, coarse.res_m)
     return out, coarse
 
@@ -190,8 +189,8 @@ def fraction_on_grid(
     pad = 2
     frac = np.pad(fraction, pad, constant_values=np.nan)
     valid = np.isfinite(frac).astype(np.float32)
-    src_t = src_geobox.transform @ Affine.translation(-pad, -pad)
-    common = dict(src_transform=src_t, src_crs=src_geobox.crs, dst_transform=dst_geobox.transform,
+    src = src_geobox[Window(-pad, -pad, src_geobox.width + 2 * pad, src_geobox.height + 2 * pad)]
+    common = dict(src_transform=src.transform, src_crs=src.crs, dst_transform=dst_geobox.transform,
                   dst_crs=dst_geobox.crs, resampling=Resampling.average)
     out = np.full(dst_geobox.shape, np.nan, np.float32)
     reproject(frac, out, src_nodata=np.nan, dst_nodata=np.nan, **common)
@@ -203,7 +202,7 @@ def fraction_on_grid(
 
 def binarise(fraction: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
     """uint8 1 where fraction >= ``threshold``, 0 below, 255 where NaN."""
-    out = np.full(fraction.shape, NODATA, np.uint8)
+    out = np.full(fraction.shape, NODATA_U8, np.uint8)
     ok = np.isfinite(fraction)
     out[ok] = (fraction[ok] >= threshold).astype(np.uint8)
     return out
@@ -218,12 +217,12 @@ def classes_to_isa(
     """uint8 1 where ``values`` is in ``isa_values``, 255 in ``nodata_values``, else 0."""
     out = np.isin(values, list(isa_values)).astype(np.uint8)
     if len(nodata_values):
-        out[np.isin(values, list(nodata_values))] = NODATA
+        out[np.isin(values, list(nodata_values))] = NODATA_U8
     return out
 
 
 def read_on_grid(
-    path: str | os.PathLike, dst_geobox: GeoBox, *, fill: int = NODATA
+    path: str | os.PathLike, dst_geobox: GeoBox, *, fill: int = NODATA_U8
 ) -> tuple[np.ndarray, int | None]:
     """Band 1 of ``path`` on ``dst_geobox`` with nearest neighbour; returns (data, nodata).
 
@@ -243,7 +242,7 @@ def read_on_grid(
 
 
 def read_product_window(
-    href: str, bounds_lonlat: tuple[float, float, float, float], *, fill: int = NODATA
+    href: str, bounds_lonlat: tuple[float, float, float, float], *, fill: int = NODATA_U8
 ) -> tuple[np.ndarray, GeoBox, int | None]:
     """Band 1 of a product on its native grid cut to ``bounds_lonlat`` (snapped outwards).
 
@@ -258,15 +257,10 @@ def read_product_window(
             r1 = math.ceil(win.row_off + win.height - 1e-6)
             window = Window(c0, r0, c1 - c0, r1 - r0)
             values = ds.read(1, window=window, boundless=True, fill_value=fill)
-            grid = GeoBox(ds.crs.to_string(), ds.window_transform(window), c1 - c0, r1 - r0)
+            grid = GeoBox.of(ds)[window]
             return values, grid, (None if ds.nodata is None else int(ds.nodata))
     except RasterioIOError as exc:
         raise CompareError(f"{href}: cannot open product ({exc})") from exc
-
-
-def map_bounds_lonlat(geobox: GeoBox) -> tuple[float, float, float, float]:
-    """(west, south, east, north) in degrees of a grid."""
-    return worldcover.geobox_lonlat_bounds(geobox)
 
 
 # ------------------------------------------------------------------ comparisons
@@ -290,7 +284,7 @@ def compare_with_worldcover(
     map nodata are excluded (255).
     """
     fraction, fgrid = map_fraction(map_path, factor, progress=progress)
-    ref = worldcover.read_worldcover_builtup(source, year, map_bounds_lonlat(fgrid),
+    ref = worldcover.read_worldcover_builtup(source, year, fgrid.lonlat_bounds(),
                                              allow_missing=allow_missing)
     frac_ref = fraction_on_grid(fraction, fgrid, ref.geobox, min_coverage=min_coverage)
     return Comparison(binarise(frac_ref, threshold), ref.isa, ref.geobox, "reference",
@@ -310,8 +304,8 @@ def compare_with_product(
     """Map vs a single-raster product (``product.source`` with ``{year}``) on its grid."""
     fraction, fgrid = map_fraction(map_path, factor, progress=progress)
     href = product.href(year)
-    values, grid, nodata = read_product_window(href, map_bounds_lonlat(fgrid), fill=NODATA)
-    nod = [*product.nodata, NODATA] + ([nodata] if nodata is not None else [])
+    values, grid, nodata = read_product_window(href, fgrid.lonlat_bounds(), fill=NODATA_U8)
+    nod = [*product.nodata, NODATA_U8] + ([nodata] if nodata is not None else [])
     ref = classes_to_isa(values, product.isa_values, nod)
     frac_ref = fraction_on_grid(fraction, fgrid, grid, min_coverage=min_coverage)
     return Comparison(binarise(frac_ref, threshold), ref, grid, "reference",
@@ -330,14 +324,12 @@ def compare_with_binary(
     The reference's own nodata and ``nodata_values`` become 255; ``isa_values`` mean
     ISA, anything else not. Works for any map on any grid (e.g. the bilinear baseline).
     """
-    geobox, map_nodata = read_map_geobox(map_path)
-    with rasterio.open(map_path) as ds:
-        m = ds.read(1)
-    bad = np.setdiff1d(np.unique(m), [0, 1, map_nodata])
-    if bad.size:
-        raise CompareError(f"{map_path}: map holds values {bad.tolist()}; "
-                           f"expected 0, 1, {map_nodata}")
-    map_isa = np.where(m == map_nodata, NODATA, m).astype(np.uint8)
+    geobox, map_nodata = _read_map(map_path)
+    try:
+        with rasterio.open(map_path) as ds:
+            map_isa = read_binary(ds, map_nodata)
+    except RasterError as exc:
+        raise CompareError(str(exc)) from exc
     sentinel = _unused_value(reference_path)
     values, nodata = read_on_grid(reference_path, geobox, fill=sentinel)
     nod = list(nodata_values) + [sentinel] + ([nodata] if nodata is not None else [])
@@ -349,71 +341,6 @@ def _unused_value(path: str | os.PathLike) -> int:
     """A fill value for pixels outside the reference: its nodata, else 255 (uint8 codes)."""
     try:
         with rasterio.open(path) as ds:
-            return int(ds.nodata) if ds.nodata is not None else NODATA
+            return int(ds.nodata) if ds.nodata is not None else NODATA_U8
     except RasterioIOError as exc:
         raise CompareError(f"{path}: cannot open reference ({exc})") from exc
-
-
-# ---------------------------------------------------------------------- output
-
-
-def agreement_report(comp: Comparison, meta: Mapping[str, object] | None = None) -> dict:
-    """The ``report.json`` dict of a comparison: metrics, counts, grid and ``meta``.
-
-    Keys: precision, recall, f1, oa, kappa, iou, n_pixels, confusion
-    (``[[tn, fp], [fn, tp]]``, rows = reference 0/1, columns = map 0/1), tn/fp/fn/tp,
-    grid (crs, transform, width, height), reference, plus ``meta``. NaN -> null.
-    """
-    counts = comp.counts()
-    metrics = binary_metrics(counts)
-    out: dict[str, object] = {k: (None if isinstance(v, float) and math.isnan(v) else v)
-                              for k, v in metrics.items()}
-    out["confusion"] = counts.confusion()
-    out["confusion_layout"] = "rows = reference (0, 1), columns = map (0, 1)"
-    out["grid"] = {"crs": comp.geobox.crs, "transform": list(comp.geobox.transform)[:6],
-                   "width": comp.geobox.width, "height": comp.geobox.height,
-                   "on": comp.grid}
-    out["reference_description"] = comp.reference
-    out.update(meta or {})
-    return out
-
-
-def _fmt(v: object) -> str:
-    return "n/a" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
-
-
-def write_agreement_report(
-    out_dir: str | os.PathLike, comp: Comparison, meta: Mapping[str, object] | None = None
-) -> dict:
-    """Write ``report.json``, ``report.md`` and ``confusion.csv`` into ``out_dir`` atomically.
-
-    Returns the report dict plus the written paths under their file names.
-    """
-    out_dir = Path(out_dir)
-    rep = agreement_report(comp, meta)
-    write_json(out_dir / "report.json", rep)
-    tn, fp = rep["confusion"][0]  # type: ignore[index]
-    fn, tp = rep["confusion"][1]  # type: ignore[index]
-    with atomic_path(out_dir / "confusion.csv") as tmp:
-        tmp.write_text(f"reference,map_0,map_1\n0,{tn},{fp}\n1,{fn},{tp}\n")
-    lines = [
-        "# ISA map agreement", "",
-        f"- map: `{rep.get('map', '?')}`",
-        f"- reference: {comp.reference}",
-        f"- grid: {comp.grid}'s grid, {comp.geobox.crs}, {comp.geobox.width} x "
-        f"{comp.geobox.height} px of {comp.geobox.res_m:g} units",
-        f"- compared pixels: {rep['n_pixels']}", "",
-        "| metric | value |", "|---|---|",
-        *(f"| {k} | {_fmt(rep[k])} |" for k in ("precision", "recall", "f1", "oa", "kappa",
-                                                "iou")),
-        "", "| reference \\ map | 0 | 1 |", "|---|---|---|",
-        f"| 0 | {tn} | {fp} |", f"| 1 | {fn} | {tp} |", "",
-        "precision = user's accuracy of ISA, recall = producer's accuracy of ISA; "
-        "agreement with a reference product, not a design-based accuracy estimate.", "",
-    ]
-    with atomic_path(out_dir / "report.md") as tmp:
-        tmp.write_text("\n".join(lines))
-    log.info("%s: F1 %s, OA %s over %d pixels", out_dir, _fmt(rep["f1"]), _fmt(rep["oa"]),
-             rep["n_pixels"])
-    return {**rep, "report.json": out_dir / "report.json", "report.md": out_dir / "report.md",
-            "confusion.csv": out_dir / "confusion.csv"}

@@ -1,4 +1,4 @@
-"""Reference sampling: stratified random design, spaced points, labels read back.
+"""Reference sampling: stratified random design (Olofsson et al. 2014), spaced seeded points.
 
 Follows the good practices of Olofsson et al. (2014): a probability sample stratified
 by the map classes (here ISA 1 / not 0) crossed with optional *zones* (polygons with a
@@ -18,9 +18,8 @@ accepted point of any stratum; the draw is deterministic for a seed. The sample 
 GeoPackage of points in the map CRS with columns ``point_id, stratum, zone,
 map_class, stratum_pixels, stratum_n, weight, pixel_area_m2, x, y`` (weight = pixels
 represented by the unit, N_h / n_h). After labelling it carries ``reference``
-(1 = ISA, 0 = not), from a person or read from a reference raster, and
-:func:`estimate_from_labels` turns it into :class:`~jointseg.assess.accuracy.StratifiedEstimate`
-for the whole map and per zone or per city.
+(1 = ISA, 0 = not), from a person or read from a reference raster; reading labels
+and estimating from them is :mod:`jointseg.assess.labels`.
 """
 
 from __future__ import annotations
@@ -37,12 +36,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
-from pyproj import Transformer
-from rasterio.features import rasterize
-from rasterio.windows import Window
 from tqdm import tqdm
 
-from jointseg.assess.accuracy import StratifiedEstimate, estimates_by_group
+from jointseg.assess.groups import GroupError, load_groups
+from jointseg.assess.rasters import RasterError, read_binary, read_grid, row_windows
 from jointseg.grid import GeoBox
 from jointseg.io import atomic_path
 
@@ -50,8 +47,6 @@ log = logging.getLogger(__name__)
 
 MAP_CLASSES = (0, 1)
 STRIP_ROWS = 1024
-REQUIRED_LABEL_COLUMNS = ("stratum", "map_class", "reference", "stratum_pixels")
-AREA_UNITS = {"m2": 1.0, "ha": 1e4, "km2": 1e6}
 
 
 class SamplingError(ValueError):
@@ -159,9 +154,9 @@ class SampleDesign:
 
     @property
     def pixel_area_m2(self) -> float:
-        """Area of one map pixel in CRS units squared (m² for projected maps)."""
-        t = self.geobox.transform
-        return abs(t.a * t.e - t.b * t.d)
+        """Area of one map pixel in m² (:attr:`GeoBox.pixel_area_m2`); NaN for a
+        geographic map, whose areas are then counted in pixels."""
+        return self.geobox.pixel_area_m2 if self.geobox.is_projected else float("nan")
 
     def to_dict(self) -> dict:
         """JSON-ready summary."""
@@ -177,57 +172,44 @@ class SampleDesign:
         }
 
 
-def _read_zones(zones: str | os.PathLike | gpd.GeoDataFrame, zone_field: str,
-                crs: str) -> gpd.GeoDataFrame:
-    gdf = zones if isinstance(zones, gpd.GeoDataFrame) else gpd.read_file(zones)
-    if zone_field not in gdf.columns:
-        raise SamplingError(f"{zones if not isinstance(zones, gpd.GeoDataFrame) else 'zones'}: "
-                            f"no column {zone_field!r}; columns are {list(gdf.columns)}")
-    if gdf.crs is None:
-        raise SamplingError(f"{zones}: zone layer has no CRS")
-    return gdf.to_crs(crs)
-
-
 class _Strata:
     """Stratum codes of a map, computed strip by strip (never the whole map at once)."""
 
     def __init__(self, map_path: str | os.PathLike, zones: object, zone_field: str) -> None:
         self.path = map_path
-        with rasterio.open(map_path) as ds:
-            self.geobox = GeoBox.of(ds)
-            self.nodata = 255 if ds.nodata is None else int(ds.nodata)
-        self.zone_gdf = None
-        self.zone_names: tuple[str, ...] = ()
-        if zones is not None:
-            self.zone_gdf = _read_zones(zones, zone_field, self.geobox.crs)
-            self.zone_names = tuple(sorted({str(v) for v in self.zone_gdf[zone_field]}))
-            self.zone_field = zone_field
+        try:
+            self.geobox, self.nodata = read_grid(map_path)
+            groups = None if zones is None else load_groups(zones, zone_field,
+                                                            self.geobox.crs, "zone")
+        except (RasterError, GroupError) as exc:
+            raise SamplingError(str(exc)) from exc
+        self.groups = groups
+        self.zone_names: tuple[str, ...] = () if groups is None else tuple(sorted(groups.names))
+        # group id (order in the layer) -> zone index + 1 (sorted names), 0 = no zone
+        self.zone_of_id = np.array([0] + [self.zone_names.index(n) + 1
+                                          for n in (groups.names if groups else ())], np.int32)
         self.n_zones = max(len(self.zone_names), 1)
 
     def code(self, map_class: int, zone_idx: int) -> int:
         return 1 + MAP_CLASSES.index(map_class) + len(MAP_CLASSES) * zone_idx
 
-    def strips(self) -> range:
-        return range(0, self.geobox.height, STRIP_ROWS)
+    def strips(self) -> list[int]:
+        """First row of each strip of :data:`STRIP_ROWS` rows."""
+        return [int(w.row_off) for w in row_windows(self.geobox, STRIP_ROWS)]
 
     def read_strip(self, ds: rasterio.io.DatasetReader, row0: int) -> np.ndarray:
-        """uint16 stratum codes of rows ``row0 .. row0 + STRIP_ROWS``."""
-        nrows = min(STRIP_ROWS, self.geobox.height - row0)
-        win = Window(0, row0, self.geobox.width, nrows)
-        m = ds.read(1, window=win)
-        bad = np.setdiff1d(np.unique(m), [*MAP_CLASSES, self.nodata])
-        if bad.size:
-            raise SamplingError(f"{self.path}: map holds values {bad.tolist()}; "
-                                f"expected {list(MAP_CLASSES)} and nodata {self.nodata}")
-        if self.zone_gdf is not None:
-            index = {z: i + 1 for i, z in enumerate(self.zone_names)}
-            shapes = [(geom, index[str(z)]) for geom, z in
-                      zip(self.zone_gdf.geometry, self.zone_gdf[self.zone_field], strict=True)
-                      if geom is not None and not geom.is_empty]
-            zone = rasterize(shapes, out_shape=m.shape, transform=ds.window_transform(win),
-                             fill=0, dtype="uint16")
-        else:
-            zone = np.ones(m.shape, np.uint16)
+        """uint16 stratum codes of rows ``row0 .. row0 + STRIP_ROWS`` (0 = not sampled).
+
+        Raises:
+            SamplingError: if the map holds values other than 0, 1 and nodata.
+        """
+        sub = self.geobox[row0:row0 + STRIP_ROWS, :]
+        try:
+            m = read_binary(ds, self.nodata, self.geobox.window_of(sub))
+        except RasterError as exc:
+            raise SamplingError(str(exc)) from exc
+        zone = (np.ones(m.shape, np.int32) if self.groups is None
+                else self.zone_of_id[self.groups.ids(sub)])
         codes = np.zeros(m.shape, np.uint16)
         for c in MAP_CLASSES:
             sel = (m == c) & (zone > 0)
@@ -415,127 +397,3 @@ def write_sample(path: str | os.PathLike, points: gpd.GeoDataFrame) -> Path:
         warnings.filterwarnings("ignore", message=".*extension should be 'gpkg'")
         points.to_file(tmp, driver="GPKG", layer="samples")
     return Path(path)
-
-
-# ------------------------------------------------------------------- labels
-
-
-def label_from_raster(
-    points: gpd.GeoDataFrame,
-    reference_path: str | os.PathLike,
-    *,
-    isa_values: Sequence[int] = (1,),
-    column: str = "reference",
-) -> gpd.GeoDataFrame:
-    """Add ``column`` = 1 (value in ``isa_values``) / 0 read at each point; None at nodata.
-
-    The points are transformed to the raster's CRS; points outside the raster or on
-    its nodata get None (and a warning).
-    """
-    out = points.copy()
-    with rasterio.open(reference_path) as ds:
-        tr = Transformer.from_crs(points.crs, ds.crs, always_xy=True)
-        xs, ys = tr.transform(points.geometry.x.to_numpy(), points.geometry.y.to_numpy())
-        rows, cols = rasterio.transform.rowcol(ds.transform, xs, ys)
-        rows, cols = np.asarray(rows), np.asarray(cols)
-        inside = (rows >= 0) & (rows < ds.height) & (cols >= 0) & (cols < ds.width)
-        vals = np.full(len(points), -1, np.int64)
-        for i in np.flatnonzero(inside):
-            vals[i] = int(ds.read(1, window=Window(int(cols[i]), int(rows[i]), 1, 1))[0, 0])
-        nodata = ds.nodata
-    ref: list[int | None] = []
-    for ok, v in zip(inside, vals, strict=True):
-        if not ok or (nodata is not None and v == nodata):
-            ref.append(None)
-        else:
-            ref.append(int(v in isa_values))
-    n_missing = sum(r is None for r in ref)
-    if n_missing:
-        log.warning("%s: %d of %d points outside the raster or on nodata", reference_path,
-                    n_missing, len(ref))
-    out[column] = pd.array(ref, dtype="Int64")
-    return out
-
-
-def read_labels(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a labelled sample (GeoPackage or CSV) and check its columns.
-
-    Raises:
-        SamplingError: if a required column is missing (names the file, the missing
-            columns and what is expected) or ``reference`` holds values other than 0/1.
-    """
-    path = Path(path)
-    try:
-        df = pd.read_csv(path) if path.suffix.lower() == ".csv" else gpd.read_file(path)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise SamplingError(f"{path}: cannot read labels ({exc})") from exc
-    missing = [c for c in REQUIRED_LABEL_COLUMNS if c not in df.columns]
-    if missing:
-        raise SamplingError(
-            f"{path}: missing columns {missing}; expected {list(REQUIRED_LABEL_COLUMNS)} "
-            "(as written by `jointseg sample`, with reference = 1 ISA / 0 not ISA)")
-    vals = set(pd.to_numeric(df["reference"], errors="coerce").dropna().astype(int).tolist())
-    if not vals <= {0, 1}:
-        raise SamplingError(f"{path}: column reference holds {sorted(vals)}; expected 0 or 1")
-    return df
-
-
-def assign_groups(
-    labels: pd.DataFrame, polygons: str | os.PathLike | gpd.GeoDataFrame, name_field: str,
-    *, column: str = "group",
-) -> gpd.GeoDataFrame:
-    """Add ``column`` = ``name_field`` of the polygon (city, admin unit) holding each point."""
-    poly = polygons if isinstance(polygons, gpd.GeoDataFrame) else gpd.read_file(polygons)
-    if name_field not in poly.columns:
-        raise SamplingError(f"{polygons}: no column {name_field!r}; columns are "
-                            f"{list(poly.columns)}")
-    pts = labels if isinstance(labels, gpd.GeoDataFrame) else gpd.GeoDataFrame(
-        labels, geometry=gpd.points_from_xy(labels["x"], labels["y"]))
-    joined = gpd.sjoin(pts, poly[[name_field, "geometry"]].to_crs(pts.crs), how="left",
-                       predicate="within")
-    joined = joined[~joined.index.duplicated(keep="first")]
-    out = pts.copy()
-    out[column] = joined[name_field].reindex(pts.index).to_numpy()
-    return out
-
-
-def estimate_from_labels(
-    labels: pd.DataFrame,
-    *,
-    group_column: str | None = None,
-    area_unit: str = "km2",
-    z: float = 1.96,
-) -> dict[str, StratifiedEstimate]:
-    """Olofsson/Stehman estimates from a labelled sample: ``"all"`` plus one per group.
-
-    Uses the ``stratum``, ``map_class``, ``reference`` and ``stratum_pixels`` columns
-    (and ``pixel_area_m2`` for areas, else areas are in pixels). Units without a
-    reference label are dropped (a note says how many).
-
-    Raises:
-        SamplingError: on inconsistent ``stratum_pixels`` or an unknown area unit.
-    """
-    df = labels[pd.notna(labels["reference"])]
-    dropped = len(labels) - len(df)
-    sizes = df.groupby("stratum")["stratum_pixels"].agg(["min", "max"])
-    if (sizes["min"] != sizes["max"]).any():
-        raise SamplingError("stratum_pixels differs within a stratum: "
-                            f"{sizes[sizes['min'] != sizes['max']].index.tolist()}")
-    all_sizes = labels.groupby("stratum")["stratum_pixels"].first().to_dict()
-    if "pixel_area_m2" in labels.columns and area_unit != "pixels":
-        if area_unit not in AREA_UNITS:
-            raise SamplingError(f"area unit {area_unit!r}: expected one of "
-                                f"{[*AREA_UNITS, 'pixels']}")
-        scale = float(labels["pixel_area_m2"].iloc[0]) / AREA_UNITS[area_unit]
-    else:
-        scale, area_unit = 1.0, "pixels"
-    groups = df[group_column].to_numpy() if group_column else np.array([None] * len(df))
-    out = estimates_by_group(
-        df["stratum"].astype(str).to_numpy(), df["map_class"].astype(int).to_numpy(),
-        df["reference"].astype(int).to_numpy(), groups,
-        {str(k): float(v) for k, v in all_sizes.items()}, list(MAP_CLASSES),
-        area_scale=scale, area_unit=area_unit, z=z)
-    if dropped:
-        for est in out.values():
-            est.notes.append(f"{dropped} sample units without a reference label were dropped")
-    return out

@@ -1,6 +1,6 @@
 """The paper's tables, filled from whatever report and change files a run produced.
 
-Inputs are the ``report.json`` files of :func:`jointseg.assess.report.accuracy_report`
+Inputs are the ``report.json`` files of :func:`jointseg.assess.report.build.accuracy_report`
 (schema ``jointseg.accuracy_report/1``) and the ``change.json`` files of
 :func:`jointseg.assess.change.biennial_change` (schema ``jointseg.assess.change/1``). Tables, in the
 layout of the paper's:

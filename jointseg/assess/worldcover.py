@@ -29,15 +29,17 @@ import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
-from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import reproject
 from rasterio.windows import Window, from_bounds
 
 from jointseg.grid import GeoBox
+from jointseg.products import NODATA_U8
 
 log = logging.getLogger(__name__)
 
 BUILT_UP = 50
-NODATA = 0
+#: WorldCover's own no-data class (the ocean, gaps); not the products' NODATA_U8.
+NODATA_CLASS = 0
 CRS = "EPSG:4326"
 PIXEL_DEG = 1.0 / 12000.0
 TILE_DEG = 3
@@ -136,13 +138,6 @@ def _is_single_file(source: str | os.PathLike) -> bool:
     return "{" not in src and src.lower().endswith((".tif", ".tiff", ".vrt"))
 
 
-def geobox_lonlat_bounds(geobox: GeoBox) -> tuple[float, float, float, float]:
-    """(west, south, east, north) in degrees of a grid in any CRS (edges densified)."""
-    if geobox.crs.upper() in ("EPSG:4326", "OGC:CRS84"):
-        return geobox.bounds
-    return transform_bounds(geobox.crs, CRS, *geobox.bounds, densify_pts=21)
-
-
 def worldcover_geobox(bounds_lonlat: tuple[float, float, float, float]) -> GeoBox:
     """The native WorldCover grid (EPSG:4326, 1/12000 degree) snapped out to cover bounds."""
     west, south, east, north = bounds_lonlat
@@ -180,7 +175,7 @@ def read_worldcover(
         WorldCoverError: a tile the grid needs is missing or unreadable (names the file).
     """
     out = np.zeros(dst_geobox.shape, np.uint8)
-    bounds = geobox_lonlat_bounds(dst_geobox)
+    bounds = dst_geobox.lonlat_bounds()
     if _is_single_file(source):
         hrefs = [(Path(source).name, _vsicurl(str(source)))]
     else:
@@ -224,11 +219,11 @@ def _reproject_window(
     part = np.zeros_like(out)
     reproject(
         data, part,
-        src_transform=ds.window_transform(window), src_crs=ds.crs, src_nodata=NODATA,
-        dst_transform=dst_geobox.transform, dst_crs=dst_geobox.crs, dst_nodata=NODATA,
+        src_transform=ds.window_transform(window), src_crs=ds.crs, src_nodata=NODATA_CLASS,
+        dst_transform=dst_geobox.transform, dst_crs=dst_geobox.crs, dst_nodata=NODATA_CLASS,
         resampling=Resampling.nearest,
     )
-    np.copyto(out, part, where=(out == NODATA))
+    np.copyto(out, part, where=(out == NODATA_CLASS))
 
 
 @dataclass(frozen=True)
@@ -239,10 +234,10 @@ class BinaryReference:
     geobox: GeoBox
 
 
-def builtup_mask(classes: np.ndarray, nodata_out: int = 255) -> np.ndarray:
+def builtup_mask(classes: np.ndarray, nodata_out: int = NODATA_U8) -> np.ndarray:
     """WorldCover classes -> uint8 1 = built-up (50), 0 = other class, ``nodata_out`` = 0."""
     out = (classes == BUILT_UP).astype(np.uint8)
-    out[classes == NODATA] = nodata_out
+    out[classes == NODATA_CLASS] = nodata_out
     return out
 
 

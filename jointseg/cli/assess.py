@@ -39,6 +39,7 @@ def assess(map_path: str, reference: str, reference_kind: str, out_dir: str, thr
     binary: on the map's grid (reference reprojected with nearest).
     """
     from jointseg.assess import compare
+    from jointseg.assess.agreement import write_agreement_report
     from jointseg.assess.worldcover import WorldCoverError
 
     try:
@@ -54,7 +55,7 @@ def assess(map_path: str, reference: str, reference_kind: str, out_dir: str, thr
             "reference_kind": reference_kind, "threshold": threshold,
             "year": year if reference_kind == "worldcover" else None,
             "min_coverage": min_coverage}
-    written = compare.write_agreement_report(Path(out_dir), comp, meta)
+    written = write_agreement_report(Path(out_dir), comp, meta)
     click.echo(f"{written['report.json']}: F1 {written['f1']:.4f}, OA {written['oa']:.4f}, "
                f"n = {written['n_pixels']}")
 
@@ -88,6 +89,7 @@ def sample(map_path: str, out_path: str, zones: str | None, zone_field: str, tar
     per stratum; points at least --min-distance-m apart, deterministic for --seed.
     """
     from jointseg.assess import sampling
+    from jointseg.assess.labels import label_from_raster
 
     try:
         ua = {int(k): float(v) for k, v in (p.split("=") for p in expected_ua.split(","))}
@@ -100,7 +102,7 @@ def sample(map_path: str, out_path: str, zones: str | None, zone_field: str, tar
         points = sampling.draw_sample(map_path, design, min_distance_m=min_distance_m,
                                       seed=seed)
         if reference is not None:
-            points = sampling.label_from_raster(points, reference)
+            points = label_from_raster(points, reference)
         sampling.write_sample(out_path, points)
     except sampling.SamplingError as exc:
         raise click.ClickException(str(exc)) from exc

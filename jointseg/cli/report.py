@@ -58,14 +58,15 @@ def accuracy_report(map_path: str, prob_path: str | None, worldcover: str, year:
                     allow_missing: bool, out_dir: str, progress: bool) -> None:
     """Accuracy report of one ISA map: agreement with WorldCover (and the truth),
     a stratified reference sample and Olofsson estimates, per city and zone."""
-    from jointseg.assess import report
-    from jointseg.assess.change import ChangeError
     from jointseg.assess.compare import CompareError
+    from jointseg.assess.groups import GroupError
+    from jointseg.assess.rasters import RasterError
+    from jointseg.assess.report import build
     from jointseg.assess.sampling import SamplingError
     from jointseg.assess.worldcover import WorldCoverError
 
     try:
-        rep = report.accuracy_report(
+        rep = build.accuracy_report(
             map_path, worldcover, year, out_dir, prob_path=prob_path,
             worldcover_year=worldcover_year, truth_path=truth, labels_path=labels_path,
             cities=cities,
@@ -73,8 +74,8 @@ def accuracy_report(map_path: str, prob_path: str | None, worldcover: str, year:
             baseline_path=baseline, region=region, threshold=threshold,
             min_distance_m=min_distance_m, target_se=target_se, floor=floor, seed=seed,
             allow_missing=allow_missing, progress=progress)
-    except (report.ReportError, CompareError, WorldCoverError, SamplingError,
-            ChangeError) as exc:
+    except (build.ReportError, CompareError, WorldCoverError, SamplingError, RasterError,
+            GroupError) as exc:
         raise click.ClickException(str(exc)) from exc
     head = next(iter(rep["comparisons"]), None)
     click.echo(f"{out_dir}/report.md: {len(rep['comparisons'])} comparisons"

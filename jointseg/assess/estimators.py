@@ -1,20 +1,20 @@
-"""Accuracy metrics for ISA maps: pixel agreement and design-based (Olofsson) estimates.
+"""Design-based accuracy and area estimates from a probability sample, and class
+matrices.
 
-Two families, both pure numpy:
-
-* **Agreement of two rasters** (a map against a wall-to-wall reference such as
-  WorldCover): :class:`jointseg.metrics.BinaryCounts` and
-  :func:`~jointseg.metrics.binary_metrics` give precision (user's accuracy of ISA),
-  recall (producer's accuracy of ISA), F1, overall accuracy, Cohen's kappa and IoU
-  from pixel counts. These describe agreement with another product, not accuracy in
-  the statistical sense.
 * **Estimates from a probability sample** (Olofsson et al. 2013, 2014; Stehman 2014):
   :func:`olofsson_estimates` from a sample count matrix when the strata are the map
   classes, and :func:`stratified_estimates` per sample unit for any strata (e.g. map
-  class x zone) and any domain (a region, a city, a zone). Both give the error matrix
-  in area proportions, overall/user's/producer's accuracy and error-adjusted class
-  areas, each with a standard error and a ``z``-based confidence interval (95 % for
-  ``z = 1.96``).
+  class x zone) and any domain (a region, a city, a zone); :func:`estimates_by_group`
+  for the whole population and each group. They give the error matrix in area
+  proportions, overall/user's/producer's accuracy and error-adjusted class areas, each
+  with a standard error and a ``z``-based confidence interval (95 % for ``z = 1.96``).
+* **Multi-class matrices**: :func:`confusion_matrix` and the per-class user's /
+  producer's accuracy, F1 and IoU of a count or proportion matrix.
+
+Binary pixel agreement of two rasters (precision, recall, F1, OA, kappa, IoU from
+pixel counts) is :mod:`jointseg.metrics` (:class:`~jointseg.metrics.BinaryCounts`,
+:func:`~jointseg.metrics.binary_metrics`): agreement with another product, not
+accuracy in the statistical sense.
 
 Conventions: count matrices ``n[i, j]`` have **rows = map class, columns = reference
 class** (Olofsson et al. 2014, Table 8), except the ``[[tn, fp], [fn, tp]]`` layout of
@@ -29,19 +29,14 @@ References:
     Stehman, S. V. (2014). Estimating area and map accuracy for stratified random
     sampling when the strata are different from the map classes. Int. J. Remote Sens.
     35, 4923-4939.
-    Cohen, J. (1960). A coefficient of agreement for nominal scales. Educ. Psychol. Meas.
-    20, 37-46.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 Z95 = 1.96
 
@@ -50,7 +45,7 @@ def _div(a: float, b: float) -> float:
     return float(a) / float(b) if b else float("nan")
 
 
-# --------------------------------------------------------------------------- pixels
+# ------------------------------------------------------------------------- matrices
 
 
 def confusion_matrix(
@@ -270,6 +265,67 @@ def olofsson_estimates(
     )
 
 
+class _Strata:
+    """The strata of a stratified sample: totals and ratio estimators of per-unit variables.
+
+    Args:
+        strata: stratum label per sample unit.
+        stratum_sizes: N_h per stratum label, every stratum of the population.
+        fpc: apply the finite-population correction f_h = n_h / N_h.
+
+    Raises:
+        ValueError: for a stratum of positive size without sample units.
+    """
+
+    def __init__(self, strata: np.ndarray, stratum_sizes: Mapping[object, float],
+                 fpc: bool) -> None:
+        labels = list(stratum_sizes)
+        self.sizes = np.array([float(stratum_sizes[h]) for h in labels])
+        self.members = [strata == h for h in labels]
+        self.nh = np.array([mb.sum() for mb in self.members], np.float64)
+        empty = [str(h) for h, size, k in zip(labels, self.sizes, self.nh, strict=True)
+                 if size > 0 and k == 0]
+        if empty:
+            raise ValueError(f"strata {empty} have positive size but no sample units")
+        self.notes: list[str] = []
+        if (self.nh == 1).any():
+            self.notes.append(f"strata with one unit contribute no variance: "
+                              f"{[str(h) for h, k in zip(labels, self.nh, strict=True) if k == 1]}")
+        sizes = self.sizes
+        self.f = np.where(fpc & (sizes > 0), self.nh / np.where(sizes > 0, sizes, 1), 0.0)
+
+    def _strata(self) -> Iterator[tuple[np.ndarray, float, float, float]]:
+        """(members, N_h, n_h, f_h) per stratum."""
+        return zip(self.members, self.sizes, self.nh, self.f, strict=True)
+
+    def total(self, y: np.ndarray) -> tuple[float, float]:
+        """Y_hat = sum_h N_h ybar_h and V(Y_hat) of a per-unit variable."""
+        t = v = 0.0
+        for mb, size, k, fh in self._strata():
+            if k == 0:
+                continue
+            yh = y[mb]
+            t += size * yh.mean()
+            if k > 1:
+                v += size**2 * (1 - fh) * yh.var(ddof=1) / k
+        return t, v
+
+    def ratio(self, y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+        """R_hat = Y_hat / X_hat and its variance (Stehman 2014, eq. 28)."""
+        ty, _ = self.total(y)
+        tx, _ = self.total(x)
+        if tx == 0:
+            return float("nan"), float("nan")
+        rr = ty / tx
+        v = 0.0
+        for mb, size, k, fh in self._strata():
+            if k > 1:
+                cov = np.cov(y[mb], x[mb], ddof=1)
+                v += size**2 * (1 - fh) * (cov[0, 0] + rr**2 * cov[1, 1]
+                                           - 2 * rr * cov[0, 1]) / k
+        return rr, v / tx**2
+
+
 def stratified_estimates(
     strata: Sequence[object] | np.ndarray,
     map_class: Sequence[object] | np.ndarray,
@@ -324,47 +380,8 @@ def stratified_estimates(
     unknown = set(s.tolist()) - set(stratum_sizes)
     if unknown:
         raise ValueError(f"sample units in strata without a size: {sorted(map(str, unknown))}")
-    labels = list(stratum_sizes)
-    sizes = np.array([float(stratum_sizes[h]) for h in labels])
-    members = [s == h for h in labels]
-    nh = np.array([mb.sum() for mb in members], np.float64)
-    empty = [str(h) for h, size, k in zip(labels, sizes, nh, strict=True) if size > 0 and k == 0]
-    if empty:
-        raise ValueError(f"strata {empty} have positive size but no sample units")
-    notes = []
-    if (nh == 1).any():
-        notes.append(f"strata with one unit contribute no variance: "
-                     f"{[str(h) for h, k in zip(labels, nh, strict=True) if k == 1]}")
-    f = np.where(fpc & (sizes > 0), nh / np.where(sizes > 0, sizes, 1), 0.0)
-
-    def total(y: np.ndarray) -> tuple[float, float]:
-        """Y_hat and V(Y_hat) of a per-unit variable."""
-        t = v = 0.0
-        for mb, size, k, fh in zip(members, sizes, nh, f, strict=True):
-            if k == 0:
-                continue
-            yh = y[mb]
-            t += size * yh.mean()
-            if k > 1:
-                v += size**2 * (1 - fh) * yh.var(ddof=1) / k
-        return t, v
-
-    def ratio(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
-        """R_hat = Y_hat / X_hat and its variance (Stehman 2014, eq. 28)."""
-        ty, _ = total(y)
-        tx, _ = total(x)
-        if tx == 0:
-            return float("nan"), float("nan")
-        rr = ty / tx
-        v = 0.0
-        for mb, size, k, fh in zip(members, sizes, nh, f, strict=True):
-            if k > 1:
-                yh, xh = y[mb], x[mb]
-                cov = np.cov(yh, xh, ddof=1)
-                v += size**2 * (1 - fh) * (cov[0, 0] + rr**2 * cov[1, 1]
-                                           - 2 * rr * cov[0, 1]) / k
-        return rr, v / tx**2
-
+    design = _Strata(s, stratum_sizes, fpc)
+    total, ratio = design.total, design.ratio
     q = len(classes)
     df = d.astype(np.float64)
     is_m = [(m == c) & d for c in classes]
@@ -388,7 +405,7 @@ def stratified_estimates(
         area_prop=ap, area_prop_se=np.sqrt(ap_var),
         area=area * area_scale, area_se=np.sqrt(area_var) * area_scale,
         area_unit=area_unit, map_area=map_area * area_scale, n=int(d.sum()), z=z,
-        notes=notes,
+        notes=design.notes,
     )
 
 
