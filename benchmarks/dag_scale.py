@@ -7,9 +7,12 @@ tiles). The real Snakefile runs in a scratch working directory whose ``config.ya
 the repository's, with that one region, the demo servers off and a dummy https STAC URL
 (a dry run contacts nothing).
 
-    .venv/bin/python benchmarks/dag_scale.py                   # the whole region
-    .venv/bin/python benchmarks/dag_scale.py --max-tiles 2000  # a subset, to extrapolate
-    .venv/bin/python benchmarks/dag_scale.py --batch-block 8   # batch mode (grid.batch_block)
+    .venv/bin/python benchmarks/dag_scale.py                   # the whole region, defaults
+    .venv/bin/python benchmarks/dag_scale.py --batch-block 0 --max-tiles 2000  # per tile
+    .venv/bin/python benchmarks/dag_scale.py --batch-block 4   # batches of <= 4 x 4 tiles
+
+Without ``--batch-block`` the config keeps the schema default ``grid.batch_block: auto``
+(:func:`jointseg.batch.resolve_batch_block`: batches of 8 x 8 tiles for this region).
 
 ``--max-tiles N`` keeps the first N tiles (sorted by id) and writes their footprints,
 shrunk by 100 m, as the AOI; the workflow tiles those again (plus a few tiles of the
@@ -127,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--snakefile", type=Path, default=REPO / "Snakefile")
     ap.add_argument(
         "--batch-block", type=int, default=None,
-        help="set grid.batch_block: 0 = per-tile rules, N = batches of up to N x N tiles",
+        help="set grid.batch_block: 0 = per-tile rules, N = batches of up to N x N tiles "
+        "(default: the schema's auto)",
     )  # fmt: skip
     ap.add_argument("--keep", action="store_true", help="keep the scratch working directory")
     args = ap.parse_args(argv)
@@ -167,8 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"# tiling in Python (region_tiles): {tiling_s:.1f} s")
     counts = job_counts(out)
     n_tiles = len(tiles)
-    if args.batch_block:
-        print(f"# batch mode: grid.batch_block={args.batch_block}, "
+    if "merge_predict_batches" in counts:
+        setting = "auto" if args.batch_block is None else args.batch_block
+        print(f"# batch mode: grid.batch_block={setting}, "
               f"{counts.get('search_scenes', 0)} batches")
     elif "search_scenes" in counts and counts["search_scenes"] != n_tiles:
         # a subset's footprints that straddle a UTM zone edge are tiled in both zones
