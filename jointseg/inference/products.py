@@ -116,10 +116,10 @@ def predict_tile(
         raise ValueError(f"threshold {threshold} outside 0..1")
     predictor = session if isinstance(session, Predictor) else Predictor(session)
     meta = info.model if info else model_info(predictor.session)
-    own_scene = not isinstance(scene, Scene)
-    scene = open_scene(scene) if own_scene else scene
     output = Path(output)
-    try:
+    with contextlib.ExitStack() as stack:
+        if not isinstance(scene, Scene):
+            scene = stack.enter_context(open_scene(scene))
         tags = _provenance_tags(scene, meta, info, threshold)
         if not _any_valid(scene):
             log.warning("tile %s: no valid 10 m pixel in %s (COUNT 0 and not filled "
@@ -128,21 +128,17 @@ def predict_tile(
         grid = scene.geobox_10m.zoom_in(SCALE_FACTOR)
         log.info("tile %s: predicting %d x %d px at 1 m -> %s", output.stem, grid.height,
                  grid.width, output)
-        with contextlib.ExitStack() as stack:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            stage_dir = Path(stack.enter_context(
-                tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent)))
-            # GDAL_NUM_THREADS: COG compression/overviews use the session's thread budget
-            gdal_threads = str(info.threads) if info and info.threads else "ALL_CPUS"
-            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64, GDAL_NUM_THREADS=gdal_threads))
-            staged = _stream_to_staging(
-                predictor, scene, grid, stage_dir, threshold, prob_output is not None,
-                sr_output is not None, window, overlap, halo_10m, batch_size, progress,
-            )
-            _write_products(staged, grid, tags, compress, output, prob_output, sr_output)
-    finally:
-        if own_scene:
-            scene.close()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        stage_dir = Path(stack.enter_context(
+            tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent)))
+        # GDAL_NUM_THREADS: COG compression/overviews use the session's thread budget
+        gdal_threads = str(info.threads) if info and info.threads else "ALL_CPUS"
+        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64, GDAL_NUM_THREADS=gdal_threads))
+        staged = _stream_to_staging(
+            predictor, scene, grid, stage_dir, threshold, prob_output is not None,
+            sr_output is not None, window, overlap, halo_10m, batch_size, progress,
+        )
+        _write_products(staged, grid, tags, compress, output, prob_output, sr_output)
     log.info("tile %s: wrote %s", output.stem, ", ".join(
         str(p) for p in (output, prob_output, sr_output) if p is not None))
     return ProductPaths(output, Path(prob_output) if prob_output else None,
