@@ -71,10 +71,9 @@ def build_models(tmp: Path, threads: int):
     try:
         import torch
 
+        from jointseg.bands import BANDS_20M, MODEL_INPUT_10M
         from jointseg.model.export import _write_onnx, measure_halo, realistic_input
         from jointseg.model.jointseg import (
-            BANDS_10M,
-            BANDS_20M,
             MULTIPLE_10M,
             SCALE_FACTOR,
             build_model,
@@ -90,7 +89,7 @@ def build_models(tmp: Path, threads: int):
     halo = measure_halo(model, 32)
     meta = {
         "model_name": "jointseg-tiny-bench", "model_version": "bench", "arch": "jointseg",
-        "preset": "tiny", "bands_10m": list(BANDS_10M), "bands_20m": list(BANDS_20M),
+        "preset": "tiny", "bands_10m": list(MODEL_INPUT_10M), "bands_20m": list(BANDS_20M),
         "scale_factor": SCALE_FACTOR, "multiple_10m": MULTIPLE_10M, "halo_10m": halo,
         "normalisation": model.norm.to_dict(), "training": {"trained": False},
         "precision": "fp32",

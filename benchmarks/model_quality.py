@@ -27,10 +27,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jointseg.bands import MODEL_INPUT_10M, SR_BANDS, SR_FROM_S2
+from jointseg.metrics import BinaryCounts, binary_counts, binary_metrics
 from jointseg.model.chips import load_chips
 from jointseg.model.jointseg import count_params, gflops_per_km2
 from jointseg.model.losses import LossConfig
-from jointseg.model.metrics import BinaryCounts, psnr, ssim
+from jointseg.model.metrics import psnr, ssim
 from jointseg.model.train import TrainConfig, chip_tensors, load_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,11 +74,13 @@ def evaluate(ckpt: Path, chips: list) -> dict[str, float]:
     p, s = [], []
     for chip in chips:
         logit, sr = model(*chip_tensors(chip))
-        counts.update((logit[0, 0] > 0).numpy(), chip.label)
+        counts += binary_counts((logit[0, 0] > 0).numpy(), chip.label)
         hr = chip.hr.astype(np.float64) / 10000.0
         p.append(psnr(sr[0].numpy(), hr))
         s.append(ssim(sr[0].numpy(), hr))
-    return {**counts.scores(), "psnr": float(np.mean(p)), "ssim": float(np.mean(s)),
+    scores = binary_metrics(counts)
+    return {**{k: float(scores[k]) for k in ("precision", "recall", "f1", "iou")},
+            "psnr": float(np.mean(p)), "ssim": float(np.mean(s)),
             "params": count_params(model), "gflops": gflops_per_km2(model)}
 
 
@@ -84,7 +88,8 @@ def upsampling_reference(chips: list, mode: str) -> dict[str, float]:
     """PSNR/SSIM of plain bicubic/bilinear x10 upsampling of B04 B03 B02 B08."""
     p, s = [], []
     for chip in chips:
-        x = torch.from_numpy(chip.s2_10m[[2, 1, 0, 3]].astype(np.float32) / 10000.0)[None]
+        rgbn = [MODEL_INPUT_10M.index(SR_FROM_S2[b]) for b in SR_BANDS]
+        x = torch.from_numpy(chip.s2_10m[rgbn].astype(np.float32) / 10000.0)[None]
         up = F.interpolate(x, scale_factor=10.0, mode=mode, align_corners=False)[0].numpy()
         hr = chip.hr.astype(np.float64) / 10000.0
         p.append(psnr(up, hr))

@@ -38,3 +38,5 @@ COMPOSITE_10M: tuple[str, ...] = BANDS_10M + (COUNT, QA)
 MODEL_INPUT_10M: tuple[str, ...] = BANDS_10M + (COUNT,)
 #: Bands of the 1 m super-resolved quicklook the model emits (HR image order).
 SR_BANDS: tuple[str, ...] = ("R", "G", "B", "NIR")
+#: The Sentinel-2 band each SR band corresponds to (keys in :data:`SR_BANDS` order).
+SR_FROM_S2: dict[str, str] = {"R": "B04", "G": "B03", "B": "B02", "NIR": "B08"}

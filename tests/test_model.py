@@ -91,6 +91,19 @@ def test_normalisation_is_in_buffers() -> None:
     assert model.norm.to_dict()["mean_10m"] == [1, 2, 3, 4]
 
 
+def test_band_names_come_from_bands_py() -> None:
+    from jointseg import bands
+
+    norm = build_model("jointseg", "tiny").norm.to_dict()
+    assert norm["bands_10m"] == list(bands.BANDS_10M)
+    assert norm["bands_20m"] == list(bands.BANDS_20M)
+    n10, n20 = len(bands.MODEL_INPUT_10M), len(bands.BANDS_20M)
+    check_input_shapes(torch.zeros(1, n10, 4, 4), torch.zeros(1, n20, 2, 2))
+    with pytest.raises(ValueError, match="s2_10m must be"):
+        check_input_shapes(torch.zeros(1, len(bands.BANDS_10M), 4, 4),
+                           torch.zeros(1, n20, 2, 2))
+
+
 def test_input_shape_check() -> None:
     s10, s20 = inputs(1, 8, 8)
     check_input_shapes(s10, s20)

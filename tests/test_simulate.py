@@ -269,13 +269,14 @@ def test_chips_label_hr_s2_consistent(chips):
 
 def test_simulator_band_tables_follow_bands_py():
     from jointseg import bands
-    from jointseg.simulate.spectra import HR_FROM_S2, S2_BANDS, spectra_table
+    from jointseg.simulate.spectra import S2_BANDS, spectra_table
     from jointseg.simulate.stac import ASSETS
 
     assert set(S2_BANDS) == set(bands.REFLECTANCE_BANDS)
     assert list(S2_BANDS) == [b for b in bands.ALL_L2A_BANDS if b in S2_BANDS]  # ESA order
     assert spectra_table(dt.date(2021, 7, 1)).shape[1] == len(S2_BANDS)
-    assert set(HR_FROM_S2) == set(bands.SR_BANDS)
+    assert tuple(bands.SR_FROM_S2) == bands.SR_BANDS
+    assert set(bands.SR_FROM_S2.values()) <= set(bands.BANDS_10M)
     assert {band for band, *_ in ASSETS.values()} == set(bands.REFLECTANCE_BANDS)
 
 

@@ -12,16 +12,16 @@ import rasterio
 import torch
 from click.testing import CliRunner
 
+from jointseg.config import ConfigError
 from jointseg.model.chips import ChipError, band_stats, load_chip, load_chips, random_crop
 from jointseg.model.jointseg import build_model
 from jointseg.model.losses import bce_dice_loss
 from jointseg.model.train import (
-    ConfigError,
     TrainConfig,
     _to_batch,
     config_from_dict,
     load_checkpoint,
-    load_config,
+    load_train_settings,
     train,
 )
 
@@ -152,10 +152,16 @@ def test_config_errors(tmp_path: Path) -> None:
         TrainConfig(crop_10m=15)
     p = tmp_path / "c.yaml"
     p.write_text("model:\n  epochs: 4\n  loss:\n    sr_warmup_epochs: 2\n")
-    cfg = config_from_dict(load_config(p))
+    cfg = config_from_dict(load_train_settings(p))
     assert cfg.epochs == 4 and cfg.loss.sr_warmup_epochs == 2
     p.write_text("model:\n  name: m\n  chips: {seed: 3}\n  train:\n    epochs: 7\n")
-    assert config_from_dict(load_config(p)).epochs == 7  # workflow config layout
+    assert config_from_dict(load_train_settings(p)).epochs == 7  # workflow config layout
+    p.write_text("model: [1, 2]\n")
+    with pytest.raises(ConfigError):  # the project's one ConfigError (jointseg.config)
+        config_from_dict(load_train_settings(p))
+    p.write_text("model: {epochs: 3\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_train_settings(p)
 
 
 def test_cli_train(tmp_path: Path) -> None:

@@ -37,12 +37,13 @@ def train(chips_dir: Path, out_dir: Path, config_path: Path | None, train_json: 
     Settings: --config's model: (or model.train:) section, then --train-json, then the
     options given on the command line.
     """
+    from jointseg.config import ConfigError
     from jointseg.model.chips import ChipError
-    from jointseg.model.train import ConfigError, TrainError, config_from_dict, load_config
+    from jointseg.model.train import TrainError, config_from_dict, load_train_settings
     from jointseg.model.train import train as run_train
 
     try:
-        cfg_dict = load_config(config_path) if config_path else {}
+        cfg_dict = load_train_settings(config_path) if config_path else {}
         if train_json:
             try:
                 extra = json.loads(train_json)

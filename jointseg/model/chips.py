@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from jointseg.bands import BANDS_10M, BANDS_20M, COUNT, MODEL_INPUT_10M, SR_BANDS
+
 CHIP_FILES = {  # name -> (bands, resolution in CRS units, dtype)
-    "s2_10m.tif": (5, 10.0, "uint16"),
-    "s2_20m.tif": (6, 20.0, "uint16"),
-    "hr.tif": (4, 1.0, "uint16"),
+    "s2_10m.tif": (len(MODEL_INPUT_10M), 10.0, "uint16"),
+    "s2_20m.tif": (len(BANDS_20M), 20.0, "uint16"),
+    "hr.tif": (len(SR_BANDS), 1.0, "uint16"),
     "label.tif": (1, 1.0, "uint8"),
 }
 INDEX_COLUMNS = ("chip_id", "split", "crs", "xmin", "ymin", "size_m")
@@ -131,9 +133,10 @@ def band_stats(chips: list[Chip]) -> dict[str, list[float] | float]:
             stds.append(float(max(v.std(), 1.0)) if v.size else 1000.0)
         return means, stds
 
-    m10, s10 = stats([c.s2_10m[:4] for c in chips])
+    m10, s10 = stats([c.s2_10m[:len(BANDS_10M)] for c in chips])
     m20, s20 = stats([c.s2_20m for c in chips])
-    counts = np.concatenate([c.s2_10m[4].ravel() for c in chips])
+    i_count = MODEL_INPUT_10M.index(COUNT)
+    counts = np.concatenate([c.s2_10m[i_count].ravel() for c in chips])
     return {"mean_10m": m10, "std_10m": s10, "mean_20m": m20, "std_20m": s20,
             "count_ref": float(max(np.percentile(counts, 99), 1.0))}
 

@@ -29,10 +29,9 @@ import onnx
 import torch
 
 import jointseg
+from jointseg.bands import BANDS_20M, MODEL_INPUT_10M
 from jointseg.io import atomic_path
 from jointseg.model.jointseg import (
-    BANDS_10M,
-    BANDS_20M,
     MULTIPLE_10M,
     SCALE_FACTOR,
     Normaliser,
@@ -183,7 +182,7 @@ def export_model(checkpoint: str | Path, out_path: str | Path, *, fp16: bool = T
         "model_name": model_name or f"{cfg['arch']}-{cfg['preset']}",
         "model_version": f"{jointseg.__version__}+e{ckpt['epoch'] + 1}",
         "arch": cfg["arch"], "preset": cfg["preset"],
-        "bands_10m": list(BANDS_10M), "bands_20m": list(BANDS_20M),
+        "bands_10m": list(MODEL_INPUT_10M), "bands_20m": list(BANDS_20M),
         "scale_factor": SCALE_FACTOR, "multiple_10m": MULTIPLE_10M, "halo_10m": halo_10m,
         "normalisation": model.norm.to_dict(),
         "training": training_summary(checkpoint),

@@ -22,19 +22,19 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from jointseg.bands import BANDS_10M, BANDS_20M, MODEL_INPUT_10M, SR_BANDS, SR_FROM_S2
 from jointseg.model.blocks import conv3, upsample
 from jointseg.model.seg import SegNet
 from jointseg.model.sr import ProgSR
 
-BANDS_10M = ("B02", "B03", "B04", "B08", "COUNT")
-BANDS_20M = ("B05", "B06", "B07", "B8A", "B11", "B12")
-SR_BANDS = ("R", "G", "B", "NIR")
 SCALE_FACTOR = 10
 MULTIPLE_10M = 2
 DN_SCALE = 10000.0
 ARCHS = ("jointseg", "bilinear")
-# indices of B04 B03 B02 B08 in s2_10m: the SR target order R G B NIR
-_RGBN = [2, 1, 0, 3]
+# indices in s2_10m of the S2 bands behind the SR bands (B04 B03 B02 B08 for R G B NIR)
+_RGBN = [MODEL_INPUT_10M.index(SR_FROM_S2[b]) for b in SR_BANDS]
+# s2_10m channels: reflectance bands first, then COUNT
+_N_REFL_10M = len(BANDS_10M)
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,9 @@ class Normaliser(nn.Module):
 
     def forward(self, s2_10m: torch.Tensor, s2_20m: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Raw DN -> (normalised (N,5,H,W), normalised (N,6,H/2,W/2))."""
-        refl = (s2_10m[:, :4] - self.mean_10m.view(1, -1, 1, 1)) / self.std_10m.view(1, -1, 1, 1)
-        count = torch.log1p(s2_10m[:, 4:5].clamp(min=0)) / torch.log1p(self.count_ref)
+        n = _N_REFL_10M
+        refl = (s2_10m[:, :n] - self.mean_10m.view(1, -1, 1, 1)) / self.std_10m.view(1, -1, 1, 1)
+        count = torch.log1p(s2_10m[:, n:n + 1].clamp(min=0)) / torch.log1p(self.count_ref)
         x20 = (s2_20m - self.mean_20m.view(1, -1, 1, 1)) / self.std_20m.view(1, -1, 1, 1)
         return torch.cat([refl, count], 1), x20
 
@@ -97,7 +98,7 @@ class Normaliser(nn.Module):
     def to_dict(self) -> dict:
         """JSON-able statistics (the ``jointseg.normalisation`` metadata)."""
         return {
-            "bands_10m": list(BANDS_10M[:4]),
+            "bands_10m": list(BANDS_10M),
             "mean_10m": [round(float(v), 3) for v in self.mean_10m],
             "std_10m": [round(float(v), 3) for v in self.std_10m],
             "bands_20m": list(BANDS_20M),
@@ -123,7 +124,7 @@ class JointSeg(nn.Module):
         super().__init__()
         self.size = size
         self.norm = Normaliser()
-        self.stem_10m = conv3(len(BANDS_10M), size.stem)
+        self.stem_10m = conv3(len(MODEL_INPUT_10M), size.stem)
         self.stem_20m = conv3(len(BANDS_20M), size.stem)
         self.stem_fuse = conv3(2 * size.stem, size.nf)
         self.act = nn.LeakyReLU(0.2, inplace=True)
@@ -155,7 +156,7 @@ class BilinearSeg(nn.Module):
         super().__init__()
         self.size = size
         self.norm = Normaliser()
-        self.seg = SegNet(len(BANDS_10M) + len(BANDS_20M), size.seg_widths, (0, 0, 0),
+        self.seg = SegNet(len(MODEL_INPUT_10M) + len(BANDS_20M), size.seg_widths, (0, 0, 0),
                           size.window)
 
     def forward(self, s2_10m: torch.Tensor, s2_20m: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -183,7 +184,7 @@ def build_model(arch: str = "jointseg", preset: str = "tiny") -> JointSeg | Bili
 
 def check_input_shapes(s2_10m: torch.Tensor, s2_20m: torch.Tensor) -> None:
     """Raise ValueError unless the inputs follow the contract's shapes."""
-    if s2_10m.ndim != 4 or s2_10m.shape[1] != len(BANDS_10M):
+    if s2_10m.ndim != 4 or s2_10m.shape[1] != len(MODEL_INPUT_10M):
         raise ValueError(f"s2_10m must be (N, 5, H, W), got {tuple(s2_10m.shape)}")
     n, _, h, w = s2_10m.shape
     if h % MULTIPLE_10M or w % MULTIPLE_10M:
@@ -208,8 +209,8 @@ def gflops_per_km2(model: nn.Module, size_10m: int = 20) -> float:
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    s10 = torch.full((1, 5, size_10m, size_10m), 1000.0)
-    s20 = torch.full((1, 6, size_10m // 2, size_10m // 2), 1500.0)
+    s10 = torch.full((1, len(MODEL_INPUT_10M), size_10m, size_10m), 1000.0)
+    s20 = torch.full((1, len(BANDS_20M), size_10m // 2, size_10m // 2), 1500.0)
     was_training = model.training
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:

@@ -12,7 +12,6 @@ SR PSNR), writes ``last.pt``, keeps ``best.pt`` (highest val F1), and rewrites
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import math
@@ -25,9 +24,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from jointseg.config import ConfigError
 from jointseg.io import atomic_path, write_json
 from jointseg.metrics import BinaryCounts, binary_counts, binary_metrics
 from jointseg.model.chips import Chip, band_stats, load_chips, random_crop
+from jointseg.model.history import write_history
 from jointseg.model.jointseg import ARCHS, PRESETS, build_model
 from jointseg.model.losses import (
     LossConfig,
@@ -39,14 +40,6 @@ from jointseg.model.losses import (
 from jointseg.model.metrics import psnr
 
 log = logging.getLogger(__name__)
-
-HISTORY_COLUMNS = ("epoch", "phase", "train_loss", "train_sr", "train_seg", "val_f1",
-                   "val_precision", "val_recall", "val_iou", "val_psnr", "seconds")
-
-
-class ConfigError(ValueError):
-    """A training configuration key or value is invalid."""
-
 
 class TrainError(RuntimeError):
     """Training cannot start or continue (missing data, incompatible checkpoint)."""
@@ -111,11 +104,14 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**d, loss=LossConfig(**loss_d))
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
+def load_train_settings(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file; returns its ``model.train:`` or ``model:`` section.
 
     A workflow config (``model: {name, chips, train: {...}}``) gives ``model.train``;
     a plain file may hold the training keys directly under ``model:`` or at top level.
+
+    Raises:
+        ConfigError: if the file is not YAML, or it or its ``model:`` is not a mapping.
     """
     import yaml
 
@@ -126,6 +122,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at top level")
     section = data.get("model", data) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: model: expected a mapping of training settings")
     if isinstance(section.get("train"), dict):
         section = section["train"]
     return dict(section)
@@ -182,46 +180,6 @@ def _phase(cfg: TrainConfig, epoch: int) -> str:
     return "joint" if cfg.arch == "jointseg" else "seg"
 
 
-def _write_history(out_dir: Path, history: list[dict]) -> None:
-    with atomic_path(out_dir / "history.csv") as tmp, tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS)
-        w.writeheader()
-        for row in history:
-            w.writerow({k: row.get(k, "") for k in HISTORY_COLUMNS})
-    plot_history(history, out_dir / "loss.png")
-
-
-def plot_history(history: list[dict], path: Path) -> None:
-    """Loss curves and validation metrics to a PNG (matplotlib Agg), atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for key in ("train_loss", "train_sr", "train_seg"):
-        a.plot(ep, [h[key] for h in history], marker=".", label=key)
-    a.set_xlabel("epoch")
-    a.set_ylabel("loss")
-    a.set_yscale("log")
-    a.legend()
-    for key in ("val_f1", "val_iou"):
-        b.plot(ep, [h[key] for h in history], marker=".", label=key)
-    b.set_xlabel("epoch")
-    b.set_ylabel("score")
-    b.set_ylim(0, 1)
-    b2 = b.twinx()
-    b2.plot(ep, [h["val_psnr"] for h in history], "k--", label="val_psnr (dB)")
-    b2.set_ylabel("PSNR (dB)")
-    b.legend(loc="lower left")
-    b2.legend(loc="lower right")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
-
-
 def _save(path: Path, obj: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -268,102 +226,137 @@ def train(chips_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *,
     except ValueError:
         log.warning("%s: no 'val' chips; validating on the training chips", chips_dir)
         val_chips = train_chips
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch, cfg.preset).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sr_loss = SRLoss(cfg.loss).to(device)
-    disc = d_opt = None
-    if cfg.arch == "jointseg" and cfg.loss.sr_gan > 0:
-        disc = UNetDiscriminatorSN(nf=cfg.loss.d_nf).to(device)
-        d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.loss.d_lr, betas=(0.9, 0.99))
-    history: list[dict] = []
-    best_f1, start = -1.0, 0
+    run = _Run.build(cfg)
     last = out_dir / "last.pt"
-    if resume and last.is_file():
-        ckpt = torch.load(last, map_location=device, weights_only=False)
-        if (ckpt["config"]["arch"], ckpt["config"]["preset"]) != (cfg.arch, cfg.preset):
-            raise TrainError(f"{last}: checkpoint is {ckpt['config']['arch']}/"
-                             f"{ckpt['config']['preset']}, asked for {cfg.arch}/{cfg.preset}")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        if disc is not None and ckpt.get("disc"):
-            disc.load_state_dict(ckpt["disc"])
-            d_opt.load_state_dict(ckpt["disc_optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"].cpu())
-        history, best_f1, start = ckpt["history"], ckpt["best_f1"], ckpt["epoch"] + 1
-        log.info("resuming from %s at epoch %d", last, start)
-    elif resume:
-        log.warning("%s not found; starting a fresh run", last)
+    history, best_f1, start = _resume(run, cfg, last) if resume else ([], -1.0, 0)
     if start == 0:
         stats = band_stats(train_chips)
-        model.norm.set_stats(**stats)
+        run.model.norm.set_stats(**stats)
         log.info("normalisation from %d training chips: %s", len(train_chips), stats)
+    data = {"chips_dir": str(chips_dir), "n_train": len(train_chips), "n_val": len(val_chips),
+            "simulated": _simulated(train_chips[0], chips_dir)}
 
-    n_samples = len(train_chips) * cfg.crops_per_chip
-    steps = math.ceil(n_samples / cfg.batch_size)
+    steps = math.ceil(len(train_chips) * cfg.crops_per_chip / cfg.batch_size)
     bar = tqdm(total=cfg.epochs * steps, initial=start * steps, disable=not progress,
                desc=f"train {cfg.arch}/{cfg.preset}", unit="step")
     for epoch in range(start, cfg.epochs):
         t0 = time.time()
-        phase = _phase(cfg, epoch)
-        rng = np.random.default_rng([cfg.seed, epoch])
-        order = rng.permutation(np.repeat(np.arange(len(train_chips)), cfg.crops_per_chip))
-        model.train()
-        sums = {"loss": 0.0, "sr": 0.0, "seg": 0.0}
-        for s in range(steps):
-            idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            crops = [random_crop(train_chips[i], cfg.crop_10m, rng, cfg.augment) for i in idx]
-            s10, s20, hr, label = (t.to(device) for t in _to_batch(crops))
-            logit, sr = model(s10, s20)
-            gan_on = disc is not None and epoch >= cfg.loss.gan_start_epoch
-            l_sr = sr_loss(sr, hr, disc if gan_on else None) if cfg.arch == "jointseg" \
-                else torch.zeros(())
-            l_seg = bce_dice_loss(logit, label, cfg.loss.seg_bce, cfg.loss.seg_dice)
-            if phase == "sr_warmup":
-                loss = cfg.loss.w_sr * l_sr
-            elif phase == "joint":
-                loss = cfg.loss.w_sr * l_sr + cfg.loss.w_seg * l_seg
-            else:
-                loss = cfg.loss.w_seg * l_seg
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if gan_on:
-                d_opt.zero_grad()
-                relativistic_d_loss(disc(hr), disc(sr.detach())).backward()
-                d_opt.step()
-            sums["loss"] += float(loss.detach())
-            sums["sr"] += float(l_sr.detach())
-            sums["seg"] += float(l_seg.detach())
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{float(loss.detach()):.4f}")
-        val = evaluate(model, val_chips)
-        row = {"epoch": epoch, "phase": phase, "train_loss": sums["loss"] / steps,
-               "train_sr": sums["sr"] / steps, "train_seg": sums["seg"] / steps,
+        train_losses = _train_epoch(run, cfg, epoch, train_chips, steps, bar)
+        val = evaluate(run.model, val_chips)
+        row = {"epoch": epoch, "phase": _phase(cfg, epoch), **train_losses,
                **{f"val_{k}": v for k, v in val.items()},
                "seconds": round(time.time() - t0, 2)}
         history.append(row)
-        log.info("epoch %d (%s): loss %.4f val F1 %.3f IoU %.3f PSNR %.2f dB", epoch, phase,
-                 row["train_loss"], val["f1"], val["iou"], val["psnr"])
-        ckpt = {"model": {k: v.cpu() for k, v in model.state_dict().items()},
-                "optimizer": opt.state_dict(),
-                "disc": disc.state_dict() if disc is not None else None,
-                "disc_optimizer": d_opt.state_dict() if d_opt is not None else None,
-                "epoch": epoch, "config": asdict(cfg), "history": history,
-                "best_f1": _better(val["f1"], best_f1), "torch_rng": torch.get_rng_state(),
-                "data": {"chips_dir": str(chips_dir), "n_train": len(train_chips),
-                         "n_val": len(val_chips), "simulated": _simulated(train_chips[0],
-                                                                          chips_dir)}}
+        log.info("epoch %d (%s): loss %.4f val F1 %.3f IoU %.3f PSNR %.2f dB", epoch,
+                 row["phase"], row["train_loss"], val["f1"], val["iou"], val["psnr"])
+        ckpt = run.checkpoint(cfg, epoch, history, _better(val["f1"], best_f1), data)
         if val["f1"] > best_f1 or not (out_dir / "best.pt").is_file():
             best_f1 = _better(val["f1"], best_f1)
             _save(out_dir / "best.pt", ckpt)
         _save(last, ckpt)
-        _write_history(out_dir, history)
+        write_history(out_dir, history)
     bar.close()
     summary = training_summary(out_dir / "last.pt") if last.is_file() else {}
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+@dataclass
+class _Run:
+    """The model, its optimiser, the SR loss and the optional GAN discriminator of a run."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sr_loss: SRLoss
+    disc: UNetDiscriminatorSN | None
+    d_opt: torch.optim.Optimizer | None
+    device: torch.device
+
+    @classmethod
+    def build(cls, cfg: TrainConfig) -> _Run:
+        """Fresh weights from ``cfg.seed`` on ``cfg.device``."""
+        device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.arch, cfg.preset).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        sr_loss = SRLoss(cfg.loss).to(device)
+        disc = d_opt = None
+        if cfg.arch == "jointseg" and cfg.loss.sr_gan > 0:
+            disc = UNetDiscriminatorSN(nf=cfg.loss.d_nf).to(device)
+            d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.loss.d_lr, betas=(0.9, 0.99))
+        return cls(model, opt, sr_loss, disc, d_opt, device)
+
+    def checkpoint(self, cfg: TrainConfig, epoch: int, history: list[dict], best_f1: float,
+                   data: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint dict after ``epoch`` (weights on cpu, optimisers, torch RNG)."""
+        return {"model": {k: v.cpu() for k, v in self.model.state_dict().items()},
+                "optimizer": self.opt.state_dict(),
+                "disc": self.disc.state_dict() if self.disc is not None else None,
+                "disc_optimizer": self.d_opt.state_dict() if self.d_opt is not None else None,
+                "epoch": epoch, "config": asdict(cfg), "history": history,
+                "best_f1": best_f1, "torch_rng": torch.get_rng_state(), "data": data}
+
+
+def _resume(run: _Run, cfg: TrainConfig, last: Path) -> tuple[list[dict], float, int]:
+    """Load ``last`` into ``run``; returns (history, best val F1, next epoch), or a fresh
+    start when ``last`` does not exist.
+
+    Raises:
+        TrainError: if the checkpoint's arch/preset differ from ``cfg``'s.
+    """
+    if not last.is_file():
+        log.warning("%s not found; starting a fresh run", last)
+        return [], -1.0, 0
+    ckpt = torch.load(last, map_location=run.device, weights_only=False)
+    if (ckpt["config"]["arch"], ckpt["config"]["preset"]) != (cfg.arch, cfg.preset):
+        raise TrainError(f"{last}: checkpoint is {ckpt['config']['arch']}/"
+                         f"{ckpt['config']['preset']}, asked for {cfg.arch}/{cfg.preset}")
+    run.model.load_state_dict(ckpt["model"])
+    run.opt.load_state_dict(ckpt["optimizer"])
+    if run.disc is not None and ckpt.get("disc"):
+        run.disc.load_state_dict(ckpt["disc"])
+        run.d_opt.load_state_dict(ckpt["disc_optimizer"])
+    torch.set_rng_state(ckpt["torch_rng"].cpu())
+    log.info("resuming from %s at epoch %d", last, ckpt["epoch"] + 1)
+    return ckpt["history"], ckpt["best_f1"], ckpt["epoch"] + 1
+
+
+def _train_epoch(run: _Run, cfg: TrainConfig, epoch: int, chips: list[Chip], steps: int,
+                 bar: tqdm) -> dict[str, float]:
+    """One epoch of ``steps`` batches of random crops (drawn from ``(seed, epoch)``);
+    returns the mean ``train_loss``, ``train_sr`` and ``train_seg``."""
+    phase = _phase(cfg, epoch)
+    gan_on = run.disc is not None and epoch >= cfg.loss.gan_start_epoch
+    rng = np.random.default_rng([cfg.seed, epoch])
+    order = rng.permutation(np.repeat(np.arange(len(chips)), cfg.crops_per_chip))
+    run.model.train()
+    sums = {"train_loss": 0.0, "train_sr": 0.0, "train_seg": 0.0}
+    for s in range(steps):
+        idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+        crops = [random_crop(chips[i], cfg.crop_10m, rng, cfg.augment) for i in idx]
+        s10, s20, hr, label = (t.to(run.device) for t in _to_batch(crops))
+        logit, sr = run.model(s10, s20)
+        l_sr = run.sr_loss(sr, hr, run.disc if gan_on else None) if cfg.arch == "jointseg" \
+            else torch.zeros(())
+        l_seg = bce_dice_loss(logit, label, cfg.loss.seg_bce, cfg.loss.seg_dice)
+        if phase == "sr_warmup":
+            loss = cfg.loss.w_sr * l_sr
+        elif phase == "joint":
+            loss = cfg.loss.w_sr * l_sr + cfg.loss.w_seg * l_seg
+        else:
+            loss = cfg.loss.w_seg * l_seg
+        run.opt.zero_grad()
+        loss.backward()
+        run.opt.step()
+        if gan_on:
+            run.d_opt.zero_grad()
+            relativistic_d_loss(run.disc(hr), run.disc(sr.detach())).backward()
+            run.d_opt.step()
+        for key, value in (("train_loss", loss), ("train_sr", l_sr), ("train_seg", l_seg)):
+            sums[key] += float(value.detach())
+        bar.update(1)
+        bar.set_postfix(epoch=epoch, loss=f"{float(loss.detach()):.4f}")
+    return {k: v / steps for k, v in sums.items()}
 
 
 def _simulated(chip: Chip, chips_dir: Path) -> bool:

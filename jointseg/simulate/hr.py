@@ -1,6 +1,6 @@
 """The 1 m high-resolution image (the SR target): R G B NIR reflectance x 10000, uint16.
 
-Rendered from the material spectra (B04/B03/B02/B08 columns for R/G/B/NIR) times a
+Rendered from the material spectra (the S2 columns of ``jointseg.bands.SR_FROM_S2``) times a
 per-pixel brightness factor (within-class texture, per-parcel variation and building
 shadows cast with the sun of the HR acquisition).
 """
@@ -12,11 +12,11 @@ import math
 
 import numpy as np
 
-from jointseg.bands import SR_BANDS
+from jointseg.bands import SR_BANDS, SR_FROM_S2
 from jointseg.simulate.landcover import Landscape
 from jointseg.simulate.materials import N_MATERIALS, M
 from jointseg.simulate.noise import hash01, smooth_noise
-from jointseg.simulate.spectra import HR_FROM_S2, band_index, spectra_table
+from jointseg.simulate.spectra import band_index, spectra_table
 
 # Texture amplitude (relative brightness std) per material.
 _TEX = np.full(N_MATERIALS, 0.05, dtype=np.float32)
@@ -59,7 +59,7 @@ def building_shadow(height_m: np.ndarray, sun_elev_deg: float, sun_az_deg: float
 def render_hr(ls: Landscape, tex: np.ndarray, date: dt.date) -> np.ndarray:
     """uint16 (4, rows, cols) reflectance x 10000 on the 1 m grid, bands ``SR_BANDS``
     (R G B NIR)."""
-    table = spectra_table(date)[:, band_index(tuple(HR_FROM_S2[b] for b in SR_BANDS))] * 10000.0
+    table = spectra_table(date)[:, band_index(tuple(SR_FROM_S2[b] for b in SR_BANDS))] * 10000.0
     out = np.empty((len(SR_BANDS), *ls.material.shape), dtype=np.uint16)
     for b in range(len(SR_BANDS)):
         out[b] = np.clip(table[ls.material, b] * tex, 1, 65535)

@@ -17,8 +17,6 @@ from jointseg.simulate.materials import N_MATERIALS, M
 
 #: The simulator's spectral columns: the model's reflectance bands in ESA order.
 S2_BANDS: tuple[str, ...] = tuple(b for b in ALL_L2A_BANDS if b in REFLECTANCE_BANDS)
-#: The S2 band rendered as each band of the 1 m HR image (keys: :data:`jointseg.bands.SR_BANDS`).
-HR_FROM_S2: dict[str, str] = {"R": "B04", "G": "B03", "B": "B02", "NIR": "B08"}
 
 _BASE: dict[str, list[float]] = {
     #                B02    B03    B04    B05    B06    B07    B08    B8A    B11    B12

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jointseg.bands import BANDS_20M, MODEL_INPUT_10M, SR_BANDS
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
 
@@ -64,15 +65,14 @@ def write_chip(root: Path, chip_id: str, crs: str, xmin: float, ymin: float,
     label[0] = 255
     out = root / chip_id
     u16 = lambda a: np.clip(np.rint(a), 1, 65535).astype(np.uint16)  # noqa: E731
-    write_cog(out / "s2_10m.tif", u16(np.concatenate([s10, count])),
-              GeoBox.from_bounds(crs, bounds, 10), nodata=0,
-              band_names=["B02", "B03", "B04", "B08", "COUNT"], blocksize=256)
-    write_cog(out / "s2_20m.tif", u16(s20), GeoBox.from_bounds(crs, bounds, 20), nodata=0,
-              band_names=["B05", "B06", "B07", "B8A", "B11", "B12"], blocksize=256)
-    write_cog(out / "hr.tif", u16(hr), GeoBox.from_bounds(crs, bounds, 1), nodata=0,
-              band_names=["R", "G", "B", "NIR"], blocksize=256)
-    write_cog(out / "label.tif", label, GeoBox.from_bounds(crs, bounds, 1), nodata=255,
+    grid_1m = GeoBox.from_bounds(crs, bounds, 1)
+    write_cog(out / "s2_10m.tif", u16(np.concatenate([s10, count])), grid_1m.zoom_out(10),
+              nodata=0, band_names=list(MODEL_INPUT_10M), blocksize=256)
+    write_cog(out / "s2_20m.tif", u16(s20), grid_1m.zoom_out(20), nodata=0,
+              band_names=list(BANDS_20M), blocksize=256)
+    write_cog(out / "hr.tif", u16(hr), grid_1m, nodata=0, band_names=list(SR_BANDS),
               blocksize=256)
+    write_cog(out / "label.tif", label, grid_1m, nodata=255, blocksize=256)
 
 
 def main() -> None:
