@@ -4,7 +4,8 @@
 #   snakemake --profile slurm --config year=2019     # a cluster (see profiles/slurm)
 #
 # One tile flows: search -> download -> cloudmask -> composite -> predict -> mosaic
-# (per tile, or per batch of tiles with grid.batch_block > 0: rules/batch.smk).
+# (per tile, or per batch of tiles when grid.batch_block resolves to N > 0:
+# rules/batch.smk; the default `auto` batches regions of more than 500 tiles).
 # All logic lives in the `jointseg` package; rules only wire files together.
 
 
@@ -15,7 +16,8 @@ include: "rules/common.smk"
 include: "rules/simulate.smk"
 
 
-# grid.batch_block: 0 = one job per tile and stage, N > 0 = one job per batch of tiles.
+# BATCH_BLOCK (rules/common.smk): 0 = one job per tile and stage, N > 0 = one job per
+# batch of up to N x N tiles.
 if BATCH_BLOCK:
 
     include: "rules/batch.smk"

@@ -173,11 +173,11 @@ rule merge_predict_batches:
     params:
         stage="predict",
         batches=batch_ids,
-        results=RESULTS,
+        folder=lambda w, input: str(Path(input[0]).parent),
     shell:
         "jointseg -v merge-batches {params.stage} --region {wildcards.region}"
-        " --year {wildcards.year} --batches {params.batches}"
-        " --results-dir {params.results:q} --out {output:q} > {log:q} 2>&1"
+        " --year {wildcards.year} --dir {params.folder:q} --batches {params.batches}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 use rule merge_predict_batches as merge_predict_baseline_batches with:
@@ -192,4 +192,4 @@ use rule merge_predict_batches as merge_predict_baseline_batches with:
     params:
         stage="predict_baseline",
         batches=batch_ids,
-        results=RESULTS,
+        folder=lambda w, input: str(Path(input[0]).parent),

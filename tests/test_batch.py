@@ -235,7 +235,7 @@ def test_merge_batches_cli_merges_by_batch_id(tmp_path):
                        2021, {t: tile_files("predict", t, "demo", 2021, res) for t in tiles})
     out = res / "demo/2021/isa/batches.json"
     args = ["merge-batches", "predict", "--region", "demo", "--year", "2021",
-            "--results-dir", str(res), "--out", str(out)]
+            "--dir", str(res / "demo/2021/isa/batches"), "--out", str(out)]
     r = CliRunner().invoke(cli, [*args, "--batches", ",".join(ids)])
     assert r.exit_code == 0, r.output
     doc = read_manifest(out)

@@ -225,7 +225,6 @@ CLI_DEFAULTS = [
     (("mosaic",), "threads", schema_default("mosaic.threads")),
     (("batch",), "results_dir", schema_default("results_dir")),
     (("batch",), "resources_dir", schema_default("resources_dir")),
-    (("merge-batches",), "results_dir", schema_default("results_dir")),
     (("simulate", "region"), "seed", schema_default("demo.seed")),
     (("simulate", "region"), "n_dates", schema_default("demo.n_dates")),
     *[(("simulate", "chips"), p, schema_default(f"model.chips.{p}"))

@@ -172,30 +172,30 @@ def batch(stage: str, tiles: str | None, tiles_file: Path | None, batch: str, ma
 @click.argument("stage", type=click.Choice(["predict", "predict_baseline"]))
 @click.option("--region", required=True, help="Region name.")
 @click.option("--year", required=True, type=int, help="Year.")
+@click.option("--dir", "batches_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the STAGE batch manifests "
+                   "(results/{region}/{year}/<stage dir>/batches).")
 @click.option("--batches", required=True,
-              help="Comma-separated batch ids B<epsg>_<xmin>_<ymin> of the region.")
-@click.option("--results-dir", default=schema_default("results_dir"), show_default=True,
-              type=click.Path(file_okay=False, path_type=Path))
+              help="Comma-separated batch ids B<epsg>_<xmin>_<ymin>: DIR/<id>.json are merged.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Region manifest to write (results/{region}/{year}/isa/batches.json).")
-def merge_batches(stage: str, region: str, year: int, batches: str, results_dir: Path,
+def merge_batches(stage: str, region: str, year: int, batches_dir: Path, batches: str,
                   out_path: Path) -> None:
     """Merge the STAGE batch manifests of the given batches into one region manifest.
 
-    The manifests are read from their usual paths
-    (``results/{region}/{year}/<stage dir>/batches/{batch}.json``); batch ids rather
-    than paths keep the command line short for thousands of batches.
+    Batch ids rather than paths keep the command line short for thousands of batches;
+    only the listed batches are merged (not every file in DIR).
     """
-    from jointseg.batch import BATCH_ID_RE, BatchError, manifest_path, merge_manifests
+    from jointseg.batch import BATCH_ID_RE, BatchError, merge_manifests
 
     ids = [b.strip() for b in batches.split(",") if b.strip()]
     bad = [b for b in ids if not BATCH_ID_RE.match(b)]
     if bad or not ids:
         raise click.BadParameter(f"{bad[0] if bad else batches!r}: expected "
                                  "B<epsg>_<xmin>_<ymin>[,...]", param_hint="--batches")
-    paths = [manifest_path(stage, b, region, year, results_dir) for b in ids]
     try:
-        merge_manifests(paths, out_path, stage, region, year)
+        merge_manifests([batches_dir / f"{b}.json" for b in ids], out_path, stage, region, year)
     except BatchError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{out_path}: merged {len(paths)} batch manifest(s)")
+    click.echo(f"{out_path}: merged {len(ids)} batch manifest(s)")
