@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from jointseg.config import schema_default
+
 log = logging.getLogger(__name__)
 
 
@@ -21,7 +23,8 @@ log = logging.getLogger(__name__)
               default="worldcover", show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for report.json, report.md and confusion.csv.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--threshold", type=click.FloatRange(0, 1),
+              default=schema_default("accuracy.threshold"), show_default=True,
               help="ISA fraction at or above which an aggregated map pixel is ISA.")
 @click.option("--year", type=int, default=2021, show_default=True,
               help="WorldCover year (2020 -> v100, 2021 -> v200).")
@@ -67,17 +70,22 @@ def assess(map_path: str, reference: str, reference_kind: str, out_dir: str, thr
               help="GeoPackage of sample points (map CRS) for labelling.")
 @click.option("--zones", type=click.Path(exists=True), default=None,
               help="Polygon layer of zones (any vector format); strata = class x zone.")
-@click.option("--zone-field", default="zone", show_default=True,
+@click.option("--zone-field", default=schema_default("accuracy.zone_field"),
+              show_default=True,
               help="Attribute of --zones holding the zone name.")
-@click.option("--target-se", type=click.FloatRange(min=0, min_open=True), default=0.01,
-              show_default=True, help="Target standard error of overall accuracy.")
+@click.option("--target-se", type=click.FloatRange(min=0, min_open=True),
+              default=schema_default("accuracy.target_se"), show_default=True,
+              help="Target standard error of overall accuracy.")
 @click.option("--expected-ua", "expected_ua", default="1=0.8,0=0.95", show_default=True,
               help="Conjectured user's accuracy per map class, CLASS=UA comma-separated.")
-@click.option("--floor", type=click.IntRange(min=2), default=50, show_default=True,
+@click.option("--floor", type=click.IntRange(min=2),
+              default=schema_default("accuracy.floor"), show_default=True,
               help="Minimum sample units per stratum.")
-@click.option("--min-distance-m", type=click.FloatRange(min=0), default=3000.0,
-              show_default=True, help="Minimum distance between sample points (map units).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--min-distance-m", type=click.FloatRange(min=0),
+              default=schema_default("accuracy.min_distance_m"), show_default=True,
+              help="Minimum distance between sample points (map units).")
+@click.option("--seed", type=int, default=schema_default("accuracy.seed"),
+              show_default=True)
 @click.option("--reference", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Optional reference raster (1 = ISA) to label the points right away.")
 def sample(map_path: str, out_path: str, zones: str | None, zone_field: str, target_se: float,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from jointseg.config import schema_default
 from jointseg.products import QA_FILLED, QA_NO_OBSERVATION
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ QA_FLAGS = {
               help="Mosaic COG to write.")
 @click.option("--kind", type=click.Choice(["binary", "prob"]), required=True,
               help="binary: class map (nearest); prob: probability (bilinear/average).")
-@click.option("--crs", "output_crs", default=None,
+@click.option("--crs", "output_crs", default=schema_default("mosaic.output_crs"),
               help="Output CRS: utm (dominant UTM zone of the tiles, default), "
                    "china_albers, or any EPSG:xxxx.")
 @click.option("--res-m", type=float, default=1.0, show_default=True, help="Output pixel size.")
@@ -34,7 +35,8 @@ QA_FLAGS = {
 @click.option("--region", required=True, help="Region name (Item id and tags).")
 @click.option("--item", type=click.Path(path_type=Path), help="Write a STAC Item here.")
 @click.option("--quicklook", type=click.Path(path_type=Path), help="Write a PNG quicklook here.")
-@click.option("--threads", type=int, default=1, show_default=True, help="GDAL threads.")
+@click.option("--threads", type=int, default=schema_default("mosaic.threads"),
+              show_default=True, help="GDAL threads.")
 @click.option("--tiles-from-manifests", "from_manifests", is_flag=True,
               help="TILES are batch manifests (jointseg batch predict); mosaic the tiles "
                    "they list (their 'isa' files for --kind binary, 'prob' for prob).")

@@ -6,6 +6,8 @@ import logging
 
 import click
 
+from jointseg.config import schema_default
+
 log = logging.getLogger(__name__)
 
 
@@ -28,22 +30,29 @@ log = logging.getLogger(__name__)
                                  "or CSV) to estimate from instead of drawing a new one.")
 @click.option("--cities", type=click.Path(exists=True), default=None,
               help="Polygon layer of cities / admin units.")
-@click.option("--city-field", default="name", show_default=True)
+@click.option("--city-field", default=schema_default("accuracy.city_field"),
+              show_default=True)
 @click.option("--zones", type=click.Path(exists=True), default=None,
               help="Polygon layer of zones (strata x zone; estimates per zone).")
-@click.option("--zone-field", default="zone", show_default=True)
+@click.option("--zone-field", default=schema_default("accuracy.zone_field"),
+              show_default=True)
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The bilinear baseline's binary map (same format) to compare alongside.")
 @click.option("--region", default=None, help="Region name (default: the map's REGION tag).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--threshold", type=click.FloatRange(0, 1),
+              default=schema_default("accuracy.threshold"), show_default=True,
               help="ISA fraction at or above which an aggregated 10 m pixel is ISA.")
-@click.option("--min-distance-m", type=click.FloatRange(min=0), default=3000.0,
-              show_default=True, help="Minimum distance between sample points (m).")
-@click.option("--target-se", type=click.FloatRange(min=0, min_open=True), default=0.01,
-              show_default=True, help="Target standard error of overall accuracy (eq. 13).")
-@click.option("--floor", type=click.IntRange(min=2), default=50, show_default=True,
+@click.option("--min-distance-m", type=click.FloatRange(min=0),
+              default=schema_default("accuracy.min_distance_m"), show_default=True,
+              help="Minimum distance between sample points (m).")
+@click.option("--target-se", type=click.FloatRange(min=0, min_open=True),
+              default=schema_default("accuracy.target_se"), show_default=True,
+              help="Target standard error of overall accuracy (eq. 13).")
+@click.option("--floor", type=click.IntRange(min=2),
+              default=schema_default("accuracy.floor"), show_default=True,
               help="Minimum sample units per stratum.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=schema_default("accuracy.seed"),
+              show_default=True)
 @click.option("--allow-missing", is_flag=True,
               help="Treat missing WorldCover tiles as no data instead of failing.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
@@ -119,13 +128,16 @@ def paper_tables(reports: tuple[str, ...], changes: tuple[str, ...], out_dir: st
 @click.option("--probs", "probs", multiple=True,
               help="YEAR=PATH of the ISA probability map of that year (same grid).")
 @click.option("--cities", type=click.Path(exists=True), default=None)
-@click.option("--city-field", default="name", show_default=True)
+@click.option("--city-field", default=schema_default("accuracy.city_field"),
+              show_default=True)
 @click.option("--zones", type=click.Path(exists=True), default=None,
               help="Polygon layer of zones (e.g. upstream / midstream / downstream).")
-@click.option("--zone-field", default="zone", show_default=True)
+@click.option("--zone-field", default=schema_default("accuracy.zone_field"),
+              show_default=True)
 @click.option("--consistency", is_flag=True,
               help="Temporal consistency (GAIA): no ISA -> non-ISA unless confident.")
-@click.option("--confident", type=click.FloatRange(0.5, 1.0), default=0.8, show_default=True,
+@click.option("--confident", type=click.FloatRange(0.5, 1.0),
+              default=schema_default("change.confident"), show_default=True,
               help="A loss is kept where the later year's p(ISA) <= 1 - confident.")
 @click.option("--region", default="region", show_default=True, help="Region name.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
