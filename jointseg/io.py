@@ -2,7 +2,9 @@
 
 All writers in ``jointseg`` go through :func:`atomic_path`: data are written to a
 temporary sibling (same directory, so ``os.replace`` is an atomic rename on one
-filesystem), optionally validated, then renamed onto the final name.
+filesystem), optionally validated, then renamed onto the final name. A temporary
+file left by a killed process is removed by the next write of the same final path
+(:func:`remove_stale_parts`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -23,6 +28,14 @@ from rasterio._err import CPLE_BaseError  # GDAL errors raised as such by raster
 from rasterio.enums import Resampling
 
 from jointseg.grid import GeoBox
+
+log = logging.getLogger(__name__)
+
+#: When this process imported the module (s since the epoch): temporary files last
+#: modified before it cannot belong to a write of this process.
+_STARTED = time.time()
+#: ``tempfile.mkstemp``'s random part: 8 characters of this set.
+_MKSTEMP_RANDOM = r"[a-z0-9_]{8}"
 
 
 class OutputError(RuntimeError):
@@ -42,6 +55,36 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def remove_stale_parts(directory: str | os.PathLike, name: str) -> list[Path]:
+    """Remove the temporary files a killed writer of ``directory/name`` left behind.
+
+    Only files named exactly as :func:`atomic_path` names them for this final name
+    (``.{name}.XXXXXXXX.part``, ``X`` being ``mkstemp``'s random characters) and last
+    modified before this process imported :mod:`jointseg.io` are removed: the
+    temporary files of another final path (even ``{name}.x``) and files modified
+    since this process started are left alone. (Two live writers of the same final
+    path are not supported: Snakemake never runs two jobs with the same output.)
+
+    Returns:
+        The removed paths.
+    """
+    pattern = re.compile(rf"\.{re.escape(name)}\.{_MKSTEMP_RANDOM}\.part")
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < _STARTED:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+                log.info("removed %s, left by an interrupted write", entry.path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(
     final: str | os.PathLike, validate: Callable[[Path], None] | None = None
@@ -49,10 +92,13 @@ def atomic_path(
     """Yield a temporary path beside ``final``; on success validate and rename it.
 
     On any exception (or a failed validation) the temporary file is removed and
-    ``final`` is left untouched (an older complete version stays in place).
+    ``final`` is left untouched (an older complete version stays in place). Temporary
+    files of ``final`` left by a killed process are removed first
+    (:func:`remove_stale_parts`).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(final.parent, final.name)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)

@@ -1,10 +1,15 @@
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
 from jointseg.grid import Tile
-from jointseg.io import OutputError, atomic_path, write_cog, write_json
+from jointseg.io import OutputError, atomic_path, remove_stale_parts, write_cog, write_json
 
 
 def test_write_cog_is_valid_cog_with_metadata(tmp_path):
@@ -47,3 +52,43 @@ def test_shape_mismatch_is_an_error(tmp_path):
     gb = Tile.at(32650, 0, 0, 600).geobox(10)
     with pytest.raises(ValueError, match="array shape"):
         write_cog(tmp_path / "b.tif", np.zeros((10, 10), "uint8"), gb)
+
+
+def test_stale_parts_of_the_same_final_path_are_removed_by_the_next_write(tmp_path):
+    old = 1_000_000_000  # 2001: before this process started
+    stale = [tmp_path / ".out.json.abcd1234.part", tmp_path / ".out.json.z_9y8x7w.part"]
+    kept = [
+        tmp_path / ".out.json.x.abcd1234.part",  # the temp file of "out.json.x"
+        tmp_path / ".other.json.abcd1234.part",  # of another final path
+        tmp_path / ".out.json.abcd1234.tmp",  # not atomic_path's pattern
+        tmp_path / "out.json.abcd1234.part",  # no leading dot
+        tmp_path / ".out.json.fresh123.part",  # modified since this process started
+    ]
+    for p in stale + kept:
+        p.write_text("half")
+    for p in stale + kept[:-1]:
+        os.utime(p, (old, old))
+    write_json(tmp_path / "out.json", {"v": 1})
+    assert json.loads((tmp_path / "out.json").read_text()) == {"v": 1}
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in kept)
+    # only the pattern's own files, and nothing when there is nothing to remove
+    assert remove_stale_parts(tmp_path, "out.json") == []
+    assert remove_stale_parts(tmp_path / "missing", "out.json") == []
+
+
+def test_stale_part_of_a_killed_writer_is_removed_on_rerun(tmp_path):
+    final = tmp_path / "b.tif"
+    code = ("import os, sys\nfrom jointseg.io import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as tmp:\n"
+            "    tmp.write_bytes(b'half')\n    os._exit(9)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(final)], timeout=60)
+    assert proc.returncode == 9
+    parts = list(tmp_path.glob(".b.tif.*.part"))
+    assert len(parts) == 1 and not final.exists()
+    # the next run (a new process, as a rerun is) removes it before writing
+    code = ("import sys\nfrom jointseg.io import write_json\n"
+            "write_json(sys.argv[1], {'v': 2})\n")
+    subprocess.run([sys.executable, "-c", code, str(final)], timeout=60, check=True)
+    assert not parts[0].exists() and json.loads(final.read_text()) == {"v": 2}
+    assert not list(tmp_path.glob(".*part"))
