@@ -1,7 +1,7 @@
 """Tiny synthetic Sentinel-2 stacks for the download / cloudmask / composite tests.
 
 Arrays are written with the project's own COG writer onto a tile's grids and
-described by a download manifest, exactly as ``jointseg.data.download`` lays them out.
+described by a download manifest, exactly as ``jointseg.data.stack`` lays them out.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from jointseg.data.download import BAND_RES_M
+from jointseg.bands import NATIVE_RES_M
 from jointseg.grid import GeoBox, Tile
 from jointseg.io import sha256_file, write_cog, write_json
 
@@ -40,7 +40,7 @@ def make_stack(root: Path, tile: Tile, scenes: list[dict]) -> Path:
         files, sha = {}, {}
         for band, arr in s["bands"].items():
             rel = f"{s['id']}/{band}.tif"
-            write_cog(root / rel, arr, tile.geobox(BAND_RES_M[band]), nodata=0,
+            write_cog(root / rel, arr, tile.geobox(NATIVE_RES_M[band]), nodata=0,
                       band_names=[band])
             files[band], sha[band] = rel, sha256_file(root / rel)
         entries.append({"id": s["id"], "datetime": s["datetime"],
@@ -55,7 +55,7 @@ def constant_bands(tile: Tile, value_10m: np.ndarray, scl_20m: np.ndarray | None
     """All bands from one 10 m uint16 array (20 m bands = its top-left 2x2 subsample)."""
     out: dict[str, np.ndarray] = {}
     for b in bands:
-        if BAND_RES_M[b] == 10:
+        if NATIVE_RES_M[b] == 10:
             out[b] = value_10m.astype(np.uint16)
         else:
             out[b] = value_10m[::2, ::2].astype(np.uint16)

@@ -24,8 +24,9 @@ from jointseg.cli import main
 from jointseg.config import ConfigError, load_config
 from jointseg.data.cloudmask import CloudMaskError, cloud_mask_tile
 from jointseg.data.composite import CompositeError, composite_tile
-from jointseg.data.download import DownloadError, download_tile
-from jointseg.data.stac import SceneInfo
+from jointseg.data.download import download_tile
+from jointseg.data.errors import DownloadError
+from jointseg.data.providers import SceneInfo
 from jointseg.grid import Tile
 from jointseg.inference.session import ModelError, make_session
 from jointseg.io import write_cog

@@ -339,7 +339,8 @@ def test_cli_chain_on_a_real_patch(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from jointseg.cli import main
-    from jointseg.data.stac import SceneInfo, write_scene_list
+    from jointseg.data.providers import SceneInfo
+    from jointseg.data.stac import write_scene_list
     from jointseg.simulate.servers import FileServer
 
     tile = Tile.at(32633, 404400 + 240, 5341200 + 360, 600)

@@ -23,7 +23,8 @@ import pytest
 import rasterio
 
 from jointseg.data.cloudmask import cloud_mask_tile
-from jointseg.data.stac import scene_info_from_item, write_scene_list
+from jointseg.data.providers import scene_info_from_item
+from jointseg.data.stac import write_scene_list
 from jointseg.grid import Tile
 from jointseg.io import write_cog
 from jointseg.simulate.servers import FileServer, StacServer
@@ -266,7 +267,7 @@ def test_snakemake_killed_mid_run_reruns_incomplete_to_the_same_outputs(
 
 def test_resume_is_keyed_by_content_and_source(tmp_path: Path) -> None:
     from jointseg.data.download import download_tile
-    from jointseg.data.stac import SceneInfo
+    from jointseg.data.providers import SceneInfo
     from tests.stackfactory import write_tif
 
     tile = Tile.at(32633, 500040, 5000040, 240)

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,10 @@ import yaml
 from click.testing import CliRunner
 
 from jointseg.cli import main
-from jointseg.data.download import DownloadError, download_tile
-from jointseg.data.stac import SceneInfo, search_scenes
+from jointseg.data.download import download_tile
+from jointseg.data.errors import DownloadError
+from jointseg.data.providers import SceneInfo
+from jointseg.data.stac import search_scenes
 from jointseg.simulate.servers import FileServer, StacServer
 from tests.conftest import write_catalogue
 from tests.faults import Fault, FaultProxy, Rule
@@ -200,6 +203,62 @@ def test_permanently_failing_asset_fails_only_its_tile(
     assert any("giving up" in r.getMessage() and url in r.getMessage() for r in caplog.records)
     # 2 attempts, each with GDAL's own retry (GDAL_HTTP_MAX_RETRY = retries): bounded
     assert 2 <= len(files.faults("status")) <= 8
+
+
+def _dead_asset(files: FaultProxy, tmp: Path, **kw: float) -> tuple[str, str, float]:
+    """Download one band whose every request gets the proxy's fault; returns (the
+    DownloadError's message, the asset URL, seconds until it gave up)."""
+    tile = cat.region_tile("north")
+    url = f"{files.url}/{S1}/B02.tif"
+    scene = SceneInfo(S1, "2021-06-01T10:00:00Z", 5.0, "03.00", 0, bands={"B02": url},
+                      epsg=cat.EPSG)
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        download_tile([scene], tile, tmp / "out", ["B02"], **kw)
+    elapsed = time.monotonic() - start
+    assert not (tmp / "out" / "manifest.json").exists()
+    assert "\n" not in str(err.value)
+    return str(err.value), url, elapsed
+
+
+@pytest.mark.parametrize("status", [404, 403])
+def test_missing_or_forbidden_asset_fails_at_once(
+    proxies: tuple[FaultProxy, FaultProxy], tmp_path: Path, status: int
+) -> None:
+    _, files = proxies
+    files.rules = [Rule("B02", Fault("status", status), always=True)]
+    # default config, with a backoff that would show: a permanent error is not retried
+    msg, url, elapsed = _dead_asset(files, tmp_path, backoff_s=10.0)
+    assert msg == f"{cat.region_tile('north').tile_id}: asset B02 of {S1} not found: {url}"
+    assert elapsed < 5 and len(files.faults()) <= 2  # one open, no retry by GDAL or us
+
+
+@pytest.mark.parametrize("fault", [Fault("status", 503), Fault("stall", stall_s=120)],
+                         ids=["503", "never-answers"])
+def test_dead_asset_gives_up_within_30_s_with_the_default_config(
+    proxies: tuple[FaultProxy, FaultProxy], tmp_path: Path, fault: Fault
+) -> None:
+    _, files = proxies
+    files.rules = [Rule("B02", fault, always=True)]
+    msg, url, elapsed = _dead_asset(files, tmp_path)  # retries 5, backoff 1 s, timeout 60 s
+    assert msg.startswith(f"{cat.region_tile('north').tile_id}: asset B02 of {S1} failed "
+                          f"after ") and f"attempts: {url}: " in msg
+    # before: GDAL retried inside each of our attempts (8 min for a 503); now <= give_up_s
+    assert elapsed < 30, f"gave up after {elapsed:.1f} s"
+    attempts = int(msg.split(" failed after ")[1].split()[0])
+    assert 1 <= attempts <= 6 and len(files.faults()) <= 2 * attempts
+
+
+def test_dead_asset_budget_and_stall_timeout_are_configurable(
+    proxies: tuple[FaultProxy, FaultProxy], tmp_path: Path
+) -> None:
+    _, files = proxies
+    files.rules = [Rule("B02", Fault("reset"), always=True)]
+    msg, url, elapsed = _dead_asset(files, tmp_path, retries=20, backoff_s=0.1, give_up_s=1.0)
+    assert f"attempts: {url}: " in msg and elapsed < 3  # the budget, not 20 retries, ended it
+    files.reset([Rule("B02", Fault("stall", stall_s=60), always=True)])
+    msg, url, elapsed = _dead_asset(files, tmp_path, retries=0, timeout_s=1)
+    assert f"failed after 1 attempts: {url}: " in msg and elapsed < 5
 
 
 def _snakemake_config(tmp: Path, api_url: str) -> Path:

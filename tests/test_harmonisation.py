@@ -23,7 +23,7 @@ import rasterio
 from jointseg.data.cloudmask import cloud_mask_tile
 from jointseg.data.composite import composite_tile
 from jointseg.data.download import download_tile
-from jointseg.data.stac import BASELINE_04_DATE, _band_assets, scene_info_from_item
+from jointseg.data.providers import BASELINE_04_DATE, find_band_assets, scene_info_from_item
 from jointseg.grid import GeoBox, Tile
 from tests.stackfactory import write_tif
 
@@ -73,7 +73,7 @@ def provider_item(name: str, root: Path, truth: dict[str, np.ndarray]) -> dict:
         item = json.loads((ITEMS / name).read_text())
     item = copy.deepcopy(item)
     add = 1000 if STORES_OFFSET[name] else 0
-    for band, (key, _) in _band_assets(item["assets"]).items():
+    for band, (key, _) in find_band_assets(item["assets"]).items():
         if band == "SCL":
             data = np.full(source_grid(20).shape, 4, np.uint8)  # vegetation: all clear
             grid = source_grid(20)

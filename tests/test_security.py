@@ -14,15 +14,12 @@ import numpy as np
 import pytest
 
 from jointseg.config import ConfigError, load_config
-from jointseg.data.download import DownloadError, check_href, download_tile
-from jointseg.data.stac import (
-    SceneInfo,
-    StacError,
-    install_secret_filter,
-    redact_text,
-    search_scenes,
-    write_scene_list,
-)
+from jointseg.data.assets import check_href
+from jointseg.data.download import download_tile
+from jointseg.data.errors import DownloadError, StacError
+from jointseg.data.providers import SceneInfo
+from jointseg.data.secrets import install_secret_filter, redact_text
+from jointseg.data.stac import search_scenes, write_scene_list
 from jointseg.grid import Tile
 from jointseg.simulate.servers import FileServer
 from tests.faults import Fault, FaultProxy, Rule
@@ -41,11 +38,12 @@ def _scene(href: str) -> SceneInfo:
 
 @pytest.fixture
 def signed_asset(tmp_path: Path):
-    """A loopback asset behind a proxy whose first requests fail (so GDAL logs retries)."""
+    """A loopback asset behind a proxy whose first two requests fail (so GDAL logs the
+    errors and the download logs its retries, both with the signed URL)."""
     arr = (np.arange(24 * 24, dtype=np.uint16).reshape(24, 24) + 1)
     write_tif(tmp_path / "srv" / "B02.tif", arr, TILE.geobox(10))
     with FileServer(tmp_path / "srv") as fs, FaultProxy(
-            fs.url, [Rule("B02", Fault("status", 503), nth=(1, 2, 3))]) as px:
+            fs.url, [Rule("^HEAD /B02", Fault("status", 503), nth=(1, 2))]) as px:
         yield f"{px.url}/B02.tif?{SAS}", arr
 
 
@@ -72,6 +70,19 @@ def test_signed_download_cli_stderr_has_no_sas_token(signed_asset, tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout + proc.stderr
     assert "503" in out and "SECRETSIGNATURE" not in out
+
+
+def test_failed_signed_download_error_has_no_sas_token(tmp_path: Path) -> None:
+    write_tif(tmp_path / "srv" / "B02.tif", np.ones((24, 24), np.uint16), TILE.geobox(10))
+    # HEAD answers, every GET fails: GDAL's message then quotes the full signed path
+    with FileServer(tmp_path / "srv") as fs, FaultProxy(
+            fs.url, [Rule("^GET /B02", Fault("status", 503), always=True)]) as px:
+        with pytest.raises(DownloadError) as err:
+            download_tile([_scene(f"{px.url}/B02.tif?{SAS}")], TILE, tmp_path / "out", ["B02"],
+                          retries=1, backoff_s=0.01)
+    msg = str(err.value)
+    assert "failed after 2 attempts" in msg and f"{px.url}/B02.tif?" in msg
+    assert "SECRETSIGNATURE" not in msg and "sig=" not in msg.replace("sig=***", "")
 
 
 def test_library_loggers_mask_tokens_and_bearer_headers(caplog: pytest.LogCaptureFixture) -> None:

@@ -18,21 +18,16 @@ from rasterio.windows import Window
 from shapely.geometry import box, shape
 
 from jointseg.cli import main
-from jointseg.data.stac import (
-    ItemError,
-    NoScenesError,
+from jointseg.data.errors import ItemError, NoScenesError, StacError
+from jointseg.data.providers import (
     SceneInfo,
-    StacError,
     decide_boa_offset_dn,
     map_href,
-    read_scene_list,
-    redact_url,
     scene_info_from_item,
-    search_scenes,
-    select_scenes,
-    sign_href,
-    write_scene_list,
 )
+from jointseg.data.secrets import redact_url
+from jointseg.data.signing import sign_href
+from jointseg.data.stac import read_scene_list, search_scenes, select_scenes, write_scene_list
 from jointseg.simulate.servers import free_port, stop_demo_servers
 
 from .conftest import BIGEARTHNET_DIR, bigearthnet_items, s2_collection

@@ -10,8 +10,10 @@ from pathlib import Path
 import click
 
 from jointseg.config import schema_default
-from jointseg.data.download import DownloadError, download_tile
-from jointseg.data.stac import ItemError, read_scene_list
+from jointseg.data.download import download_tile
+from jointseg.data.errors import DownloadError, ItemError
+from jointseg.data.http import RetryPolicy
+from jointseg.data.stac import read_scene_list
 from jointseg.grid import Tile
 
 
@@ -31,10 +33,12 @@ from jointseg.grid import Tile
 @click.option("--timeout-s", default=schema_default("stac.timeout_s"), show_default=True,
               type=float,
               help="HTTP timeout per request.")
+@click.option("--give-up-s", default=RetryPolicy.give_up_s, show_default=True, type=float,
+              help="Time budget of one failing asset (s): no retry starts after it.")
 @click.option("--allow-http", is_flag=True,
               help="Follow plain http:// hrefs to non-loopback hosts (refused by default).")
 def download(scenes_json: Path, out_dir: Path, tile_size_m: int, bands: str, retries: int,
-             backoff_s: float, timeout_s: float, allow_http: bool) -> None:
+             backoff_s: float, timeout_s: float, give_up_s: float, allow_http: bool) -> None:
     """Download the tile window of every scene in SCENES_JSON (output of ``jointseg search``).
 
     Writes OUT_DIR/<scene>/<band>.tif and OUT_DIR/manifest.json (last).
@@ -47,7 +51,8 @@ def download(scenes_json: Path, out_dir: Path, tile_size_m: int, bands: str, ret
     band_list = [b.strip() for b in bands.split(",") if b.strip()]
     try:
         manifest = download_tile(scenes, tile, out_dir, band_list, retries=retries,
-                                 backoff_s=backoff_s, timeout_s=timeout_s, allow_http=allow_http)
+                                 backoff_s=backoff_s, timeout_s=timeout_s, give_up_s=give_up_s,
+                                 allow_http=allow_http)
     except (DownloadError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(manifest))

@@ -29,7 +29,8 @@ def scene_info(item_json: Path, provider: str) -> None:
     Output keys: id, datetime, cloud_cover, processing_baseline, boa_offset_dn and
     bands (band id B02 ... B12, SCL -> href).
     """
-    from jointseg.data.stac import ItemError, scene_info_from_item
+    from jointseg.data.errors import ItemError
+    from jointseg.data.providers import scene_info_from_item
 
     try:
         item = json.loads(item_json.read_text())
@@ -195,13 +196,8 @@ def _api_url(p: dict) -> str:
 @click.pass_context
 def search(ctx: click.Context, config_path: Path | None, **_: object) -> None:
     """Find the least cloudy Sentinel-2 L2A scenes for one tile and write the scene list."""
-    from jointseg.data.stac import (
-        NoScenesError,
-        StacError,
-        date_window,
-        search_scenes,
-        write_scene_list,
-    )
+    from jointseg.data.errors import NoScenesError, StacError
+    from jointseg.data.stac import date_window, search_scenes, write_scene_list
 
     p = _merge_config(ctx, config_path)
     start_date, end_date, year = p["start_date"], p["end_date"], p["year"]

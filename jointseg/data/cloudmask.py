@@ -32,7 +32,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from jointseg.bands import BANDS_10M, SCL
-from jointseg.data.download import read_manifest, verify_stack
+from jointseg.data.stack import read_manifest, verify_stack
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
 

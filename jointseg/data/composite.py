@@ -69,7 +69,7 @@ from jointseg.data.cloudmask import (
     scl_fill_rank,
     upsample2,
 )
-from jointseg.data.download import read_manifest, verify_stack
+from jointseg.data.stack import read_manifest, verify_stack
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
 from jointseg.products import QA_FILLED, QA_NO_OBSERVATION
