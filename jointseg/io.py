@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -55,20 +56,27 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def remove_stale_parts(directory: str | os.PathLike, name: str) -> list[Path]:
+def remove_stale_parts(
+    directory: str | os.PathLike, name: str, *, suffix: str = ".part", dirs: bool = False
+) -> list[Path]:
     """Remove the temporary files a killed writer of ``directory/name`` left behind.
 
-    Only files named exactly as :func:`atomic_path` names them for this final name
+    Only entries named exactly as :func:`atomic_path` names them for this final name
     (``.{name}.XXXXXXXX.part``, ``X`` being ``mkstemp``'s random characters) and last
     modified before this process imported :mod:`jointseg.io` are removed: the
     temporary files of another final path (even ``{name}.x``) and files modified
     since this process started are left alone. (Two live writers of the same final
     path are not supported: Snakemake never runs two jobs with the same output.)
 
+    Args:
+        suffix: the temporary entries' suffix (``""`` for ``mkdtemp`` staging folders).
+        dirs: remove staging folders (``tempfile.mkdtemp(prefix=".{name}.")``), with
+            their contents, instead of files.
+
     Returns:
         The removed paths.
     """
-    pattern = re.compile(rf"\.{re.escape(name)}\.{_MKSTEMP_RANDOM}\.part")
+    pattern = re.compile(rf"\.{re.escape(name)}\.{_MKSTEMP_RANDOM}{re.escape(suffix)}")
     removed = []
     try:
         entries = list(os.scandir(directory))
@@ -78,8 +86,13 @@ def remove_stale_parts(directory: str | os.PathLike, name: str) -> list[Path]:
         if not pattern.fullmatch(entry.name):
             continue
         with contextlib.suppress(FileNotFoundError):
-            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < _STARTED:
-                os.unlink(entry.path)
+            kind_ok = entry.is_dir(follow_symlinks=False) if dirs else entry.is_file(
+                follow_symlinks=False)
+            if kind_ok and entry.stat(follow_symlinks=False).st_mtime < _STARTED:
+                if dirs:
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
                 removed.append(Path(entry.path))
                 log.info("removed %s, left by an interrupted write", entry.path)
     return removed

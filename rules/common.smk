@@ -180,6 +180,7 @@ def download_options():
             ("--bands", ",".join(bands)),
             ("--retries", config["download"]["retries"]),
             ("--backoff-s", config["download"]["backoff_s"]),
+            ("--give-up-s", config["download"]["give_up_s"]),
             ("--timeout-s", config["stac"]["timeout_s"]),
             ("--allow-http", config["stac"]["allow_http"]),
         ]

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -92,3 +93,21 @@ def test_stale_part_of_a_killed_writer_is_removed_on_rerun(tmp_path):
     subprocess.run([sys.executable, "-c", code, str(final)], timeout=60, check=True)
     assert not parts[0].exists() and json.loads(final.read_text()) == {"v": 2}
     assert not list(tmp_path.glob(".*part"))
+
+
+def test_stale_staging_folder_of_a_killed_predict_is_removed(tmp_path):
+    old = time.time() - 3600
+    stale = tmp_path / ".t_isa.tif.ab12cd34"  # tempfile.mkdtemp(prefix=".t_isa.tif.")
+    other = tmp_path / ".u_isa.tif.ab12cd34"  # another output's staging folder
+    fresh = tmp_path / ".t_isa.tif.zz99yy88"  # made since this process started
+    for d in (stale, other, fresh):
+        d.mkdir()
+        (d / "binary.tif").write_text("half")
+    for d in (stale, other):
+        os.utime(d, (old, old))
+    part = tmp_path / ".t_isa.tif.ab12cd34.part"  # a file: not a staging folder
+    part.write_text("half")
+    os.utime(part, (old, old))
+    removed = remove_stale_parts(tmp_path, "t_isa.tif", suffix="", dirs=True)
+    assert removed == [stale] and not stale.exists()
+    assert other.exists() and fresh.exists() and part.exists()

@@ -207,6 +207,7 @@ CLI_DEFAULTS = [
     (("download",), "bands", _joined("bands.b10m", "bands.b20m") + ",SCL"),
     (("download",), "retries", schema_default("download.retries")),
     (("download",), "backoff_s", schema_default("download.backoff_s")),
+    (("download",), "give_up_s", schema_default("download.give_up_s")),
     (("download",), "timeout_s", schema_default("stac.timeout_s")),
     (("cloudmask",), "scl_classes", _joined("cloudmask.scl_masked_classes")),
     *[(("cloudmask",), p, schema_default(f"cloudmask.{k}")) for p, k in [

@@ -12,7 +12,6 @@ import click
 from jointseg.config import schema_default
 from jointseg.data.download import download_tile
 from jointseg.data.errors import DownloadError, ItemError
-from jointseg.data.http import RetryPolicy
 from jointseg.data.stac import read_scene_list
 from jointseg.grid import Tile
 
@@ -33,7 +32,8 @@ from jointseg.grid import Tile
 @click.option("--timeout-s", default=schema_default("stac.timeout_s"), show_default=True,
               type=float,
               help="HTTP timeout per request.")
-@click.option("--give-up-s", default=RetryPolicy.give_up_s, show_default=True, type=float,
+@click.option("--give-up-s", default=schema_default("download.give_up_s"), show_default=True,
+              type=float,
               help="Time budget of one failing asset (s): no retry starts after it.")
 @click.option("--allow-http", is_flag=True,
               help="Follow plain http:// hrefs to non-loopback hosts (refused by default).")

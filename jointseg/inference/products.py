@@ -45,7 +45,7 @@ from jointseg.grid import GeoBox
 from jointseg.inference.scene import Scene, open_scene, valid_mask
 from jointseg.inference.session import Predictor, SessionInfo, model_info
 from jointseg.inference.tiling import iter_blocks, upsample_10
-from jointseg.io import atomic_path, validate_raster
+from jointseg.io import atomic_path, remove_stale_parts, validate_raster
 from jointseg.model.metadata import SCALE_FACTOR, ModelInfo
 from jointseg.products import (
     NODATA_U8,
@@ -129,6 +129,7 @@ def predict_tile(
         log.info("tile %s: predicting %d x %d px at 1 m -> %s", output.stem, grid.height,
                  grid.width, output)
         output.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_parts(output.parent, output.name, suffix="", dirs=True)
         stage_dir = Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent)))
         # GDAL_NUM_THREADS: COG compression/overviews use the session's thread budget
