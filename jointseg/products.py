@@ -1,10 +1,14 @@
 """The encoding of the 1 m products, one definition for writers and readers.
 
-* Binary ISA map: uint8, 1 = impervious, 0 = not, :data:`NODATA_U8` (255) = no
-  clear observation.
+* Binary ISA map: band 1 uint8, 1 = impervious, 0 = not, :data:`NODATA_U8` (255) =
+  no valid input (Sentinel-2 never saw the ground, or a pixel neither clear nor
+  filled); band 2 ``QA``: the composite's QA bit flags (:data:`QA_FILLED`,
+  :data:`QA_NO_OBSERVATION`) at 1 m.
 * ISA probability: uint8 ``DN = round(p * 254)`` (0..254), so ``p = DN *``
   :data:`PROB_SCALE`; :data:`NODATA_U8` (255) = no data. The file stores the
   scale in its band metadata too.
+* Training labels (``label.tif`` of a chip) use the same 255 for "no label": those
+  pixels are ignored by the loss and the validation scores.
 """
 
 from __future__ import annotations

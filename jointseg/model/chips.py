@@ -25,7 +25,6 @@ CHIP_FILES = {  # name -> (bands, resolution in CRS units, dtype)
     "label.tif": (1, 1.0, "uint8"),
 }
 INDEX_COLUMNS = ("chip_id", "split", "crs", "xmin", "ymin", "size_m")
-IGNORE = 255
 
 
 class ChipError(ValueError):

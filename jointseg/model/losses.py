@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
-IGNORE = 255
+from jointseg.products import NODATA_U8
 
 
 @dataclass
@@ -55,7 +55,7 @@ def bce_dice_loss(logit: torch.Tensor, label: torch.Tensor, w_bce: float = 1.0,
                   w_dice: float = 1.0) -> torch.Tensor:
     """BCE + soft Dice on (N,1,H,W) logits vs (N,H,W) uint8 labels; 255 is ignored."""
     target = label.unsqueeze(1).float()
-    valid = (target != IGNORE).float()
+    valid = (target != NODATA_U8).float()
     target = target * valid
     n_valid = valid.sum().clamp(min=1.0)
     bce = (F.binary_cross_entropy_with_logits(logit, target, reduction="none") * valid).sum()
