@@ -175,8 +175,8 @@ def test_demo_dag_to_composites_through_slurm(slurm_cluster: Path, tmp_path: Pat
 
     for t in DEMO_TILES:
         with rasterio.open(tmp_path / f"results/demo/2021/composite/{t}_10m.tif") as src:
-            assert src.count == 5 and src.width == 60 and src.height == 60
-            assert src.descriptions == ("B02", "B03", "B04", "B08", "COUNT")
+            assert src.count == 6 and src.width == 60 and src.height == 60
+            assert src.descriptions == ("B02", "B03", "B04", "B08", "COUNT", "QA")
             count = src.read(5)
         assert count.max() > 0, f"{t}: no clear observation counted"
         assert count.max() <= 4, f"{t}: COUNT exceeds the 4 simulated dates"
