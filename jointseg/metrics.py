@@ -79,7 +79,8 @@ def binary_counts(
     return BinaryCounts(tn, fp, fn, tp)
 
 
-def _div(a: float, b: float) -> float:
+def ratio(a: float, b: float) -> float:
+    """``a / b`` as a float, NaN when ``b`` is 0 (an undefined score, never 0)."""
     return float(a) / float(b) if b else float("nan")
 
 
@@ -92,7 +93,7 @@ def cohen_kappa(p: np.ndarray) -> float:
     p = p / n
     po = float(np.trace(p))
     pe = float(np.sum(p.sum(axis=1) * p.sum(axis=0)))
-    return _div(po - pe, 1.0 - pe)
+    return ratio(po - pe, 1.0 - pe)
 
 
 def binary_metrics(c: BinaryCounts) -> dict[str, float | int]:
@@ -109,12 +110,12 @@ def binary_metrics(c: BinaryCounts) -> dict[str, float | int]:
     four counts.
     """
     out: dict[str, float | int] = {
-        "precision": _div(c.tp, c.tp + c.fp),
-        "recall": _div(c.tp, c.tp + c.fn),
-        "f1": _div(2 * c.tp, 2 * c.tp + c.fp + c.fn),
-        "oa": _div(c.tp + c.tn, c.n),
+        "precision": ratio(c.tp, c.tp + c.fp),
+        "recall": ratio(c.tp, c.tp + c.fn),
+        "f1": ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn),
+        "oa": ratio(c.tp + c.tn, c.n),
         "kappa": cohen_kappa(c.matrix()),
-        "iou": _div(c.tp, c.tp + c.fp + c.fn),
+        "iou": ratio(c.tp, c.tp + c.fp + c.fn),
         "n_pixels": c.n,
     }
     out.update(tn=c.tn, fp=c.fp, fn=c.fn, tp=c.tp)

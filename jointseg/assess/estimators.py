@@ -38,11 +38,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from jointseg.metrics import ratio
+
 Z95 = 1.96
-
-
-def _div(a: float, b: float) -> float:
-    return float(a) / float(b) if b else float("nan")
 
 
 # ------------------------------------------------------------------------- matrices
@@ -71,7 +69,7 @@ def confusion_matrix(
 def overall_accuracy(p: np.ndarray) -> float:
     """Sum of the diagonal over the total of a count or proportion matrix."""
     p = np.asarray(p, np.float64)
-    return _div(np.trace(p), p.sum())
+    return ratio(np.trace(p), p.sum())
 
 
 def users_accuracy(p: np.ndarray) -> np.ndarray:
