@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,6 +147,12 @@ class GeoBox:
             int(roi.width),
             int(roi.height),
         )
+
+    def row_windows(self, rows: int) -> Iterator[Window]:
+        """Full-width windows of ``rows`` rows (the last one shorter) covering the grid,
+        top to bottom: the strips a block-wise reader or writer walks."""
+        for row0 in range(0, self.height, rows):
+            yield Window(0, row0, self.width, min(rows, self.height - row0))
 
     def window_of(self, other: GeoBox) -> Window:
         """The window of ``other`` (same CRS and resolution, pixel-aligned) in this grid.

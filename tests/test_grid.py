@@ -105,3 +105,10 @@ def test_geobox_zoom_crop_and_areas() -> None:
     assert rows.shape == (10,) and 100 < rows[0] < 110 and rows[0] < rows[-1]
     with pytest.raises(ValueError, match="not projected"):
         _ = geo.pixel_area_m2
+
+
+def test_geobox_row_windows_cover_the_grid_once() -> None:
+    g = GeoBox.from_bounds("EPSG:32650", (0, 0, 70, 250), 10)  # 7 x 25 px
+    wins = list(g.row_windows(10))
+    assert [(w.row_off, w.height) for w in wins] == [(0, 10), (10, 10), (20, 5)]
+    assert all(w.col_off == 0 and w.width == 7 for w in wins)

@@ -41,7 +41,7 @@ from pyproj import CRS
 from tqdm import tqdm
 
 from jointseg.assess.groups import GroupError, PolygonGroups, load_groups
-from jointseg.assess.rasters import BLOCK_ROWS, RasterError, read_binary, read_grid, row_windows
+from jointseg.assess.rasters import BLOCK_ROWS, RasterError, read_binary, read_grid
 from jointseg.grid import GeoBox
 from jointseg.io import atomic_path, write_cog, write_json
 from jointseg.products import NODATA_U8, decode_prob
@@ -230,7 +230,7 @@ def _scan(
     prob_ds = {y: rasterio.open(probs[y]) for y in probs}
     try:
         nodatas = {y: read_grid(maps[y])[1] for y in years}
-        for win in tqdm(list(row_windows(geobox, BLOCK_ROWS)), desc="change", unit="block",
+        for win in tqdm(list(geobox.row_windows(BLOCK_ROWS)), desc="change", unit="block",
                         disable=not progress):
             sub = geobox[win]
             ids = {"region": np.ones(sub.shape, np.int32), **{g.kind: g.ids(sub) for g in groups}}

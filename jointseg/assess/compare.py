@@ -35,7 +35,7 @@ from rasterio.windows import Window, from_bounds
 from tqdm import tqdm
 
 from jointseg.assess import worldcover
-from jointseg.assess.rasters import RasterError, read_binary, read_grid, row_windows
+from jointseg.assess.rasters import RasterError, read_binary, read_grid
 from jointseg.grid import GeoBox
 from jointseg.metrics import BinaryCounts, binary_counts
 from jointseg.products import NODATA_U8
@@ -164,7 +164,7 @@ def map_fraction(
     geobox, nodata = _read_map(map_path)
     r10, c10 = math.ceil(geobox.height / factor), math.ceil(geobox.width / factor)
     out = np.full((r10, c10), np.nan, np.float32)
-    strips = list(row_windows(geobox, STRIP_ROWS_10M * factor))
+    strips = list(geobox.row_windows(STRIP_ROWS_10M * factor))
     with rasterio.open(map_path) as ds:
         for win in tqdm(strips, desc=f"aggregate {Path(map_path).name}", unit="strip",
                         disable=not progress):

@@ -20,7 +20,7 @@ import rasterio
 from rasterio.features import rasterize
 from tqdm import tqdm
 
-from jointseg.assess.rasters import BLOCK_ROWS, read_binary, read_grid, row_windows
+from jointseg.assess.rasters import BLOCK_ROWS, read_binary, read_grid
 from jointseg.grid import GeoBox
 from jointseg.metrics import BinaryCounts
 from jointseg.products import NODATA_U8
@@ -143,7 +143,7 @@ def isa_area_by_group(
         isa[g.kind] = np.zeros(len(g.names) + 1, np.int64)
         valid[g.kind] = np.zeros(len(g.names) + 1, np.int64)
     with rasterio.open(map_path) as ds:
-        for win in tqdm(list(row_windows(geobox, BLOCK_ROWS)),
+        for win in tqdm(list(geobox.row_windows(BLOCK_ROWS)),
                         desc=f"area {Path(map_path).name}", disable=not progress):
             m = read_binary(ds, nodata, win)
             isa["all"] += np.count_nonzero(m == 1)
@@ -175,7 +175,7 @@ def group_counts(
     """
     area_rows = geobox.pixel_area_m2_rows() / 1e6
     acc = {g.kind: np.zeros((7, len(g.names) + 1)) for g in groups}
-    for win in row_windows(geobox, BLOCK_ROWS):
+    for win in geobox.row_windows(BLOCK_ROWS):
         rows = slice(win.row_off, win.row_off + win.height)
         m, r = map_isa[rows], ref_isa[rows]
         valid = (m != NODATA_U8) & (r != NODATA_U8)

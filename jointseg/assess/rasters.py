@@ -9,7 +9,6 @@ more bands (e.g. a QA band after the map): every reader here reads **band 1** on
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import numpy as np
 import rasterio
@@ -63,9 +62,3 @@ def read_binary(
         RasterError: if it holds values other than 0, 1 and ``nodata``.
     """
     return binary_block(ds.read(1, window=window), nodata, ds.name)
-
-
-def row_windows(geobox: GeoBox, rows: int = BLOCK_ROWS) -> Iterator[Window]:
-    """Full-width windows of ``rows`` rows (the last one shorter) covering ``geobox``."""
-    for row0 in range(0, geobox.height, rows):
-        yield Window(0, row0, geobox.width, min(rows, geobox.height - row0))

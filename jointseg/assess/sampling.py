@@ -39,7 +39,7 @@ import rasterio
 from tqdm import tqdm
 
 from jointseg.assess.groups import GroupError, load_groups
-from jointseg.assess.rasters import RasterError, read_binary, read_grid, row_windows
+from jointseg.assess.rasters import RasterError, read_binary, read_grid
 from jointseg.grid import GeoBox
 from jointseg.io import atomic_path
 
@@ -195,7 +195,7 @@ class _Strata:
 
     def strips(self) -> list[int]:
         """First row of each strip of :data:`STRIP_ROWS` rows."""
-        return [int(w.row_off) for w in row_windows(self.geobox, STRIP_ROWS)]
+        return [int(w.row_off) for w in self.geobox.row_windows(STRIP_ROWS)]
 
     def read_strip(self, ds: rasterio.io.DatasetReader, row0: int) -> np.ndarray:
         """uint16 stratum codes of rows ``row0 .. row0 + STRIP_ROWS`` (0 = not sampled).

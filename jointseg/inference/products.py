@@ -167,11 +167,9 @@ def _provenance_tags(
 
 def _any_valid(scene: Scene, block_rows: int = 256) -> bool:
     """True if any 10 m pixel is valid (:func:`valid_mask`), read in row strips."""
-    rows, cols = scene.shape
-    for r0 in range(0, rows, block_rows):
-        n = min(block_rows, rows - r0)
-        count = scene._read10(Window(0, r0, cols, n))[4]
-        if np.any(valid_mask(count, scene.read_qa(r0, 0, n, cols))):
+    for win in scene.geobox_10m.row_windows(block_rows):
+        count = scene._read10(win)[4]
+        if np.any(valid_mask(count, scene.read_qa(win.row_off, 0, win.height, win.width))):
             return True
     return False
 
@@ -299,8 +297,7 @@ def _sr_quicklook(sr: _SrStaging, out: Path) -> list[list[float]]:
         lo_hi.append([lo / _SR_DN_MAX, hi / _SR_DN_MAX])
     grid = sr.grid
     with rasterio.open(sr.path) as src, _staging(out, grid, 3, "uint8", SR_NODATA) as dst:
-        for r0 in range(0, grid.height, 512):
-            win = Window(0, r0, grid.width, min(512, grid.height - r0))
+        for win in grid.row_windows(512):
             data = src.read(window=win)
             dst.write(np.stack([luts[k][data[k]] for k in range(3)]), window=win)
     return lo_hi

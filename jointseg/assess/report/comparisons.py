@@ -19,7 +19,7 @@ import rasterio
 from jointseg.assess import compare
 from jointseg.assess.agreement import metrics_of
 from jointseg.assess.groups import GroupLoader, group_counts, isa_area_by_group
-from jointseg.assess.rasters import read_grid, row_windows
+from jointseg.assess.rasters import BLOCK_ROWS, read_grid
 from jointseg.assess.report.inputs import MapInputs, any_simulated, truth_label
 from jointseg.assess.worldcover import BinaryReference
 from jointseg.grid import GeoBox
@@ -128,7 +128,7 @@ def threshold_sweep(prob_path: str | os.PathLike, truth_path: str | os.PathLike,
     ref = compare.classes_to_isa(truth, (1,), [NODATA_U8] + ([nod] if nod is not None else []))
     counts = {t: BinaryCounts(0, 0, 0, 0) for t in thresholds}
     with rasterio.open(prob_path) as ds:
-        for win in row_windows(geobox):
+        for win in geobox.row_windows(BLOCK_ROWS):
             p = decode_prob(ds.read(1, window=win), pnod)
             r = ref[win.row_off:win.row_off + win.height]
             for t in thresholds:
