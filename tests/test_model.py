@@ -214,3 +214,43 @@ def test_metrics() -> None:
     img = np.random.default_rng(0).random((2, 20, 20))
     assert ssim(img, img) == pytest.approx(1.0)
     assert ssim(img, np.random.default_rng(1).random((2, 20, 20))) < 0.2
+
+
+def test_icnr_pixel_shuffle_starts_as_nearest_upsample() -> None:
+    """The x5 SR stage (conv at 5 m + PixelShuffle) starts equal to nearest x5 of one conv."""
+    from jointseg.model.blocks import conv3, icnr_, upsample
+
+    torch.manual_seed(0)
+    conv = conv3(6, 3 * 25)
+    icnr_(conv.weight, 5)
+    torch.nn.init.zeros_(conv.bias)
+    x = torch.randn(1, 6, 4, 5)
+    with torch.no_grad():
+        shuffled = torch.nn.PixelShuffle(5)(conv(x))
+        ref = upsample(torch.nn.functional.conv2d(x, conv.weight[::25], padding=1), 5)
+    assert shuffled.shape == (1, 3, 20, 25)
+    assert torch.allclose(shuffled, ref, atol=1e-6)
+
+
+def test_segmentation_branch_sees_swir() -> None:
+    """Architecture v2: the 11 bands enter the segmentation encoder at 1 m and at 10 m,
+    so B11/B12 reach the ISA logit without passing through the SR trunk."""
+    from jointseg.model.jointseg import ARCH_VERSION
+
+    torch.manual_seed(0)
+    model: JointSeg = build_model("jointseg", "tiny").eval()
+    assert ARCH_VERSION >= 2
+    nf_1m, nf = model.size.nf_1m, model.size.nf
+    assert model.seg.enc1[0][0].in_channels == 4 + 1 + 11 + nf_1m
+    assert model.seg.enc10[0].in_channels == model.size.seg_widths[2] + nf + 11
+    # cut the SR trunk out: the logit must still respond to SWIR alone
+    model.sr.trunk_10m = torch.nn.Identity()
+    for p in model.stem_20m.parameters():
+        p.data.zero_()
+    s10, s20 = inputs(1, 6, 6)
+    s20b = s20.clone()
+    s20b[:, 4:6] += 2000.0  # B11, B12
+    with torch.no_grad():
+        a, _ = model(s10, s20)
+        b, sr_b = model(s10, s20b)
+    assert not torch.allclose(a, b)

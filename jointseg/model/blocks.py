@@ -103,6 +103,17 @@ class LocalCBAM(nn.Sequential):
         super().__init__(LocalChannelAttention(channels, window), SpatialAttention(7))
 
 
+@torch.no_grad()
+def icnr_(weight: torch.Tensor, factor: int) -> None:
+    """ICNR init of a conv feeding ``PixelShuffle(factor)``: every group of ``factor**2``
+    output channels gets the same kaiming kernel, so the shuffle starts as a nearest
+    upsample of one conv (no checkerboard). ``weight``: (cout * factor**2, cin, k, k)."""
+    cout = weight.shape[0] // factor**2
+    base = torch.empty(cout, *weight.shape[1:])
+    nn.init.kaiming_normal_(base)
+    weight.copy_(base.repeat_interleave(factor**2, dim=0))
+
+
 def upsample(x: torch.Tensor, factor: int, mode: str = "nearest") -> torch.Tensor:
     """Upsample by an integer ``factor`` (``nearest`` or ``bilinear``, half-pixel centres)."""
     if mode == "nearest":

@@ -32,6 +32,7 @@ import jointseg
 from jointseg.bands import BANDS_20M, MODEL_INPUT_10M
 from jointseg.io import atomic_path
 from jointseg.model.jointseg import (
+    ARCH_VERSION,
     MULTIPLE_10M,
     SCALE_FACTOR,
     Normaliser,
@@ -180,7 +181,7 @@ def export_model(checkpoint: str | Path, out_path: str | Path, *, fp16: bool = T
         log.info("measured tiling halo: %d px at 10 m", halo_10m)
     meta: dict[str, Any] = {
         "model_name": model_name or f"{cfg['arch']}-{cfg['preset']}",
-        "model_version": f"{jointseg.__version__}+e{ckpt['epoch'] + 1}",
+        "model_version": f"{jointseg.__version__}+a{ARCH_VERSION}.e{ckpt['epoch'] + 1}",
         "arch": cfg["arch"], "preset": cfg["preset"],
         "bands_10m": list(MODEL_INPUT_10M), "bands_20m": list(BANDS_20M),
         "scale_factor": SCALE_FACTOR, "multiple_10m": MULTIPLE_10M, "halo_10m": halo_10m,

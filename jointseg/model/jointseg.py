@@ -12,6 +12,13 @@ Both models share one interface (the ONNX contract in ``docs/model.md``):
 
 H and W must be multiples of :data:`MULTIPLE_10M`. Normalisation statistics are
 buffers of the model, so callers pass raw DN.
+
+JointSeg's segmentation branch sees the original multispectral evidence as well as
+the SR output (architecture version 2): the 11 normalised bands (B02 B03 B04 B08
+COUNT and the 20 m B05 B06 B07 B8A B11 B12, bilinearly aligned to 10 m) are fused
+into the encoder at 10 m beside the SR features, and go in bilinearly upsampled at
+1 m beside the SR reflectance. SWIR (B11, B12) is what separates water from dark
+asphalt, and the SR branch, trained for RGBN, need not keep it.
 """
 
 from __future__ import annotations
@@ -31,10 +38,16 @@ SCALE_FACTOR = 10
 MULTIPLE_10M = 2
 DN_SCALE = 10000.0
 ARCHS = ("jointseg", "bilinear")
+#: Version of the network layout; checkpoints and ONNX metadata record it, and a
+#: checkpoint of another version does not load. 2: the segmentation branch sees the
+#: original 10/20 m bands (10 m fusion + 1 m input); the x5 SR stage is a pixel shuffle.
+ARCH_VERSION = 2
 # indices in s2_10m of the S2 bands behind the SR bands (B04 B03 B02 B08 for R G B NIR)
 _RGBN = [MODEL_INPUT_10M.index(SR_FROM_S2[b]) for b in SR_BANDS]
 # s2_10m channels: reflectance bands first, then COUNT
 _N_REFL_10M = len(BANDS_10M)
+# the multispectral evidence the segmentation branch sees: s2_10m (5) + s2_20m (6)
+_N_MS = len(MODEL_INPUT_10M) + len(BANDS_20M)
 
 
 @dataclass(frozen=True)
@@ -130,7 +143,9 @@ class JointSeg(nn.Module):
         self.act = nn.LeakyReLU(0.2, inplace=True)
         self.sr = ProgSR(size.nf, size.gc, size.n_rrdb_10m, size.n_rrdb_5m, size.nf_1m)
         f10, f5, f1 = self.sr.channels
-        self.seg = SegNet(len(SR_BANDS) + 2, size.seg_widths, (f1, f5, f10), size.window)
+        # 1 m input: SR RGBN, NDVI and the 11 bands (COUNT among them), bilinear
+        self.seg = SegNet(len(SR_BANDS) + 1 + _N_MS, size.seg_widths, (f1, f5, f10 + _N_MS),
+                          size.window)
 
     def forward(self, s2_10m: torch.Tensor, s2_20m: torch.Tensor) -> tuple[torch.Tensor, ...]:
         dtype = self.stem_10m.weight.dtype  # float16 in the fp16 twin; inputs stay float32
@@ -141,10 +156,12 @@ class JointSeg(nn.Module):
         feat = self.act(self.stem_fuse(torch.cat([self.act(self.stem_10m(x10)), f20], 1)))
         residual, (f10, f5, f1) = self.sr(feat)
         sr = bilinear_rgbn(s2_10m.float()).to(dtype) + residual
-        count_1m = upsample(x10[:, 4:5], SCALE_FACTOR, "nearest")
+        ms_10m = torch.cat([x10, upsample(x20, 2, "bilinear")], 1)  # the 11 bands at 10 m
+        ms_1m = upsample(ms_10m, SCALE_FACTOR, "bilinear")
         ndvi = (sr[:, 3:4] - sr[:, 0:1]) / (sr[:, 3:4] + sr[:, 0:1]).abs().clamp(min=1e-3)
-        seg_in = torch.cat([(sr - 0.1) * 10.0, ndvi, count_1m], 1)
-        return self.seg(seg_in, [f10, f5, f1]).float(), sr.float()
+        seg_in = torch.cat([(sr - 0.1) * 10.0, ndvi, ms_1m], 1)
+        fuse = [torch.cat([f10, ms_10m], 1), f5, f1]
+        return self.seg(seg_in, fuse).float(), sr.float()
 
 
 class BilinearSeg(nn.Module):
@@ -156,8 +173,7 @@ class BilinearSeg(nn.Module):
         super().__init__()
         self.size = size
         self.norm = Normaliser()
-        self.seg = SegNet(len(MODEL_INPUT_10M) + len(BANDS_20M), size.seg_widths, (0, 0, 0),
-                          size.window)
+        self.seg = SegNet(_N_MS, size.seg_widths, (0, 0, 0), size.window)
 
     def forward(self, s2_10m: torch.Tensor, s2_20m: torch.Tensor) -> tuple[torch.Tensor, ...]:
         dtype = self.seg.head.weight.dtype

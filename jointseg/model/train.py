@@ -29,7 +29,7 @@ from jointseg.io import atomic_path, write_json
 from jointseg.metrics import BinaryCounts, binary_counts, binary_metrics
 from jointseg.model.chips import Chip, band_stats, load_chips, random_crop
 from jointseg.model.history import write_history
-from jointseg.model.jointseg import ARCHS, PRESETS, build_model
+from jointseg.model.jointseg import ARCH_VERSION, ARCHS, PRESETS, build_model
 from jointseg.model.losses import (
     LossConfig,
     SRLoss,
@@ -197,10 +197,18 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise TrainError(f"{path}: not a jointseg checkpoint (no 'model'/'config' keys)")
+    _check_arch_version(path, ckpt)
     model = build_model(ckpt["config"]["arch"], ckpt["config"]["preset"])
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model, ckpt
+
+
+def _check_arch_version(path: Path, ckpt: dict) -> None:
+    version = ckpt.get("arch_version", 1)
+    if version != ARCH_VERSION:
+        raise TrainError(f"{path}: checkpoint has network layout version {version}, this code "
+                         f"builds version {ARCH_VERSION}; retrain the model")
 
 
 def train(chips_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *,
@@ -293,7 +301,8 @@ class _Run:
                 "optimizer": self.opt.state_dict(),
                 "disc": self.disc.state_dict() if self.disc is not None else None,
                 "disc_optimizer": self.d_opt.state_dict() if self.d_opt is not None else None,
-                "epoch": epoch, "config": asdict(cfg), "history": history,
+                "epoch": epoch, "arch_version": ARCH_VERSION, "config": asdict(cfg),
+                "history": history,
                 "best_f1": best_f1, "torch_rng": torch.get_rng_state(), "data": data}
 
 
@@ -308,6 +317,7 @@ def _resume(run: _Run, cfg: TrainConfig, last: Path) -> tuple[list[dict], float,
         log.warning("%s not found; starting a fresh run", last)
         return [], -1.0, 0
     ckpt = torch.load(last, map_location=run.device, weights_only=False)
+    _check_arch_version(last, ckpt)
     if (ckpt["config"]["arch"], ckpt["config"]["preset"]) != (cfg.arch, cfg.preset):
         raise TrainError(f"{last}: checkpoint is {ckpt['config']['arch']}/"
                          f"{ckpt['config']['preset']}, asked for {cfg.arch}/{cfg.preset}")
