@@ -1,0 +1,70 @@
+"""``jointseg view``: look at the products in a browser (local server, swipe compare),
+or write the viewer's layer manifest / a QGIS project of a product folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+DEFAULT_PORT = 8765
+
+
+def _default_dirs() -> list[Path]:
+    """Every ``results/<region>/<year>`` under the working directory with a map in it."""
+    return sorted(p.parent for p in Path("results").glob("*/[0-9][0-9][0-9][0-9]/isa_1m.tif"))
+
+
+@click.command()
+@click.argument("product_dirs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--no-browser", is_flag=True, help="Do not open the page in a browser.")
+@click.option("--write-manifest", "manifest_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the layer manifest of the (one) product folder here and exit.")
+@click.option("--write-qgs", "qgs_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a QGIS project of the (one) product folder here and exit.")
+@click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Reference ISA raster (default: the one the accuracy report used).")
+@click.option("--worldcover", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="WorldCover tile(s) (default: those the accuracy report used).")
+def view(product_dirs: tuple[Path, ...], host: str, port: int, no_browser: bool,
+         manifest_out: Path | None, qgs_out: Path | None, truth: Path | None,
+         worldcover: tuple[Path, ...]) -> None:
+    """Show PRODUCT_DIR(s) (results/<region>/<year>; default: all under results/) on a map.
+
+    Serves the COGs directly as map tiles on http://HOST:PORT/ with a swipe compare of
+    two layers, a year selector when several folders are given, the pixel values of
+    every layer on click. Nothing leaves the machine: no CDN, no internet basemap.
+    """
+    from jointseg.view.layers import ManifestError, build_manifest, load_product_dir
+
+    dirs = list(product_dirs) or _default_dirs()
+    if not dirs:
+        raise click.UsageError("no product folder given and none found under results/")
+    try:
+        if manifest_out or qgs_out:
+            if len(dirs) != 1:
+                raise click.UsageError("--write-manifest/--write-qgs take one product folder")
+            _write(build_manifest(dirs[0], truth=truth, worldcover=list(worldcover) or None),
+                   manifest_out, qgs_out)
+            return
+        manifests = [load_product_dir(d) for d in dirs]
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from None
+    from jointseg.view.server import serve
+
+    serve(manifests, host, port, open_browser=not no_browser)
+
+
+def _write(manifest, manifest_out: Path | None, qgs_out: Path | None) -> None:
+    from jointseg.view.layers import write_manifest
+    from jointseg.view.qgis import write_qgs
+
+    if manifest_out:
+        write_manifest(manifest, manifest_out)
+        click.echo(f"wrote {manifest_out} ({len(manifest.layers)} layers)")
+    if qgs_out:
+        write_qgs(manifest, qgs_out)
+        click.echo(f"wrote {qgs_out}")
