@@ -1,0 +1,103 @@
+"""Settings, errors and the band table of ``jointseg chips`` (paired training chips).
+
+Defaults are module constants; ``jointseg.cli.chips`` takes its option defaults from
+the config schema (``training_data.chips.*``) when the schema has them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from jointseg.bands import SR_BANDS, SR_FROM_S2
+
+#: Default chip side (m); a multiple of 20 m so the 20 m grid tiles it exactly.
+CHIP_SIZE_M = 320
+#: A chip is kept where HR and labels both cover at least this fraction of it.
+MIN_COVERAGE = 0.9
+#: Co-registration: shifts larger than this (m) reject the HR block.
+MAX_SHIFT_M = 30.0
+#: Co-registration: a Pearson r (10 m, after the shift) below this rejects the HR block.
+MIN_CORRELATION = 0.5
+#: Side (m) of the square blocks that share one split.
+SPLIT_BLOCK_M = 1280
+#: train / val / test fractions of the split blocks.
+SPLIT_FRACTIONS = (0.7, 0.2, 0.1)
+#: Label pixels closer than this (m) to a label edge are 255 (0 = none).
+IGNORE_EDGE_M = 0.0
+#: Seed of the split assignment.
+SEED = 0
+#: The HR file's band order by default.
+HR_BANDS = ("R", "G", "B", "NIR")
+#: HR resolutions accepted (m).
+HR_RES_RANGE_M = (0.3, 2.0)
+#: The chips' HR resolution (m): the model's 1 m output grid.
+HR_RES_M = 1.0
+
+
+class TrainingDataError(ValueError):
+    """Bad input to ``jointseg chips``; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class ChipSettings:
+    """Settings of :func:`jointseg.trainingdata.make_chips`.
+
+    Attributes:
+        hr_bands: names of the HR file's bands in file order, 3 or 4 of ``R G B NIR``.
+        chip_size_m: chip side in metres (multiple of 20).
+        min_coverage: minimum fraction of a chip covered by both HR and labels.
+        max_shift_m: largest accepted HR displacement (m).
+        min_correlation: smallest accepted 10 m correlation after co-registration.
+        split_block_m: side of the spatial split blocks (m, multiple of ``chip_size_m``).
+        split_fractions: train, val, test fractions (sum 1).
+        seed: seed of the split assignment.
+        ignore_edge_m: width (m) of the 255 band each side of label edges.
+        highway_widths: overrides of the per-``highway``-class road widths (m).
+        progress: show progress bars.
+    """
+
+    hr_bands: tuple[str, ...] = HR_BANDS
+    chip_size_m: int = CHIP_SIZE_M
+    min_coverage: float = MIN_COVERAGE
+    max_shift_m: float = MAX_SHIFT_M
+    min_correlation: float = MIN_CORRELATION
+    split_block_m: int = SPLIT_BLOCK_M
+    split_fractions: tuple[float, float, float] = SPLIT_FRACTIONS
+    seed: int = SEED
+    ignore_edge_m: float = IGNORE_EDGE_M
+    highway_widths: dict[str, float] = field(default_factory=dict)
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        bands = tuple(self.hr_bands)
+        if len(bands) not in (3, 4) or len(set(bands)) != len(bands) or not (
+            {"R", "G", "B"} <= set(bands) <= set(SR_BANDS)
+        ):
+            raise TrainingDataError(
+                f"--hr-bands {','.join(bands)}: need R, G, B and optionally NIR, each once")
+        if self.chip_size_m <= 0 or self.chip_size_m % 20:
+            raise TrainingDataError(
+                f"chip size {self.chip_size_m} m is not a positive multiple of 20 m")
+        if self.split_block_m <= 0 or self.split_block_m % self.chip_size_m:
+            raise TrainingDataError(
+                f"split block {self.split_block_m} m is not a multiple of the chip size "
+                f"{self.chip_size_m} m")
+        fr = self.split_fractions
+        if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1.0) > 1e-6:
+            raise TrainingDataError(f"split fractions {fr} must be 3 values >= 0 summing to 1")
+        if not 0.0 < self.min_coverage <= 1.0:
+            raise TrainingDataError(f"min coverage {self.min_coverage} is not in (0, 1]")
+        if self.max_shift_m <= 0 or self.ignore_edge_m < 0:
+            raise TrainingDataError("max shift must be > 0 and ignore edge >= 0 m")
+
+    @property
+    def s2_of_hr(self) -> tuple[str, ...]:
+        """The composite band matched to each HR band, in HR file order."""
+        return tuple(SR_FROM_S2[b] for b in self.hr_bands)
+
+    def to_dict(self) -> dict:
+        """JSON-ready settings (for qa.json)."""
+        d = asdict(self)
+        d["hr_bands"] = list(self.hr_bands)
+        d["split_fractions"] = list(self.split_fractions)
+        return d
