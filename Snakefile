@@ -32,6 +32,13 @@ else:
 
 
 include: "rules/model.smk"
+
+
+if TRAINING:
+
+    include: "rules/chips.smk"
+
+
 include: "rules/mosaic.smk"
 include: "rules/accuracy.smk"
 include: "rules/report.smk"

@@ -31,6 +31,9 @@ DEMO = config["stac"]["demo_server"]
 SIM_DIR = DEMO["sim_dir"]
 TILE_SIZE_M = config["grid"]["tile_size_m"]
 SR_QUICKLOOK = config["infer"]["sr_quicklook"]
+# the training region (config training_data; rules/chips.smk), tiled as region TRAIN_REGION
+TRAINING = config.get("training_data")
+TRAIN_REGION = "training"
 
 _TILES = {}
 _BATCHES = {}
@@ -39,10 +42,9 @@ _BATCHES = {}
 def _region_tiles(region):
     """Tiles (jointseg.grid.Tile) of a region (computed once per run)."""
     if region not in _TILES:
+        spec = training_region() if region == TRAIN_REGION else config["regions"][region]
         try:
-            _TILES[region] = region_tiles(
-                config["regions"][region], TILE_SIZE_M, Path(workflow.basedir)
-            )
+            _TILES[region] = region_tiles(spec, TILE_SIZE_M, Path(workflow.basedir))
         except ValueError as exc:
             raise WorkflowError(f"config: key 'regions.{region}': {exc}")
     return _TILES[region]
@@ -248,18 +250,117 @@ MODEL_NAME = config["model"]["name"]
 BASELINE_NAME = f"{MODEL_NAME}-bilinear"
 
 
+# --- training data: the training region (config training_data) is tiled and composited
+# by the usual rules under the region name TRAIN_REGION, then cut into chips (make_chips).
+TRAIN_YEAR = (TRAINING["year"] or YEARS[0]) if TRAINING else None
+BASELINE = config["model"]["baseline"]
+if TRAINING and TRAIN_REGION in config["regions"]:
+    raise WorkflowError(
+        f"config: key 'regions.{TRAIN_REGION}': the name is reserved for training_data"
+    )
+
+
+def training_region():
+    """The training region as a region entry (bbox + bbox_crs)."""
+    if not TRAINING:
+        raise WorkflowError(f"config: region {TRAIN_REGION!r} needs training_data")
+    return {"bbox": TRAINING["bbox"], "bbox_crs": TRAINING["bbox_crs"]}
+
+
+def chip_source():
+    """Where the training chips come from: training_data | dir | simulated | None (a
+    trained model.onnx and no chips asked for). Resolves model.chips.source `auto`."""
+    chips, source = config["model"]["chips"], config["model"]["chips"]["source"]
+    if source == "auto":
+        if TRAINING:
+            return "training_data"
+        if chips["dir"]:
+            return "dir"
+        if config["model"]["onnx"]:
+            return None
+        if DEMO["enabled"]:
+            return "simulated"
+        raise WorkflowError(
+            "config: no training data: set training_data, model.chips.dir or model.onnx"
+            " (or model.chips.source: simulated for simulated training regions)"
+        )
+    if source == "training_data" and not TRAINING:
+        raise WorkflowError("config: model.chips.source is training_data but none is set")
+    if source == "dir" and not chips["dir"]:
+        raise WorkflowError("config: model.chips.source is dir but model.chips.dir is null")
+    return source
+
+
+def training_composites(wildcards=None):
+    """The training region's 10 m composite tiles (the _20m twins lie beside them)."""
+    base = f"{RESULTS}/{TRAIN_REGION}/{TRAIN_YEAR}/composite"
+    return [f"{base}/{t}_10m.tif" for t in tiles_of(TRAIN_REGION)]
+
+
+def make_chips_inputs(wildcards):
+    """make_chips inputs: HR rasters, label sources and the composites (per tile, or the
+    composite batch manifests in batch mode)."""
+    inputs = {"hr": TRAINING["hr"], "labels": TRAINING["labels"]}
+    if BATCH_BLOCK:
+        base = f"{RESULTS}/{TRAIN_REGION}/{TRAIN_YEAR}/{STAGES['composite']}/batches"
+        inputs["composites"] = [f"{base}/{b}.json" for b in batches_of(TRAIN_REGION)]
+    else:
+        tiles = training_composites()
+        inputs["composites"] = tiles + [t[: -len("_10m.tif")] + "_20m.tif" for t in tiles]
+    return inputs
+
+
+def chips_options():
+    """`jointseg chips` options from config training_data (all values shell-quoted)."""
+    t, q = TRAINING, shlex.quote
+    args = [f"--hr {q(p)}" for p in t["hr"]]
+    args += [f"--labels {q(p)}" for p in t["labels"]]
+    args += [f"--composite {q(p)}" for p in training_composites()]
+    args.append(
+        shell_options(
+            [
+                ("--hr-bands", t["hr_bands"]),
+                ("--chip-size-m", t["chip_size_m"]),
+                ("--min-coverage", t["min_coverage"]),
+                ("--max-shift-m", t["max_shift_m"]),
+                ("--min-correlation", t["min_correlation"]),
+                ("--split-block-m", t["split_block_m"]),
+                ("--split-fractions", ",".join(str(v) for v in t["split_fractions"])),
+                ("--seed", t["seed"]),
+                ("--ignore-edge-m", t["ignore_edge_m"]),
+                ("--highway-widths", json.dumps(t["highway_widths"])),
+            ]
+        )
+    )
+    return " ".join(args)
+
+
+MAKE_CHIPS_DIR = f"{RESOURCES}/chips/{TRAIN_REGION}-{TRAIN_YEAR}"
+SIM_CHIPS_DIR = (
+    f"{RESOURCES}/chips/sim-{config['model']['chips']['seed']}"
+    f"-{config['model']['chips']['label_noise']}"
+)
+
+
 def chips_index(wildcards):
-    """index.csv of the training chips: the user's, or simulated ones."""
-    chips = config["model"]["chips"]
-    if chips["dir"]:
-        return f"{chips['dir']}/index.csv"
-    return f"{RESOURCES}/chips/sim-{chips['seed']}/index.csv"
+    """index.csv of the training chips (see chip_source)."""
+    source = chip_source()
+    if source == "training_data":
+        return f"{MAKE_CHIPS_DIR}/index.csv"
+    if source == "dir":
+        return f"{config['model']['chips']['dir']}/index.csv"
+    if source == "simulated":
+        return f"{SIM_CHIPS_DIR}/index.csv"
+    raise WorkflowError(
+        "config: model.onnx is set and there are no training chips; unset model.onnx to"
+        " train, or set training_data / model.chips.dir"
+    )
 
 
 def model_onnx(wildcards):
-    """The ONNX model predict uses: a pretrained file or the exported one."""
-    if config["model"]["pretrained"]:
-        return config["model"]["pretrained"]
+    """The ONNX model predict uses: model.onnx (already trained) or the exported one."""
+    if config["model"]["onnx"]:
+        return config["model"]["onnx"]
     suffix = "_fp16" if config["model"]["precision"] == "fp16" else ""
     return f"models/{MODEL_NAME}{suffix}.onnx"
 
@@ -315,7 +416,7 @@ def truth_raster():
 def accuracy_inputs(wildcards):
     base = f"{RESULTS}/{wildcards.region}/{wildcards.year}"
     inputs = {"map": f"{base}/isa_1m.tif", "prob": f"{base}/isa_prob_1m.tif"}
-    if config["accuracy"]["baseline"]:
+    if BASELINE:
         inputs["baseline"] = f"{base}/baseline/isa_1m.tif"
     if truth_raster():
         inputs["truth"] = truth_raster()

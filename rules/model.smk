@@ -1,11 +1,12 @@
-# JointSeg training and ONNX export. Training data: the user's paired chips
-# (model.chips.dir) or simulated training regions whose seeds differ from the
-# demo region's, so the demo map is out-of-sample.
+# JointSeg training and ONNX export. Training chips (rules/common.smk chip_source): cut
+# by make_chips from the training region (training_data, rules/chips.smk), the user's
+# own chips (model.chips.dir), or simulated training regions whose seeds differ from the
+# demo region's, so the demo map is out-of-sample. With model.onnx set none of this runs.
 
 
 rule simulate_chips:
     output:
-        f"{RESOURCES}/chips/sim-{config['model']['chips']['seed']}/index.csv",
+        f"{SIM_CHIPS_DIR}/index.csv",
     log:
         "logs/simulate_chips.log",
     benchmark:
@@ -24,7 +25,8 @@ rule simulate_chips:
         "jointseg -v simulate chips --out {params.out:q} --seed {params.chips[seed]:q}"
         " --n-regions {params.chips[n_regions]:q}"
         " --region-size-m {params.chips[region_size_m]:q}"
-        " --chip-size-m {params.chips[chip_size_m]:q} --year {params.year} > {log:q} 2>&1"
+        " --chip-size-m {params.chips[chip_size_m]:q} --year {params.year}"
+        " --label-noise {params.chips[label_noise]:q} > {log:q} 2>&1"
 
 
 rule train_model:
@@ -81,6 +83,7 @@ rule export_onnx:
 
 # The bilinear-upsampling baseline (same segmentation network, no SR branch),
 # trained on the same chips with the same budget: the paper's +9.5 F1 comparison.
+# Only in the DAG with model.baseline (accuracy_inputs asks for its mosaic).
 use rule train_model as train_baseline with:
     output:
         best=f"models/{BASELINE_NAME}/best.pt",

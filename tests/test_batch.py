@@ -254,7 +254,7 @@ def _batch_config(workdir: Path, block: int) -> dict:
 
     cfg = e2e_config(workdir)
     cfg["grid"]["batch_block"] = block
-    cfg["model"]["pretrained"] = str(REPO / "tests" / "data" / "models" / "tiny_rf.onnx")
+    cfg["model"]["onnx"] = str(REPO / "tests" / "data" / "models" / "tiny_rf.onnx")
     cfg["infer"] = {"providers": ["cpu"], "window_10m": 40, "overlap_10m": 8,
                     "threshold": 0.5, "threads": 1}
     return cfg
@@ -316,7 +316,7 @@ def test_batch_dag_to_mosaic_matches_per_tile_commands_and_resumes(tmp_path):
             np.testing.assert_array_equal(a.read(), b.read())
     cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
     inf = cfg["infer"]
-    r = runner.invoke(cli, ["predict", "--model", cfg["model"]["pretrained"],
+    r = runner.invoke(cli, ["predict", "--model", cfg["model"]["onnx"],
                             "--input", str(res / f"composite/{tile}_10m.tif"),
                             "--output", str(tmp_path / "isa.tif"),
                             "--prob-output", str(tmp_path / "prob.tif"),

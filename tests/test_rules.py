@@ -73,7 +73,7 @@ def hostile_config(tmp: Path, *, demo: bool, batch_block: int) -> dict:
     cfg["stac"]["demo_server"].update(enabled=demo, sim_dir=str(hostile["sim"]),
                                       state_dir=str(hostile["state"]))
     cfg["grid"]["batch_block"] = batch_block
-    cfg["model"].update(pretrained=str(hostile["model"]))
+    cfg["model"].update(onnx=str(hostile["model"]))
     cfg["model"]["chips"]["dir"] = str(hostile["chips"])
     cfg["mosaic"] = {"output_crs": "EPSG:32650 $(touch pwned);"}
     cfg["accuracy"].update(worldcover="/wc dir/$(touch pwned)&", cities=str(hostile["cities"]),
@@ -93,7 +93,7 @@ def test_hostile_config_values_reach_commands_as_one_verbatim_word(tmp_path, dem
     s, a = cfg["stac"], cfg["accuracy"]
     values = [cfg["results_dir"], cfg["resources_dir"], s["collection"],
               s["demo_server"]["sim_dir"], s["demo_server"]["state_dir"],
-              cfg["model"]["pretrained"], cfg["model"]["chips"]["dir"],
+              cfg["model"]["onnx"], cfg["model"]["chips"]["dir"],
               cfg["mosaic"]["output_crs"], a["worldcover"], a["cities"], a["city_field"]]
     values += [] if demo else [API_URL]
     seen = set()

@@ -61,12 +61,17 @@ def stac(out_dir, file_base_url) -> None:
               help="Dates median-composited per region.")
 @click.option("--val-regions", default=1, show_default=True, type=int)
 @click.option("--test-regions", default=0, show_default=True, type=int)
+@click.option("--label-noise", type=click.Choice(["clean", "osm", "heavy"]),
+              default=schema_default("model.chips.label_noise"), show_default=True,
+              help="label.tif = the clean truth, or OSM-like label sources rasterised "
+                   "(docs/simulation.md); truth.tif and landcover.tif are written beside.")
 def chips(out_dir, seed, n_regions, region_size_m, chip_size_m, year, n_dates, val_regions,
-          test_regions) -> None:
-    """Simulate paired training chips (s2_10m, s2_20m, hr, label + index.csv)."""
+          test_regions, label_noise) -> None:
+    """Simulate paired training chips (s2_10m, s2_20m, hr, label, truth, landcover +
+    index.csv)."""
     from jointseg.simulate.chips import default_splits, simulate_chips
 
     splits = default_splits(n_regions, val_regions, test_regions)
     index = simulate_chips(out_dir, seed, n_regions, region_size_m, chip_size_m, year, splits,
-                           n_dates)
+                           n_dates, label_noise=label_noise)
     click.echo(str(index))

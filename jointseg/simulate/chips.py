@@ -4,6 +4,13 @@ Each region is its own simulated town (seed, urbanness: core, suburb or rural in
 Several low-cloud dates are rendered like the demo scenes; pixels under true cloud or
 shadow are dropped and the rest are median-composited (COUNT = clear dates used), as
 the pipeline's composite stage would see them. Splits are per region.
+
+``label.tif`` is the clean 1 m truth (``label_noise="clean"``) or the region's OSM-like
+label sources rasterised (``osm`` | ``heavy``: :mod:`~jointseg.simulate.labelnoise`,
+drawn from a generator of their own so the images are the same at every level).
+Beside it each chip has ``truth.tif`` (the clean 0/1 truth) and ``landcover.tif`` (uint8
+class codes, :data:`~jointseg.simulate.materials.CLASSES`) for evaluation; training
+reads neither.
 """
 
 from __future__ import annotations
@@ -22,11 +29,14 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from jointseg.bands import BANDS_10M, BANDS_20M, MODEL_INPUT_10M, SR_BANDS
+from jointseg.config import schema_default
 from jointseg.grid import GeoBox
 from jointseg.io import atomic_path, write_cog
 from jointseg.simulate.hr import brightness, render_hr
+from jointseg.simulate.labelnoise import noise_level, noisy_layers, rasterise_layers
 from jointseg.simulate.landcover import simulate_landscape
 from jointseg.simulate.layout import LayoutParams
+from jointseg.simulate.materials import CLASSES
 from jointseg.simulate.region import TAGS, scene_dates
 from jointseg.simulate.sentinel2 import material_fractions, render_scene, sun_position
 
@@ -81,6 +91,7 @@ def simulate_chips(
     splits: Sequence[str] | None = None,
     n_dates: int = 5,
     progress: bool = True,
+    label_noise: str = "clean",
 ) -> Path:
     """Write a paired chip dataset under ``out_dir``; returns the path of ``index.csv``.
 
@@ -91,7 +102,10 @@ def simulate_chips(
         chip_size_m: chip side (multiple of 20 m).
         splits: split per region; :func:`default_splits` (last region val) when omitted.
         n_dates: dates composited per region.
+        label_noise: ``clean`` (label = truth) | ``osm`` | ``heavy`` (label = noisy sources
+            rasterised; :data:`~jointseg.simulate.labelnoise.LEVELS`).
     """
+    noise_level(label_noise)
     if chip_size_m % 20 or region_size_m % chip_size_m or region_size_m % 60:
         raise ValueError(f"chip_size_m={chip_size_m} must be a multiple of 20 m and divide "
                          f"region_size_m={region_size_m}, itself a multiple of 60 m")
@@ -106,8 +120,12 @@ def simulate_chips(
         grid = GeoBox.from_bounds(
             CRS, (xmin, ORIGIN[1], xmin + region_size_m, ORIGIN[1] + region_size_m), 1)
         kind = KINDS[i % 3]
-        s2_10, s2_20, hr, isa = simulate_chip_region(grid, kind, year, n_dates, rng)
-        log.info("chip region %d (%s, %s): ISA %.1f %%", i, kind, splits[i], 100 * isa.mean())
+        noise_rng = np.random.default_rng(np.random.SeedSequence([seed, i, 1]))
+        s2_10, s2_20, hr, layers = simulate_chip_region(grid, kind, year, n_dates, rng,
+                                                        label_noise, noise_rng)
+        isa = layers[0]
+        log.info("chip region %d (%s, %s): ISA %.1f %%, label ISA %.1f %% (%s)", i, kind,
+                 splits[i], 100 * layers[1].mean(), 100 * isa.mean(), label_noise)
         tags = {**TAGS, "REGION": str(i), "SPLIT": splits[i]}
         n = region_size_m // chip_size_m
         for r in range(n):
@@ -115,6 +133,7 @@ def simulate_chips(
                 g1 = grid[r * chip_size_m:(r + 1) * chip_size_m,
                           c * chip_size_m:(c + 1) * chip_size_m]
                 chip_id = write_chip(out_dir, g1, (r, c), s2_10, s2_20, hr, isa, tags)
+                write_truth(out_dir / chip_id, g1, (r, c), layers[1], layers[2], tags)
                 x0, y0 = (int(v) for v in g1.bounds[:2])
                 rows.append((chip_id, splits[i], CRS, x0, y0, chip_size_m))
     buf = io.StringIO()
@@ -128,11 +147,15 @@ def simulate_chips(
 
 
 def simulate_chip_region(grid: GeoBox, kind: str, year: int, n_dates: int,
-                         rng: np.random.Generator
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                         rng: np.random.Generator, label_noise: str = "clean",
+                         noise_rng: np.random.Generator | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                    tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Simulate one chip region (a town of ``kind`` core | suburb | rural) on its 1 m
     ``grid`` (UTM). Returns (uint16 composite MODEL_INPUT_10M at 10 m, uint16 BANDS_20M
-    at 20 m, uint16 SR_BANDS HR x 10000 at 1 m, uint8 0/1 ISA label at 1 m)."""
+    at 20 m, uint16 SR_BANDS HR x 10000 at 1 m, (uint8 0/1 label, uint8 0/1 clean truth,
+    uint8 land-cover codes) at 1 m); the label is the truth when ``label_noise`` is
+    clean, else the noisy label sources drawn with ``noise_rng`` and rasterised."""
     s = grid.width
     centre, radius = {
         "core": ((s / 2, s / 2), 0.5 * s),
@@ -149,7 +172,27 @@ def simulate_chip_region(grid: GeoBox, kind: str, year: int, n_dates: int,
     hr = render_hr(ls, tex, hr_date)
     fractions = material_fractions(ls.material, tex)
     s2_10, s2_20 = composite_region(fractions, scene_dates(year, n_dates, rng), rng, lat)
-    return s2_10, s2_20, hr, ls.isa
+    truth = ls.isa
+    label = truth
+    if label_noise != "clean":
+        layers = noisy_layers(ls.vectors, ls.landcover, ls.urbanness, grid,
+                              noise_level(label_noise), noise_rng or rng)
+        label = rasterise_layers(layers, grid, schema_default("training_data.highway_widths"))
+    return s2_10, s2_20, hr, (label, truth, ls.landcover)
+
+
+def write_truth(chip_dir: Path, g1: GeoBox, rc: tuple[int, int], truth: np.ndarray,
+                landcover: np.ndarray, tags: dict[str, str]) -> None:
+    """Write chip ``rc``'s clean ``truth.tif`` (uint8 0/1) and ``landcover.tif`` (uint8
+    class codes, 0 = nodata) on its 1 m grid ``g1``, cut from the region's arrays."""
+    r, c = rc
+    k = g1.height
+    win = np.s_[r * k:(r + 1) * k, c * k:(c + 1) * k]
+    write_cog(chip_dir / "truth.tif", truth[win], g1, nodata=255, band_names=["isa"],
+              tags={**tags, "VALUES": "1=impervious,0=not"})
+    write_cog(chip_dir / "landcover.tif", landcover[win], g1, nodata=0,
+              band_names=["landcover"],
+              tags={**tags, "CLASSES": ",".join(f"{k}={v}" for k, v in CLASSES.items())})
 
 
 def write_chip(out_dir: Path, g1: GeoBox, rc: tuple[int, int], s2_10: np.ndarray,

@@ -28,6 +28,7 @@ from jointseg.simulate.geometry import burn
 from jointseg.simulate.layout import LayoutParams, urbanness_and_hill
 from jointseg.simulate.materials import ISA_CLASSES, MATERIAL_TO_CLASS, M
 from jointseg.simulate.roads import RoadBuilder
+from jointseg.simulate.vectors import SceneVectors
 from jointseg.simulate.water import ponds, river
 from jointseg.simulate.zones import ground, parcels, zones
 
@@ -45,6 +46,7 @@ class Landscape:
         parcel: int32 (rows, cols) field-parcel / object id (texture variation).
         urbanness: float32 (rows, cols) in [0, 1].
         layout: the parameters used.
+        vectors: the road centre lines, footprints and water polygons burnt (pixel coords).
     """
 
     material: np.ndarray
@@ -53,6 +55,7 @@ class Landscape:
     parcel: np.ndarray
     urbanness: np.ndarray
     layout: LayoutParams
+    vectors: SceneVectors | None = None
 
     @property
     def isa(self) -> np.ndarray:
@@ -82,7 +85,7 @@ def simulate_landscape(
     villages = lines.villages()
     lines.hill_roads(villages)
 
-    water = _water(shape, urb, hill, layout, rng)
+    water, water_geoms = _water(shape, urb, hill, layout, rng)
     road = np.zeros(shape, dtype=np.uint8)
     # Lanes and streets stop at water; arterials bridge it.
     burn(road, lines.geoms["minor"], lines.values["minor"])
@@ -106,15 +109,19 @@ def simulate_landscape(
         len(b_geoms),
     )
     landcover = MATERIAL_TO_CLASS[material]
-    return Landscape(material, landcover, height, parcel, urb, layout)
+    vectors = SceneVectors(lines.lines, b_geoms, b_h, water_geoms)
+    return Landscape(material, landcover, height, parcel, urb, layout, vectors)
 
 
 def _water(shape: tuple[int, int], urb: np.ndarray, hill: np.ndarray, layout: LayoutParams,
-           rng: np.random.Generator) -> np.ndarray:
-    """uint8 (rows, cols) water material ids (river, ponds; 0 elsewhere) on the 1 m grid."""
+           rng: np.random.Generator) -> tuple[np.ndarray, list]:
+    """(uint8 (rows, cols) water material ids (river, ponds; 0 elsewhere) on the 1 m grid,
+    the water polygons in pixel coords)."""
     water = np.zeros(shape, dtype=np.uint8)
+    geoms = []
     if layout.river:
-        burn(water, [river(shape, rng)], [M["water_river"]])
+        geoms.append(river(shape, rng))
+        burn(water, geoms, [M["water_river"]])
     pond_geoms = ponds(shape, urb, hill, layout, rng)
     burn(water, pond_geoms, [M["water_pond"]] * len(pond_geoms))
-    return water
+    return water, geoms + list(pond_geoms)

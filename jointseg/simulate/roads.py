@@ -17,13 +17,15 @@ import shapely
 from jointseg.simulate.geometry import rot, sample
 from jointseg.simulate.layout import LayoutParams
 from jointseg.simulate.materials import M
+from jointseg.simulate.vectors import HIGHWAY_OF, RoadLine
 
 
 class RoadBuilder:
     """Road centre lines (pixel coords) buffered to their widths.
 
     ``geoms['arterial']`` (20-30 m, asphalt) and ``geoms['minor']`` (streets 8-12 m,
-    lanes 3-5 m) with burn values = material ids.
+    lanes 3-5 m) with burn values = material ids; ``lines`` keeps each centre line with
+    its width and OSM class (:class:`~jointseg.simulate.vectors.RoadLine`).
     """
 
     def __init__(self, shape: tuple[int, int], urb: np.ndarray, hill: np.ndarray,
@@ -32,15 +34,22 @@ class RoadBuilder:
         self.shape, self.urb, self.hill, self.layout, self.rng = shape, urb, hill, layout, rng
         self.geoms: dict[str, list] = {"arterial": [], "minor": []}
         self.values: dict[str, list] = {"arterial": [], "minor": []}
+        self.lines: list[RoadLine] = []
         h, w = shape
         self.half = 0.75 * math.hypot(h, w)
         self.centre = (w / 2.0, h / 2.0)
 
-    def _add(self, kind: str, lines: np.ndarray, widths: np.ndarray, mats: np.ndarray) -> None:
-        """Add segments ``lines`` (N, 2, 2) buffered by ``widths`` (N,)."""
+    def _add(self, kind: str, lines: np.ndarray, widths: np.ndarray, mats: np.ndarray,
+             road_type: str) -> None:
+        """Add segments ``lines`` (N, 2, 2) buffered by ``widths`` (N,); ``road_type``
+        (a :data:`~jointseg.simulate.vectors.HIGHWAY_OF` key, ``arterial`` + ``_<width>``)."""
         if len(lines) == 0:
             return
-        geoms = shapely.buffer(shapely.linestrings(lines), widths / 2.0, cap_style="square")
+        centre = shapely.linestrings(lines)
+        for g, wd in zip(centre.tolist(), widths.tolist(), strict=True):
+            rt = f"{road_type}_{int(wd)}" if road_type == "arterial" else road_type
+            self.lines.append(RoadLine(g, float(wd), HIGHWAY_OF[rt], "square", kind == "arterial"))
+        geoms = shapely.buffer(centre, widths / 2.0, cap_style="square")
         self.geoms[kind].extend(geoms.tolist())
         self.values[kind].extend(int(m) for m in mats)
 
@@ -97,7 +106,7 @@ class RoadBuilder:
         segs, lid = segs[keep], lid[keep]
         width_of = {li: rng.choice([20.0, 24.0, 30.0]) for li in np.unique(lid)}
         widths = np.array([width_of[li] for li in lid])
-        self._add("arterial", segs, widths, np.full(len(segs), M["asphalt"]))
+        self._add("arterial", segs, widths, np.full(len(segs), M["asphalt"]), "arterial")
 
     def streets(self) -> None:
         """Streets (8-12 m) on a ~170 m grid, segment kept with a probability rising with U."""
@@ -113,7 +122,7 @@ class RoadBuilder:
         segs, lid = segs[keep], lid[keep]
         width_of = {li: rng.choice([8.0, 10.0, 12.0]) for li in np.unique(lid)}
         widths = np.array([width_of[li] for li in lid])
-        self._add("minor", segs, widths, np.full(len(segs), M["asphalt"]))
+        self._add("minor", segs, widths, np.full(len(segs), M["asphalt"]), "street")
 
     def field_tracks(self) -> None:
         """Concrete farm lanes (3-5 m) on a ~350 m grid in the countryside."""
@@ -127,7 +136,7 @@ class RoadBuilder:
         segs = segs[keep]
         widths = rng.choice([3.0, 4.0, 5.0], size=len(segs))
         mats = np.where(rng.random(len(segs)) < 0.7, M["concrete_road"], M["asphalt"])
-        self._add("minor", segs, widths, mats)
+        self._add("minor", segs, widths, mats, "field_track")
 
     def villages(self) -> list[tuple[float, float, float]]:
         """Village centres (x, y, radius_m) in farmland with their inner lanes and links."""
@@ -165,18 +174,22 @@ class RoadBuilder:
         inner = inner[~shapely.is_empty(inner)]
         widths = rng.choice([3.0, 3.5, 4.0], size=len(inner))
         geoms = shapely.buffer(inner, widths / 2.0, cap_style="square")
+        self.lines.extend(RoadLine(g, float(wd), HIGHWAY_OF["village_lane"])
+                          for g, wd in zip(inner.tolist(), widths.tolist(), strict=True))
         self.geoms["minor"].extend(geoms.tolist())
         self.values["minor"].extend([M["concrete_road"]] * len(geoms))
         # One or two winding links out of the village.
         for _ in range(rng.integers(1, 3)):
             ang = rng.uniform(0, 2 * math.pi)
             length = rng.uniform(250, 600)
-            self._winding(xi, yi, ang, length, rng.choice([3.0, 4.0]), amp=15.0)
+            self._winding(xi, yi, ang, length, rng.choice([3.0, 4.0]), amp=15.0,
+                          road_type="link")
 
     def _winding(self, x0: float, y0: float, ang: float, length: float, width: float,
-                 amp: float) -> np.ndarray:
+                 amp: float, road_type: str) -> np.ndarray:
         """A meandering lane from (x0, y0) px heading ``ang`` radians, ``length``,
-        ``width`` and wobble amplitude ``amp`` in px; returns its (n, 2) centre-line points."""
+        ``width`` and wobble amplitude ``amp`` in px (``road_type``: link | hill_road);
+        returns its (n, 2) centre-line points."""
         rng = self.rng
         t = np.linspace(0, length, max(int(length // 10), 4))
         lam = rng.uniform(150, 400)
@@ -185,7 +198,9 @@ class RoadBuilder:
         x = x0 + t * ca - wob * sa
         y = y0 + t * sa + wob * ca
         pts = np.stack([x, y], -1)
-        geom = shapely.buffer(shapely.linestrings(pts), width / 2.0, cap_style="round")
+        centre = shapely.linestrings(pts)
+        self.lines.append(RoadLine(centre, float(width), HIGHWAY_OF[road_type], "round"))
+        geom = shapely.buffer(centre, width / 2.0, cap_style="round")
         self.geoms["minor"].append(geom)
         self.values["minor"].append(M["concrete_road"])
         return pts
@@ -204,7 +219,7 @@ class RoadBuilder:
             x0, y0 = xs[i] * 20.0, ys[i] * 20.0
             ang = rng.uniform(0, 2 * math.pi)
             pts = self._winding(x0, y0, ang, rng.uniform(500, 1400), rng.choice([3.0, 4.0]),
-                                amp=rng.uniform(30, 60))
+                                amp=rng.uniform(30, 60), road_type="hill_road")
             j = rng.integers(len(pts) // 3, len(pts))
             hx, hy = pts[j]
             if 0 <= hx < w and 0 <= hy < h:

@@ -1,0 +1,28 @@
+# Paired training chips from the training region (config training_data): its HR
+# imagery and label sources against its Sentinel-2 composite tiles, which the usual
+# search -> download -> cloudmask -> composite rules make (region name "training").
+# See docs/training-data.md.
+
+
+rule make_chips:
+    input:
+        unpack(make_chips_inputs),
+    output:
+        index=f"{MAKE_CHIPS_DIR}/index.csv",
+        qa=f"{MAKE_CHIPS_DIR}/qa.json",
+        plot=f"{MAKE_CHIPS_DIR}/qa.png",
+    log:
+        f"logs/make_chips/{TRAIN_REGION}-{TRAIN_YEAR}.log",
+    benchmark:
+        f"benchmarks/out/make_chips/{TRAIN_REGION}-{TRAIN_YEAR}.tsv"
+    conda:
+        "../envs/gdal.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        out=lambda w, output: str(Path(output.index).parent),
+        options=lambda w: chips_options(),
+    shell:
+        "jointseg -v chips {params.options} --out {params.out:q} --no-progress > {log:q} 2>&1"
