@@ -42,7 +42,9 @@ _BATCHES = {}
 def _region_tiles(region):
     """Tiles (jointseg.grid.Tile) of a region (computed once per run)."""
     if region not in _TILES:
-        spec = training_region() if region == TRAIN_REGION else config["regions"][region]
+        spec = (
+            training_region() if region == TRAIN_REGION else config["regions"][region]
+        )
         try:
             _TILES[region] = region_tiles(spec, TILE_SIZE_M, Path(workflow.basedir))
         except ValueError as exc:
@@ -285,9 +287,13 @@ def chip_source():
             " (or model.chips.source: simulated for simulated training regions)"
         )
     if source == "training_data" and not TRAINING:
-        raise WorkflowError("config: model.chips.source is training_data but none is set")
+        raise WorkflowError(
+            "config: model.chips.source is training_data but none is set"
+        )
     if source == "dir" and not chips["dir"]:
-        raise WorkflowError("config: model.chips.source is dir but model.chips.dir is null")
+        raise WorkflowError(
+            "config: model.chips.source is dir but model.chips.dir is null"
+        )
     return source
 
 
@@ -306,7 +312,9 @@ def make_chips_inputs(wildcards):
         inputs["composites"] = [f"{base}/{b}.json" for b in batches_of(TRAIN_REGION)]
     else:
         tiles = training_composites()
-        inputs["composites"] = tiles + [t[: -len("_10m.tif")] + "_20m.tif" for t in tiles]
+        inputs["composites"] = tiles + [
+            t[: -len("_10m.tif")] + "_20m.tif" for t in tiles
+        ]
     return inputs
 
 
