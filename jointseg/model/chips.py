@@ -5,6 +5,14 @@ per chip, ``s2_10m.tif`` (uint16 B02 B03 B04 B08 COUNT, 10 m), ``s2_20m.tif``
 (uint16 B05 B06 B07 B8A B11 B12, 20 m), ``hr.tif`` (uint16 R G B NIR reflectance
 x 10000, 1 m) and ``label.tif`` (uint8 1 impervious / 0 not / 255 ignore, 1 m).
 Any CRS; the four files must share exact bounds. No torch here: arrays are numpy.
+
+Missing HR targets: an ``hr.tif`` value of 0 means "no target" for that band and
+pixel. An HR source without NIR (3-band imagery) is written with the GDAL tag
+``JOINTSEG_HR_BANDS=R,G,B`` and band 4 all 0; the reader zeroes every band the tag
+does not list, and :func:`hr_target_mask` gives the per-band, per-pixel mask the SR
+loss uses, so such a chip still trains RGB super-resolution. ``index.csv`` may hold
+more columns than :data:`INDEX_COLUMNS`, and chip folders more files (``truth.tif``,
+``landcover.tif``): training reads neither.
 """
 
 from __future__ import annotations
@@ -25,6 +33,10 @@ CHIP_FILES = {  # name -> (bands, resolution in CRS units, dtype)
     "label.tif": (1, 1.0, "uint8"),
 }
 INDEX_COLUMNS = ("chip_id", "split", "crs", "xmin", "ymin", "size_m")
+#: GDAL metadata tag of hr.tif listing the bands that carry targets (default: all four).
+HR_BANDS_TAG = "JOINTSEG_HR_BANDS"
+#: Names of the hr.tif bands, in order, as the tag spells them.
+HR_BAND_NAMES = ("R", "G", "B", "NIR")
 
 
 class ChipError(ValueError):
@@ -39,8 +51,9 @@ class Chip:
         chip_id: folder name.
         split: train | val | test.
         s2_10m: uint16 (5, h, w); s2_20m: uint16 (6, h/2, w/2);
-        hr: uint16 (4, 10h, 10w) R G B NIR x 10000; label: uint8 (10h, 10w).
+        hr: uint16 (4, 10h, 10w) R G B NIR x 10000, 0 = no target; label: uint8 (10h, 10w).
         crs: CRS string of the files; bounds: (left, bottom, right, top).
+        hr_bands: the hr bands that carry targets (``JOINTSEG_HR_BANDS``).
     """
 
     chip_id: str
@@ -51,6 +64,30 @@ class Chip:
     label: np.ndarray
     crs: str
     bounds: tuple[float, float, float, float]
+    hr_bands: tuple[str, ...] = HR_BAND_NAMES
+
+    @property
+    def hr_mask(self) -> np.ndarray:
+        """bool (4, 10h, 10w): True where ``hr`` holds a target (see :func:`hr_target_mask`)."""
+        return hr_target_mask(self.hr)
+
+
+def hr_target_mask(hr: np.ndarray) -> np.ndarray:
+    """bool mask of HR targets, same shape as ``hr`` (bands first): value 0 = no target."""
+    return np.asarray(hr) != 0
+
+
+def _hr_bands(tags: dict[str, str], path: Path) -> tuple[str, ...]:
+    """The ``JOINTSEG_HR_BANDS`` tag of hr.tif parsed (all four bands when absent)."""
+    raw = tags.get(HR_BANDS_TAG)
+    if raw is None:
+        return HR_BAND_NAMES
+    bands = tuple(b.strip().upper() for b in raw.split(",") if b.strip())
+    bad = [b for b in bands if b not in HR_BAND_NAMES]
+    if bad or not bands:
+        raise ChipError(f"{path}: {HR_BANDS_TAG}={raw!r} names unknown bands {bad}; "
+                        f"expected a subset of {','.join(HR_BAND_NAMES)}")
+    return bands
 
 
 def read_index(root: str | Path) -> list[dict[str, str]]:
@@ -100,11 +137,17 @@ def load_chip(root: str | Path, chip_id: str, split: str = "train") -> Chip:
                 raise ChipError(f"chip {chip_id}: {name} bounds {bounds} != "
                                 f"s2_10m.tif bounds {ref_bounds}")
             arrays[name] = ds.read()
+            if name == "hr.tif":
+                hr_bands = _hr_bands(ds.tags(), path)
     h, w = arrays["s2_10m.tif"].shape[1:]
     if h % 2 or w % 2:
         raise ChipError(f"chip {chip_id}: size {h} x {w} px at 10 m is not a multiple of 20 m")
-    return Chip(chip_id, split, arrays["s2_10m.tif"], arrays["s2_20m.tif"], arrays["hr.tif"],
-                arrays["label.tif"][0], ref_crs or "", ref_bounds)
+    hr = arrays["hr.tif"]
+    for i, band in enumerate(HR_BAND_NAMES):
+        if band not in hr_bands:
+            hr[i] = 0  # not a target, whatever the file holds
+    return Chip(chip_id, split, arrays["s2_10m.tif"], arrays["s2_20m.tif"], hr,
+                arrays["label.tif"][0], ref_crs or "", ref_bounds, hr_bands)
 
 
 def load_chips(root: str | Path, split: str | None = None) -> list[Chip]:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from jointseg.io import atomic_path
 
-#: Columns of ``history.csv``, one row per epoch (losses unitless, PSNR in dB).
+#: Columns of ``history.csv``, one row per epoch (losses unitless, PSNR in dB, lr of the
+#: non-trunk parameters at the epoch's last step).
 HISTORY_COLUMNS = ("epoch", "phase", "train_loss", "train_sr", "train_seg", "val_f1",
-                   "val_precision", "val_recall", "val_iou", "val_psnr", "seconds")
+                   "val_precision", "val_recall", "val_iou", "val_psnr", "lr", "seconds")
 
 
 def write_history(out_dir: Path, history: list[dict]) -> None:

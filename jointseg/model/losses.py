@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
+from jointseg.config import ConfigError
 from jointseg.products import NODATA_U8
 
 
@@ -33,6 +34,10 @@ class LossConfig:
         sr_gan: weight of the relativistic GAN generator loss (0 = off).
         seg_bce: weight of the BCE term; seg_dice: weight of the soft Dice term.
         w_sr, w_seg: joint weights: total = w_sr * L_sr + w_seg * L_seg.
+        sr_weighting: ``fixed`` (w_sr as given) or ``balanced``: in the joint phase the
+            SR term is rescaled every step by L_seg / L_sr (values, no gradient), so it
+            weighs ``w_sr / w_seg`` as much as the segmentation term whatever their
+            scales (L1 of reflectance is ~100 x smaller than BCE + Dice).
         sr_warmup_epochs: epochs that train the SR loss only (jointseg arch).
         gan_start_epoch: first epoch (0-based) with the GAN terms on.
         d_lr: discriminator learning rate.  d_nf: discriminator base channels.
@@ -45,10 +50,35 @@ class LossConfig:
     seg_dice: float = 1.0
     w_sr: float = 1.0
     w_seg: float = 1.0
+    sr_weighting: str = "fixed"
     sr_warmup_epochs: int = 1
     gan_start_epoch: int = 1
     d_lr: float = 1e-4
     d_nf: int = 32
+
+    def __post_init__(self) -> None:
+        if self.sr_weighting not in SR_WEIGHTINGS:
+            raise ConfigError(f"model.loss.sr_weighting: {self.sr_weighting!r} is not one of "
+                             f"{SR_WEIGHTINGS}")
+
+
+SR_WEIGHTINGS = ("fixed", "balanced")
+
+
+def joint_loss(cfg: LossConfig, l_sr: torch.Tensor, l_seg: torch.Tensor) -> torch.Tensor:
+    """The joint-phase total ``w_sr' * L_sr + w_seg * L_seg`` (``w_sr'`` per ``sr_weighting``)."""
+    w_sr = cfg.w_sr
+    if cfg.sr_weighting == "balanced":
+        w_sr = cfg.w_sr * (l_seg.detach() / l_sr.detach().clamp(min=1e-6))
+    return w_sr * l_sr + cfg.w_seg * l_seg
+
+
+def masked_l1(sr: torch.Tensor, hr: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean |sr - hr| over the targets ``mask`` marks (all when None); 0 with none."""
+    if mask is None:
+        return F.l1_loss(sr, hr)
+    m = mask.to(sr.dtype)
+    return ((sr - hr).abs() * m).sum() / m.sum().clamp(min=1.0)
 
 
 def bce_dice_loss(logit: torch.Tensor, label: torch.Tensor, w_bce: float = 1.0,
@@ -136,7 +166,12 @@ def relativistic_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Ten
 
 
 class SRLoss(nn.Module):
-    """Weighted SR loss: L1 + random-feature loss + relativistic GAN (generator side)."""
+    """Weighted SR loss: L1 + random-feature loss + relativistic GAN (generator side).
+
+    ``mask`` (bool, like ``hr``) marks the targets; elsewhere (a 3-band HR's NIR, HR
+    nodata) L1 ignores the pixel and the feature / GAN terms see the SR value itself
+    in place of the target, so missing targets pull the SR nowhere.
+    """
 
     def __init__(self, cfg: LossConfig) -> None:
         super().__init__()
@@ -144,8 +179,11 @@ class SRLoss(nn.Module):
         self.feature = FeatureLoss() if cfg.sr_feature > 0 else None
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor,
-                disc: UNetDiscriminatorSN | None = None) -> torch.Tensor:
-        loss = self.cfg.sr_l1 * F.l1_loss(sr, hr)
+                disc: UNetDiscriminatorSN | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        loss = self.cfg.sr_l1 * masked_l1(sr, hr, mask)
+        if mask is not None:
+            hr = torch.where(mask, hr, sr.detach())
         if self.feature is not None:
             loss = loss + self.cfg.sr_feature * self.feature(sr, hr)
         if disc is not None and self.cfg.sr_gan > 0:

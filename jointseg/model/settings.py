@@ -1,0 +1,126 @@
+"""Training settings: :class:`TrainConfig` (the workflow config's ``model.train:``) and
+its readers. Defaults mirror ``model.train`` in ``jointseg/schemas/config.schema.yaml``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jointseg.config import ConfigError
+from jointseg.model.jointseg import ARCHS, PRESETS
+from jointseg.model.losses import LossConfig
+
+LR_SCHEDULES = ("cosine", "constant")
+AMP_MODES = ("auto", "bf16", "off")
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (the workflow config's ``model.train:`` section).
+
+    Attributes:
+        arch: jointseg | bilinear.  preset: tiny | paper.
+        epochs: total epochs.  batch_size: crops per step *per process*.
+        lr: Adam learning rate of every parameter outside the RRDB trunk.
+        lr_trunk: Adam learning rate of the SR branch's RRDB trunk (ESRGAN: 2e-4).
+        lr_warmup_epochs: linear warm-up of both rates over this many epochs of steps.
+        lr_schedule: cosine (decay to ``min_lr_ratio`` at the last step) | constant.
+        min_lr_ratio: final / base rate of the cosine.
+        grad_clip: max global gradient L2 norm (0 = no clipping).
+        amp: auto | bf16 | off: bf16 autocast on CUDA (auto = on CUDA); never on CPU.
+        channels_last: channels_last memory layout on CUDA (ignored on CPU).
+        seed: seeds weights and augmentation.  threads: torch CPU threads per process.
+        crop_10m: crop side in 10 m pixels (even; 16 = 160 m).
+        crops_per_chip: random crops drawn per training chip per epoch.
+        augment: random flips / 90-degree rotations.
+        device: torch device for training (``auto``: cuda when available, else cpu).
+        loss: loss weights and schedule (:class:`LossConfig`).
+    """
+
+    arch: str = "jointseg"
+    preset: str = "tiny"
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 2e-3
+    lr_trunk: float = 2e-4
+    lr_warmup_epochs: float = 1.0
+    lr_schedule: str = "cosine"
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    amp: str = "auto"
+    channels_last: bool = True
+    seed: int = 0
+    threads: int = 2
+    crop_10m: int = 16
+    crops_per_chip: int = 1
+    augment: bool = True
+    device: str = "auto"
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ConfigError(f"model.arch: {self.arch!r} is not one of {ARCHS}")
+        if self.preset not in PRESETS:
+            raise ConfigError(f"model.preset: {self.preset!r} is not one of {sorted(PRESETS)}")
+        if self.crop_10m <= 0 or self.crop_10m % 2:
+            raise ConfigError(f"model.crop_10m: {self.crop_10m} must be a positive even number")
+        for name in ("epochs", "batch_size", "threads", "crops_per_chip"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"model.lr_schedule: {self.lr_schedule!r} is not one of "
+                              f"{LR_SCHEDULES}")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"model.amp: {self.amp!r} is not one of {AMP_MODES}")
+        for name in ("lr", "lr_trunk"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"model.{name}: must be > 0, got {getattr(self, name)}")
+        if self.lr_warmup_epochs < 0 or self.grad_clip < 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError("model: lr_warmup_epochs and grad_clip must be >= 0, "
+                              "min_lr_ratio in [0, 1]")
+
+
+def config_from_dict(d: dict[str, Any]) -> TrainConfig:
+    """Build a TrainConfig from a dict (a ``model:`` section or the whole config).
+
+    Raises:
+        ConfigError: on an unknown key (named) or a bad value.
+    """
+    d = dict(d.get("model", d)) if isinstance(d, dict) else {}
+    loss_d = d.pop("loss", None) or {}
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"loss"}
+    extra = set(d) - known
+    if extra:
+        raise ConfigError(f"model: unknown keys {sorted(extra)}; known: {sorted(known)}")
+    loss_known = {f.name for f in dataclasses.fields(LossConfig)}
+    extra = set(loss_d) - loss_known
+    if extra:
+        raise ConfigError(f"model.loss: unknown keys {sorted(extra)}; known: {sorted(loss_known)}")
+    return TrainConfig(**d, loss=LossConfig(**loss_d))
+
+
+def load_train_settings(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file; returns its ``model.train:`` or ``model:`` section.
+
+    A workflow config (``model: {name, chips, train: {...}}``) gives ``model.train``;
+    a plain file may hold the training keys directly under ``model:`` or at top level.
+
+    Raises:
+        ConfigError: if the file is not YAML, or it or its ``model:`` is not a mapping.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at top level")
+    section = data.get("model", data) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: model: expected a mapping of training settings")
+    if isinstance(section.get("train"), dict):
+        section = section["train"]
+    return dict(section)
