@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "change": "jointseg.cli.report:change",
     "batch": "jointseg.cli.batch:batch",
     "merge-batches": "jointseg.cli.batch:merge_batches",
+    "chips": "jointseg.cli.chips:chips",
     "view": "jointseg.cli.view:view",
 }
 
