@@ -262,6 +262,48 @@ if TRAINING and TRAIN_REGION in config["regions"]:
     )
 
 
+SIM_TRAIN = TRAINING.get("simulated") if TRAINING else None
+if SIM_TRAIN is not None and not DEMO["enabled"]:
+    raise WorkflowError(
+        "config: key 'training_data.simulated': needs stac.demo_server.enabled"
+    )
+SIM_TRAIN_SOURCES = [
+    f"{SIM_DIR}/train/sources/{name}"
+    for name in (
+        "sources.json",
+        "hr/hr.tif",
+        "labels/buildings.gpkg",
+        "labels/roads.gpkg",
+        "labels/paved.gpkg",
+        "labels/region.osm.pbf",
+    )
+]
+
+
+def simulated_training_outputs():
+    """The simulated training region's sources (simulate_demo outputs), or none."""
+    return SIM_TRAIN_SOURCES if SIM_TRAIN is not None else []
+
+
+def simulate_training_args(wildcards):
+    """`jointseg simulate region` options of the simulated training region (or "")."""
+    if SIM_TRAIN is None:
+        return ""
+    demo_crs = config["regions"][config["demo"]["region"]].get("bbox_crs", "EPSG:4326")
+    if TRAINING["bbox_crs"] != demo_crs:
+        raise WorkflowError(
+            f"config: key 'training_data.bbox_crs': a simulated training region must be"
+            f" in the demo region's CRS {demo_crs}"
+        )
+    bbox = " ".join(shlex.quote(str(v)) for v in TRAINING["bbox"])
+    return f"--training-bbox {bbox} " + shell_options(
+        [
+            ("--training-seed", SIM_TRAIN["seed"]),
+            ("--label-noise", SIM_TRAIN["label_noise"]),
+        ]
+    )
+
+
 def training_region():
     """The training region as a region entry (bbox + bbox_crs)."""
     if not TRAINING:

@@ -1,5 +1,8 @@
 # The SIMULATED demo region: 1 m truth, HR image, Sentinel-2 L2A-like scenes,
-# WorldCover-format map and a STAC catalogue (see docs/simulation.md).
+# WorldCover-format map and a STAC catalogue (see docs/simulation.md). With
+# training_data.simulated, also a training region apart from it: its scenes join the
+# catalogue and its HR image and noisy map labels are written as sources, which
+# make_chips (rules/chips.smk) reads like a user's.
 
 
 rule simulate_demo:
@@ -7,6 +10,7 @@ rule simulate_demo:
         f"{SIM_DIR}/simulation.json",
         f"{SIM_DIR}/truth/isa_1m.tif",
         f"{SIM_DIR}/truth/landcover_1m.tif",
+        simulated_training_outputs(),
     log:
         "logs/simulate_demo.log",
     benchmark:
@@ -27,7 +31,9 @@ rule simulate_demo:
         n_dates=config["demo"]["n_dates"],
         base_url=f"http://127.0.0.1:{DEMO['file_port']}",
         out=lambda w, output: str(Path(output[0]).parent),
+        training=simulate_training_args,
     shell:
         "jointseg -v simulate region --out {params.out:q} --seed {params.seed:q}"
         " --year {params.year:q} --bbox {params.bbox} --crs {params.crs:q}"
-        " --n-dates {params.n_dates:q} --file-base-url {params.base_url:q} > {log:q} 2>&1"
+        " --n-dates {params.n_dates:q} --file-base-url {params.base_url:q}"
+        " {params.training} > {log:q} 2>&1"

@@ -26,11 +26,25 @@ def simulate() -> None:
               type=int)
 @click.option("--file-base-url", default="http://127.0.0.1:8752", show_default=True,
               help="URL serving --out; used for STAC asset hrefs.")
-def region(out_dir, seed, year, bbox, crs, n_dates, file_base_url) -> None:
-    """Simulate the demo region: truth, HR image, S2 L2A scenes, WorldCover, STAC."""
+@click.option("--training-bbox", nargs=4, type=float, default=None,
+              help="Also simulate a training region (xmin ymin xmax ymax in --crs, apart "
+                   "from --bbox) into OUT/train: truth, sources (HR + map labels) and S2 "
+                   "scenes in the same catalogue.")
+@click.option("--training-seed", default=schema_default("training_data.simulated.seed"),
+              show_default=True, type=int)
+@click.option("--label-noise", type=click.Choice(["clean", "osm", "heavy"]),
+              default=schema_default("training_data.simulated.label_noise"),
+              show_default=True, help="Noise of the training region's map labels.")
+def region(out_dir, seed, year, bbox, crs, n_dates, file_base_url, training_bbox,
+           training_seed, label_noise) -> None:
+    """Simulate the demo region: truth, HR image, S2 L2A scenes, WorldCover, STAC
+    (and with --training-bbox a training region written as sources)."""
     from jointseg.simulate.region import simulate_region
 
-    sim = simulate_region(out_dir, tuple(bbox), crs, year, seed, n_dates, file_base_url)
+    training = ({"bbox": tuple(training_bbox), "seed": training_seed,
+                 "label_noise": label_noise} if training_bbox else None)
+    sim = simulate_region(out_dir, tuple(bbox), crs, year, seed, n_dates, file_base_url,
+                          training=training)
     click.echo(json.dumps({s["id"]: s["cloud_fraction"] for s in sim["scenes"]}, indent=1))
 
 

@@ -1,4 +1,6 @@
-"""Orchestration: simulate a whole demo region (truth, HR, S2 scenes, WorldCover, STAC)."""
+"""Orchestration: simulate a whole demo region (truth, HR, S2 scenes, WorldCover, STAC),
+and optionally a training region apart from it whose S2 scenes join the same catalogue and
+whose HR image and map labels are written as a user's sources (:mod:`.sources`)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BBOX = (663000.0, 3543000.0, 669000.0, 3549000.0)
 MGRS_TILE = "50SPA"
+#: MGRS tile named in the training region's scene ids (distinct ids in one catalogue)
+TRAIN_MGRS_TILE = "50SNA"
 TAGS = {"JOINTSEG_SIMULATED": "true", "JOINTSEG_NOTE": NOTE}
 
 
@@ -73,6 +77,7 @@ def simulate_region(
     file_base_url: str = "http://127.0.0.1:8752",
     core_radius_m: float | None = None,
     progress: bool = True,
+    training: dict | None = None,
 ) -> dict:
     """Simulate the demo region under ``out_dir`` and return the ``simulation.json`` dict.
 
@@ -84,6 +89,9 @@ def simulate_region(
         n_dates: number of S2 dates spread over the year.
         file_base_url: root URL (serving ``out_dir``) for the STAC asset hrefs.
         core_radius_m: urbanness e-folding distance; 0.4 x region size by default.
+        training: a training region ``{"bbox", "seed", "label_noise"}`` (bbox in ``crs``,
+            apart from ``bbox``) simulated into ``out_dir/train`` by
+            :func:`simulate_training_region`; its scenes join the catalogue.
     """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -109,6 +117,9 @@ def simulate_region(
     dates = scene_dates(year, n_dates, rng_dates)
     plan = cloud_plan(len(dates), rng_dates)
     scenes = _write_scenes(out_dir, fractions, grid, dates, plan, lat, rng_s2, progress)
+    del fractions
+    train = ([simulate_training_region(out_dir, crs=crs, year=year, n_dates=n_dates,
+                                       progress=progress, **training)] if training else [])
     sim = {
         "simulated": True, "note": NOTE, "seed": seed, "bbox": list(grid.bounds), "crs": crs,
         "year": year, "mgrs_tile": MGRS_TILE, "dates": [d.isoformat() for d in dates],
@@ -119,11 +130,52 @@ def simulate_region(
             "worldcover_builtup_threshold": 0.4,
         },
         "classes": {str(k): v for k, v in CLASSES.items()},
+        "training_regions": train,
     }
     write_json(out_dir / "simulation.json", sim)
     write_stac(out_dir, file_base_url)
     log.info("region simulated in %.1f s", time.perf_counter() - t0)
     return sim
+
+
+def simulate_training_region(out_dir: Path, bbox: tuple[float, float, float, float], crs: str,
+                             year: int, seed: int, n_dates: int, label_noise: str = "osm",
+                             progress: bool = True) -> dict:
+    """Simulate a training region (town core on its west side, countryside to the east)
+    under ``out_dir/train``: 1 m truth, sources (HR + noisy labels, ``train/sources``) and
+    S2 scenes in ``out_dir/s2`` (ids with :data:`TRAIN_MGRS_TILE`). Returns its
+    ``simulation.json`` entry (``scenes`` as the demo's)."""
+    from jointseg.simulate.sources import write_training_sources
+
+    t0 = time.perf_counter()
+    grid = region_grid(bbox, crs)
+    rng_lc, rng_tex, rng_dates, rng_s2, rng_src = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5))
+    size = min(grid.height, grid.width)
+    layout = LayoutParams.default(grid.shape, rng_lc, centre_xy=(0.25 * grid.width,
+                                                                 0.5 * grid.height),
+                                  core_radius_m=0.3 * size)
+    ls = simulate_landscape(grid.shape, rng_lc, layout)
+    tdir = out_dir / "train"
+    _write_truth(tdir, ls, grid)
+    cx, cy = grid.transform @ (grid.width / 2, grid.height / 2)
+    lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(cx, cy)[1]
+    hr_date = dt.date(year, 7, 20)
+    tex = brightness(ls, rng_tex, *sun_position(hr_date, lat))
+    info = write_training_sources(ls, grid, tdir / "sources", rng_src, year=year,
+                                  label_noise=label_noise, hr=render_hr(ls, tex, hr_date))
+    fractions = material_fractions(ls.material, tex)
+    del ls, tex
+    dates = scene_dates(year, n_dates, rng_dates)
+    plan = cloud_plan(len(dates), rng_dates)
+    scenes = _write_scenes(out_dir, fractions, grid, dates, plan, lat, rng_s2, progress,
+                           TRAIN_MGRS_TILE)
+    log.info("training region simulated in %.1f s", time.perf_counter() - t0)
+    return {"seed": seed, "bbox": list(grid.bounds), "crs": crs, "label_noise": label_noise,
+            "mgrs_tile": TRAIN_MGRS_TILE, "dates": [d.isoformat() for d in dates],
+            "sources": str(info.sources_json.relative_to(out_dir)),
+            "hr_shift_m": list(info.hr_shift_m), "scenes": scenes,
+            "layout": {k: getattr(layout, k) for k in layout.__dataclass_fields__}}
 
 
 def _write_truth(out_dir: Path, ls: Landscape, grid: GeoBox) -> None:
@@ -151,7 +203,7 @@ def _write_hr(path: Path, ls: Landscape, grid: GeoBox, rng: np.random.Generator,
 
 def _write_scenes(out_dir: Path, fractions: np.ndarray, grid: GeoBox, dates: list[dt.date],
                   plan: list[float], lat: float, rng: np.random.Generator,
-                  progress: bool) -> list[dict]:
+                  progress: bool, mgrs: str = MGRS_TILE) -> list[dict]:
     """Render and write one scene per date (thick-cloud fraction from ``plan``); the first
     clear date after the first is cut by a swath edge. Returns the scene entries."""
     clear = [i for i, c in enumerate(plan) if c < 0.1 and i > 0]
@@ -161,16 +213,16 @@ def _write_scenes(out_dir: Path, fractions: np.ndarray, grid: GeoBox, dates: lis
                                            desc="S2 dates", disable=not progress)):
         platform = "sentinel-2a" if i % 2 == 0 else "sentinel-2b"
         scenes.append(_write_scene(out_dir, fractions, grid, date, platform, cover, lat, rng,
-                                   swath_edge=i == edge_i))
+                                   swath_edge=i == edge_i, mgrs=mgrs))
     return scenes
 
 
 def _write_scene(out_dir: Path, fractions: np.ndarray, grid: GeoBox, date: dt.date,
                  platform: str, cover: float, lat: float, rng: np.random.Generator,
-                 swath_edge: bool) -> dict:
+                 swath_edge: bool, mgrs: str = MGRS_TILE) -> dict:
     """Render one S2 date and write its band COGs (10 m / 20 m children of the 1 m
     ``grid``), SCL and cloud truth; returns the scene's ``simulation.json`` entry."""
-    sid = f"S2{platform[-1].upper()}_{MGRS_TILE}_{date:%Y%m%d}_0_L2A"
+    sid = f"S2{platform[-1].upper()}_{mgrs}_{date:%Y%m%d}_0_L2A"
     offset = 1000 if date >= BOA_OFFSET_DATE else 0
     sc = render_scene(fractions, date, rng, cover, lat, offset, swath_edge=swath_edge)
     g10, g20 = grid.zoom_out(10), grid.zoom_out(20)
@@ -189,5 +241,5 @@ def _write_scene(out_dir: Path, fractions: np.ndarray, grid: GeoBox, date: dt.da
         "cloud_fraction": round(sc.cloud_fraction, 4), "boa_offset_dn": offset,
         "shift_px_10m": [round(s, 4) for s in sc.shift_px],
         "sun_elevation": round(sc.sun_elev_deg, 2), "sun_azimuth": round(sc.sun_az_deg, 2),
-        "swath_edge": swath_edge,
+        "swath_edge": swath_edge, "mgrs_tile": mgrs,
     }

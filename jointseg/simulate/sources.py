@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +119,8 @@ def write_layers(label_dir: Path, layers: LabelLayers) -> tuple[Path, Path, Path
     for name, gdf in (("buildings", layers.buildings), ("roads", layers.roads),
                       ("paved", layers.paved)):
         path = label_dir / f"{name}.gpkg"
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The filename extension", RuntimeWarning)
             gpd.GeoDataFrame(gdf).to_crs("EPSG:4326").to_file(tmp, driver="GPKG", layer=name)
         paths.append(path)
     pbf = write_osm_pbf(label_dir / "region.osm.pbf", layers)

@@ -50,7 +50,7 @@ def write_stac(out_dir: str | Path, file_base_url: str) -> list[dict]:
     sim = json.loads((out_dir / "simulation.json").read_text())
     base = file_base_url.rstrip("/")
     items = []
-    for sc in sim["scenes"]:
+    for sc in sim["scenes"] + [s for t in sim.get("training_regions", []) for s in t["scenes"]]:
         d = _scene_item(out_dir, sc, base)
         _check_round_trip(d)
         items.append(d)
@@ -65,6 +65,7 @@ def _scene_item(out_dir: Path, sc: dict, base: str) -> dict:
     """The STAC Item dict of one simulated scene (``sc``: its ``simulation.json`` entry),
     with asset hrefs under ``base``; footprint in lon/lat from the B02 COG's bounds."""
     sid = sc["id"]
+    mgrs = sc.get("mgrs_tile", "50SPA")
     with rasterio.open(out_dir / "s2" / sid / "B02.tif") as ds:
         epsg = ds.crs.to_epsg()
         bounds = ds.bounds
@@ -82,8 +83,9 @@ def _scene_item(out_dir: Path, sc: dict, base: str) -> dict:
         "instruments": ["msi"], "eo:cloud_cover": round(100 * sc["cloud_fraction"], 2),
         "s2:processing_baseline": pb, "s2:product_type": "S2MSI2A",
         "earthsearch:boa_offset_applied": applied,
-        "proj:code": f"EPSG:{epsg}", "mgrs:utm_zone": 50, "mgrs:latitude_band": "S",
-        "mgrs:grid_square": "PA", "view:sun_elevation": sc["sun_elevation"],
+        "proj:code": f"EPSG:{epsg}", "mgrs:utm_zone": int(mgrs[:2]),
+        "mgrs:latitude_band": mgrs[2], "mgrs:grid_square": mgrs[3:],
+        "view:sun_elevation": sc["sun_elevation"],
         "view:sun_azimuth": sc["sun_azimuth"], "simulated": True,
         "jointseg:note": NOTE,
     }
