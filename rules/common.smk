@@ -362,9 +362,9 @@ def make_chips_inputs(wildcards):
 
 def chips_options():
     """`jointseg chips` options from config training_data (all values shell-quoted)."""
-    t, q = TRAINING, shlex.quote
-    args = [f"--hr {q(p)}" for p in t["hr"]]
-    args += [f"--labels {q(p)}" for p in t["labels"]]
+    t, q = TRAINING["chips"], shlex.quote
+    args = [f"--hr {q(p)}" for p in TRAINING["hr"]]
+    args += [f"--labels {q(p)}" for p in TRAINING["labels"]]
     args += [f"--composite {q(p)}" for p in training_composites()]
     args.append(
         shell_options(

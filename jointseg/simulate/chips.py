@@ -177,7 +177,7 @@ def simulate_chip_region(grid: GeoBox, kind: str, year: int, n_dates: int,
     if label_noise != "clean":
         layers = noisy_layers(ls.vectors, ls.landcover, ls.urbanness, grid,
                               noise_level(label_noise), noise_rng or rng)
-        label = rasterise_layers(layers, grid, schema_default("training_data.highway_widths"))
+        label = rasterise_layers(layers, grid, schema_default("training_data.chips.highway_widths"))
     return s2_10, s2_20, hr, (label, truth, ls.landcover)
 
 

@@ -180,7 +180,7 @@ def write_training_sources(
         "hr_grid": {"crs": hr_grid.crs, "res_deg": [hr_grid.transform.a, -hr_grid.transform.e],
                     "res_m_approx": hr_res_m, "shape": [hr_grid.height, hr_grid.width]},
         "label_noise": params.to_dict(),
-        "highway_widths": schema_default("training_data.highway_widths"),
+        "highway_widths": schema_default("training_data.chips.highway_widths"),
         "counts": {"buildings_truth": len(ls.vectors.buildings),
                    "buildings": len(layers.buildings), "roads_truth": len(ls.vectors.roads),
                    "roads": len(layers.roads), "paved": len(layers.paved)},
