@@ -12,6 +12,9 @@
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/simulate.smk"
 
@@ -42,6 +45,7 @@ if TRAINING:
 include: "rules/mosaic.smk"
 include: "rules/accuracy.smk"
 include: "rules/report.smk"
+include: "rules/viewer.smk"
 
 
 localrules:
@@ -51,7 +55,7 @@ localrules:
 rule all:
     default_target: True
     input:
-        all_targets(),
+        all_targets() + VIEWER_TARGETS,
 
 
 onstart:

@@ -22,6 +22,7 @@ rule assess_accuracy:
                 "cities.png",
                 "agreement.png",
             ),
+            caption="../report/accuracy.rst",
             category="Accuracy",
             subcategory="{region} {year}",
         ),

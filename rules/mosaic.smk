@@ -8,7 +8,12 @@ rule mosaic:
     output:
         cog=f"{RESULTS}/{{region}}/{{year}}/isa_1m.tif",
         item=f"{RESULTS}/{{region}}/{{year}}/isa_1m.json",
-        png=f"{RESULTS}/{{region}}/{{year}}/isa_1m.png",
+        png=report(
+            f"{RESULTS}/{{region}}/{{year}}/isa_1m.png",
+            caption="../report/mosaic_isa.rst",
+            category="Maps",
+            subcategory="{region} {year}",
+        ),
     log:
         "logs/{region}/{year}/mosaic/isa.log",
     benchmark:
@@ -35,7 +40,12 @@ rule mosaic_prob:
     output:
         cog=f"{RESULTS}/{{region}}/{{year}}/isa_prob_1m.tif",
         item=f"{RESULTS}/{{region}}/{{year}}/isa_prob_1m.json",
-        png=f"{RESULTS}/{{region}}/{{year}}/isa_prob_1m.png",
+        png=report(
+            f"{RESULTS}/{{region}}/{{year}}/isa_prob_1m.png",
+            caption="../report/mosaic_prob.rst",
+            category="Maps",
+            subcategory="{region} {year}",
+        ),
     log:
         "logs/{region}/{year}/mosaic/prob.log",
     benchmark:
@@ -62,7 +72,12 @@ use rule mosaic as mosaic_baseline with:
     output:
         cog=f"{RESULTS}/{{region}}/{{year}}/baseline/isa_1m.tif",
         item=f"{RESULTS}/{{region}}/{{year}}/baseline/isa_1m.json",
-        png=f"{RESULTS}/{{region}}/{{year}}/baseline/isa_1m.png",
+        png=report(
+            f"{RESULTS}/{{region}}/{{year}}/baseline/isa_1m.png",
+            caption="../report/mosaic_baseline.rst",
+            category="Maps",
+            subcategory="{region} {year}",
+        ),
     log:
         "logs/{region}/{year}/mosaic/baseline.log",
     benchmark:

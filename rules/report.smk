@@ -10,7 +10,12 @@ rule change:
         ),
     output:
         json=f"{RESULTS}/{{region}}/change/change.json",
-        csv=f"{RESULTS}/{{region}}/change/change.csv",
+        csv=report(
+            f"{RESULTS}/{{region}}/change/change.csv",
+            caption="../report/change.rst",
+            category="Change",
+            subcategory="{region}",
+        ),
     log:
         "logs/{region}/change.log",
     benchmark:

@@ -187,3 +187,12 @@ def test_cli_bad_folder(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["view", str(tmp_path / "nope"), "--write-manifest",
                                     str(tmp_path / "m.json")])
     assert res.exit_code != 0 and "no such product folder" in res.output
+
+
+def test_cli_sr_quicklook(product_dir: Path, tmp_path: Path) -> None:
+    png = tmp_path / "sr.png"
+    res = CliRunner().invoke(main, ["view", str(product_dir), "--write-sr-quicklook", str(png)])
+    assert res.exit_code == 0, res.output
+    img = np.asarray(Image.open(png).convert("RGBA"))
+    assert img.shape[:2] == (600, 600)  # 600 m at 1 m: below the 1024 px cap
+    assert tuple(img[300, 300]) == pytest.approx((199, 99, 49, 255), abs=1)

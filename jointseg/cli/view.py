@@ -24,13 +24,16 @@ def _default_dirs() -> list[Path]:
               help="Write the layer manifest of the (one) product folder here and exit.")
 @click.option("--write-qgs", "qgs_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a QGIS project of the (one) product folder here and exit.")
+@click.option("--write-sr-quicklook", "sr_png", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a PNG quicklook of the (one) folder's SR 1 m RGB tiles here and exit.")
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Reference ISA raster (default: the one the accuracy report used).")
 @click.option("--worldcover", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="WorldCover tile(s) (default: those the accuracy report used).")
 def view(product_dirs: tuple[Path, ...], host: str, port: int, no_browser: bool,
-         manifest_out: Path | None, qgs_out: Path | None, truth: Path | None,
+         manifest_out: Path | None, qgs_out: Path | None, sr_png: Path | None,
+         truth: Path | None,
          worldcover: tuple[Path, ...]) -> None:
     """Show PRODUCT_DIR(s) (results/<region>/<year>; default: all under results/) on a map.
 
@@ -44,11 +47,11 @@ def view(product_dirs: tuple[Path, ...], host: str, port: int, no_browser: bool,
     if not dirs:
         raise click.UsageError("no product folder given and none found under results/")
     try:
-        if manifest_out or qgs_out:
+        if manifest_out or qgs_out or sr_png:
             if len(dirs) != 1:
-                raise click.UsageError("--write-manifest/--write-qgs take one product folder")
+                raise click.UsageError("--write-manifest/-qgs/-sr-quicklook take one folder")
             _write(build_manifest(dirs[0], truth=truth, worldcover=list(worldcover) or None),
-                   manifest_out, qgs_out)
+                   manifest_out, qgs_out, sr_png)
             return
         manifests = [load_product_dir(d) for d in dirs]
     except ManifestError as exc:
@@ -58,10 +61,19 @@ def view(product_dirs: tuple[Path, ...], host: str, port: int, no_browser: bool,
     serve(manifests, host, port, open_browser=not no_browser)
 
 
-def _write(manifest, manifest_out: Path | None, qgs_out: Path | None) -> None:
+def _write(manifest, manifest_out: Path | None, qgs_out: Path | None,
+           sr_png: Path | None) -> None:
     from jointseg.view.layers import write_manifest
     from jointseg.view.qgis import write_qgs
+    from jointseg.view.quicklook import layer_quicklook_png
 
+    if sr_png:
+        try:
+            layer = manifest.layer("sr")
+        except KeyError:
+            raise click.ClickException(f"{manifest.root}: no SR tiles (isa/*_sr.tif)") from None
+        layer_quicklook_png(manifest, layer, sr_png)
+        click.echo(f"wrote {sr_png}")
     if manifest_out:
         write_manifest(manifest, manifest_out)
         click.echo(f"wrote {manifest_out} ({len(manifest.layers)} layers)")
