@@ -12,7 +12,7 @@ CORES       ?= $(shell nproc)
 # The stamp changes whenever the dependency list changes, so `make` re-installs then.
 DEPS_HASH   := $(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 STAMP       := $(VENV)/.installed-$(DEPS_HASH)
-EXTRAS      := cpu,train,serve,s2cloudless,workflow,dev
+EXTRAS      := cpu,train,serve,view,s2cloudless,workflow,dev
 SNAKEMAKE   := $(VENV)/bin/snakemake
 
 .PHONY: setup demo test lint unit e2e clean-demo help
@@ -32,6 +32,13 @@ slurm:
 	@echo ">> installing Debian gdal-bin + libgdal-dev (once)"
 	@apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    gdal-bin libgdal-dev python3-venv > /dev/null
+
+# --- Debian chromium for the viewer's browser test (Playwright drives this binary:
+# executable_path=/usr/bin/chromium; no browser is ever downloaded)
+/usr/bin/chromium:
+	@echo ">> installing Debian chromium (once, for the viewer's browser test)"
+	@apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium > /dev/null
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -67,13 +74,13 @@ lint: setup
 	@$(SNAKEMAKE) --lint --cores 1 > .lint.log 2>&1 || { cat .lint.log; exit 1; }
 	@rm -f .lint.log
 
-unit: setup
+unit: setup /usr/bin/chromium
 	@$(VENV)/bin/pytest -q -m "not e2e"
 
 e2e: setup
 	@$(VENV)/bin/pytest -q -m e2e
 
-test: setup lint
+test: setup lint /usr/bin/chromium
 	@$(VENV)/bin/pytest -q -ra
 
 clean-demo:
