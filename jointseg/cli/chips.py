@@ -16,11 +16,11 @@ from jointseg.trainingdata import settings as S
 
 
 def _default(key: str, fallback: Any) -> Any:
-    """The schema's default of ``training_data.chips.<key>``, else the library's."""
+    """The schema's default of ``training_data.<key>``, else the library's."""
     from jointseg.config import schema_default
 
     try:
-        return schema_default(f"training_data.chips.{key}")
+        return schema_default(f"training_data.{key}")
     except KeyError:
         return fallback
 

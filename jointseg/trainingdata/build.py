@@ -41,7 +41,7 @@ from jointseg.trainingdata.cut import (
     twin_path,
     write_chip,
 )
-from jointseg.trainingdata.harmonise import BandFit, apply_fit, fit_band
+from jointseg.trainingdata.harmonise import BandFit, apply_fit, fit_band, match_psf
 from jointseg.trainingdata.hr import HrSource, open_hr, read_hr
 from jointseg.trainingdata.labels import LabelSource, label_raster, open_labels
 from jointseg.trainingdata.qa import write_qa
@@ -201,7 +201,7 @@ def _register_and_fit(hr_srcs: list[HrSource], comps: list[Composite], blocks: l
             "tile": comp.path_10m.name, "hr_shift_m": list(b.shift.shift_m),
             "correlation": round(b.shift.correlation, 4), "n": b.shift.n, "status": b.status})
         if b.status == "ok":
-            hr10 = read_hr(src, b.grid_10m, b.shift.shift_m)
+            hr10 = match_psf(read_hr(src, b.grid_10m, b.shift.shift_m))
             ok = valid & np.isfinite(hr10).all(0)
             pairs.setdefault(b.hr, []).append((hr10[:, ok], s2[:, ok]))
     fits: dict[int, list[BandFit]] = {}

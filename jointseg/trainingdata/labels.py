@@ -48,15 +48,17 @@ OSM_EXT = (".osm.pbf", ".pbf")
 #: Width (m) of one lane when a road has ``lanes`` but no ``width``.
 LANE_WIDTH_M = 3.5
 #: Width (m) of a line with neither ``width``, ``lanes`` nor a known ``highway`` class.
-DEFAULT_LINE_WIDTH_M = 6.0
-#: Paved width (m) per OSM ``highway`` class; 0 drops the class (mostly unpaved).
+DEFAULT_LINE_WIDTH_M = 7.0
+#: Paved width (m) per OSM ``highway`` class, 0 drops the class (paths, ways not built).
+#: The config's ``training_data.highway_widths`` (same values for the classes it names;
+#: its ``default`` key replaces :data:`DEFAULT_LINE_WIDTH_M`) overrides it per class.
 HIGHWAY_WIDTH_M: dict[str, float] = {
-    "motorway": 22.0, "motorway_link": 7.0, "trunk": 18.0, "trunk_link": 7.0,
-    "primary": 14.0, "primary_link": 7.0, "secondary": 11.0, "secondary_link": 6.0,
-    "tertiary": 9.0, "tertiary_link": 6.0, "unclassified": 6.0, "residential": 7.0,
-    "living_street": 5.0, "service": 4.5, "pedestrian": 6.0, "busway": 7.0, "road": 6.0,
-    "raceway": 10.0, "cycleway": 2.0, "footway": 2.0, "steps": 2.0, "platform": 3.0,
-    "track": 0.0, "path": 0.0, "bridleway": 0.0, "construction": 0.0, "proposed": 0.0,
+    "motorway": 21.0, "motorway_link": 7.0, "trunk": 21.0, "trunk_link": 7.0,
+    "primary": 14.0, "primary_link": 7.0, "secondary": 14.0, "secondary_link": 7.0,
+    "tertiary": 7.0, "tertiary_link": 7.0, "unclassified": 7.0, "residential": 7.0,
+    "living_street": 7.0, "service": 3.5, "track": 3.5, "pedestrian": 6.0, "busway": 7.0,
+    "road": 7.0, "raceway": 10.0, "cycleway": 2.0, "footway": 2.0, "steps": 2.0,
+    "platform": 3.0, "path": 0.0, "bridleway": 0.0, "construction": 0.0, "proposed": 0.0,
     "abandoned": 0.0, "corridor": 0.0, "elevator": 0.0,
 }
 _NUMBER = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)")
@@ -207,15 +209,17 @@ def _number(value: object) -> float | None:
 
 def line_width_m(row: pd.Series, table: dict[str, float]) -> float:
     """Paved width (m) of a road feature: ``width``, else ``lanes`` x 3.5 m, else its
-    ``highway`` class's width, else :data:`DEFAULT_LINE_WIDTH_M`."""
+    ``highway`` class's width in ``table``, else ``table["default"]`` (or
+    :data:`DEFAULT_LINE_WIDTH_M`)."""
     if (w := _number(row.get("width"))) is not None:
         return w
     if (lanes := _number(row.get("lanes"))) is not None:
         return lanes * LANE_WIDTH_M
+    default = float(table.get("default", DEFAULT_LINE_WIDTH_M))
     hw = row.get("highway")
     if isinstance(hw, str) and hw:
-        return float(table.get(hw, DEFAULT_LINE_WIDTH_M))
-    return DEFAULT_LINE_WIDTH_M
+        return float(table.get(hw, default))
+    return default
 
 
 def source_masks(src: LabelSource, grid: GeoBox) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,8 @@ tags                                   kept as
                                        except classes of width 0 (tracks, paths)
 =====================================  ==========================================
 
-Any feature tagged ``surface`` in :data:`UNPAVED_SURFACES` is dropped. Coverage is the
+Any feature tagged ``surface`` in :data:`UNPAVED_SURFACES` or ``tracktype`` grade2-5
+is dropped. Coverage is the
 file header's bounding box when it has one, else the extent of the features found.
 """
 
@@ -34,6 +35,8 @@ UNPAVED_SURFACES = frozenset({
     "unpaved", "gravel", "fine_gravel", "dirt", "earth", "ground", "grass", "sand", "mud",
     "compacted", "grass_paver", "woodchips", "pebblestone", "rock",
 })
+#: Track grades that are not paved (grade1 is "solid", usually paved).
+UNPAVED_TRACKTYPES = frozenset({"grade2", "grade3", "grade4", "grade5"})
 #: Keys that can make a feature impervious (the reader's pre-filter).
 KEYS = ("building", "highway", "area:highway", "amenity", "landuse", "aeroway")
 #: Default widths (m) of aeroway lines.
@@ -57,7 +60,8 @@ def _polygon_kind(tags: osmium.osm.TagList) -> bool:
 
 def _line_attrs(tags: osmium.osm.TagList) -> dict | None:
     """Attributes of a way kept as a buffered line, or None."""
-    if tags.get("surface") in UNPAVED_SURFACES or tags.get("area") == "yes":
+    if (tags.get("surface") in UNPAVED_SURFACES or tags.get("area") == "yes"
+            or tags.get("tracktype") in UNPAVED_TRACKTYPES):
         return None
     if "highway" in tags:
         return {"highway": tags["highway"], "width": tags.get("width"),

@@ -19,7 +19,7 @@ MAX_SHIFT_M = 30.0
 #: Co-registration: a Pearson r (10 m, after the shift) below this rejects the HR block.
 MIN_CORRELATION = 0.5
 #: Side (m) of the square blocks that share one split.
-SPLIT_BLOCK_M = 1280
+SPLIT_BLOCK_M = 960
 #: train / val / test fractions of the split blocks.
 SPLIT_FRACTIONS = (0.7, 0.2, 0.1)
 #: Label pixels closer than this (m) to a label edge are 255 (0 = none).
@@ -48,11 +48,12 @@ class ChipSettings:
         min_coverage: minimum fraction of a chip covered by both HR and labels.
         max_shift_m: largest accepted HR displacement (m).
         min_correlation: smallest accepted 10 m correlation after co-registration.
-        split_block_m: side of the spatial split blocks (m, multiple of ``chip_size_m``).
+        split_block_m: side of the spatial split blocks (m, at least ``chip_size_m``).
         split_fractions: train, val, test fractions (sum 1).
         seed: seed of the split assignment.
         ignore_edge_m: width (m) of the 255 band each side of label edges.
-        highway_widths: overrides of the per-``highway``-class road widths (m).
+        highway_widths: overrides of the per-``highway``-class road widths (m); key
+            ``default``: the width of classes the table does not name.
         progress: show progress bars.
     """
 
@@ -78,10 +79,10 @@ class ChipSettings:
         if self.chip_size_m <= 0 or self.chip_size_m % 20:
             raise TrainingDataError(
                 f"chip size {self.chip_size_m} m is not a positive multiple of 20 m")
-        if self.split_block_m <= 0 or self.split_block_m % self.chip_size_m:
+        if self.split_block_m < self.chip_size_m:
             raise TrainingDataError(
-                f"split block {self.split_block_m} m is not a multiple of the chip size "
-                f"{self.chip_size_m} m")
+                f"split block {self.split_block_m} m is smaller than a chip "
+                f"({self.chip_size_m} m)")
         fr = self.split_fractions
         if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1.0) > 1e-6:
             raise TrainingDataError(f"split fractions {fr} must be 3 values >= 0 summing to 1")
