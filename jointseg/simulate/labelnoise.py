@@ -153,7 +153,7 @@ def _kept(geoms: np.ndarray, comp: np.ndarray, k: float, grid: GeoBox,
     if len(geoms) == 0:
         return np.zeros(0, bool)
     pts = shapely.get_coordinates(shapely.point_on_surface(geoms))
-    col, row = ~grid.transform * (pts[:, 0], pts[:, 1])
+    col, row = ~grid.transform @ (pts[:, 0], pts[:, 1])
     r = np.clip((np.asarray(row) // k).astype(int), 0, comp.shape[0] - 1)
     c = np.clip((np.asarray(col) // k).astype(int), 0, comp.shape[1] - 1)
     return rng.random(len(geoms)) < comp[r, c]

@@ -97,7 +97,7 @@ def write_hr(path: Path, hr: np.ndarray, grid: GeoBox, shift_m: tuple[float, flo
     8-bit EPSG:4326 GeoTIFF at ~``res_m`` m, its content displaced by ``shift_m``
     (east, north metres), DN = gain x value + offset (1-255, 0 = nodata); returns its grid."""
     dst = lonlat_grid(grid, res_m)
-    src_transform = Affine.translation(*shift_m) * grid.transform
+    src_transform = Affine.translation(*shift_m) @ grid.transform
     out = np.zeros((hr.shape[0], dst.height, dst.width), np.uint8)
     for b in range(hr.shape[0]):
         dn = hr[b].astype(np.float32) * np.float32(gain[b]) + np.float32(offset[b])
@@ -155,7 +155,7 @@ def write_training_sources(
     if ls.vectors is None:
         raise ValueError("landscape has no vector geometry (simulate_landscape keeps it)")
     if hr is None:
-        cx, cy = grid.transform * (grid.width / 2, grid.height / 2)
+        cx, cy = grid.transform @ (grid.width / 2, grid.height / 2)
         lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(cx, cy)[1]
         hr_date = dt.date(year, 7, 20)
         hr = render_hr(ls, brightness(ls, rng, *sun_position(hr_date, lat)), hr_date)
