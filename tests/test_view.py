@@ -196,3 +196,11 @@ def test_cli_sr_quicklook(product_dir: Path, tmp_path: Path) -> None:
     img = np.asarray(Image.open(png).convert("RGBA"))
     assert img.shape[:2] == (600, 600)  # 600 m at 1 m: below the 1024 px cap
     assert tuple(img[300, 300]) == pytest.approx((199, 99, 49, 255), abs=1)
+
+
+def test_several_years_are_offered(product_dir: Path) -> None:
+    other = vf.make_product_dir(product_dir.parent.parent, year=2023)
+    c = TestClient(create_app([build_manifest(product_dir), build_manifest(other)]))
+    assert [p["key"] for p in c.get("/api/layers").json()] == ["testreg/2021", "testreg/2023"]
+    lon, lat = lonlat(125.5, 300.5)
+    assert c.get(f"/point/testreg/2023?lon={lon}&lat={lat}").json()["layers"][2]["id"] == "isa"
