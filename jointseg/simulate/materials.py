@@ -2,7 +2,10 @@
 
 ``material`` rasters (uint8 :data:`MATERIALS` ids) are what the spectra are rendered
 from; ``landcover`` rasters (uint8 :data:`CLASSES` codes) are the truth classes. Each
-material belongs to exactly one class (:data:`MATERIAL_TO_CLASS`).
+material belongs to exactly one class (:data:`MATERIAL_TO_CLASS`). Materials 17-23 are
+variants the renderer puts in place of part of a class (humic, deep and turbid water,
+conifers, clear-cuts, dark soil) or over it (snow on a winter date); they never appear in
+the 1 m truth, so class 10 (snow) is never a truth code.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ CLASSES: dict[int, str] = {
     7: "crop",
     8: "water",
     9: "bare_soil",
+    10: "snow",
 }
 ISA_CLASSES: tuple[int, ...] = (1, 2, 3, 4)
 
@@ -42,8 +46,17 @@ MATERIALS: dict[int, tuple[str, int]] = {
     14: ("water_river", 8),
     15: ("bare_soil", 9),
     16: ("water_pond", 8),
+    # Rendered only as scene conditions (jointseg.simulate.sentinel2.surface_conditions),
+    # never in the 1 m material raster: they vary what an existing class looks like.
+    17: ("water_humic", 8),
+    18: ("water_deep", 8),
+    19: ("water_turbid", 8),
+    20: ("tree_conifer", 5),
+    21: ("clearcut", 9),
+    22: ("bare_soil_dark", 9),
+    23: ("snow", 10),
 }
-N_MATERIALS = 17  # ids 0..16
+N_MATERIALS = 24  # ids 0..23
 #: material name -> uint8 id.
 M = {name: mid for mid, (name, _) in MATERIALS.items()}
 

@@ -5,20 +5,35 @@ with that date's spectra, clouds/cirrus/shadows are composited, the result is bl
 with a Gaussian PSF (sigma 0.45 output pixel: MTF at Nyquist ~0.37 -> with the 5 m
 block averaging ~0.25) and shifted by a sub-pixel misregistration in Fourier space,
 block-averaged to 10 m / 20 m, given noise and quantised to L2A DN.
+
+Before mixing, :func:`surface_conditions` varies what the water looks like, as real
+scenes do (part of it humic, deep or turbid; fixed per region), and a winter date may be
+snow-covered (SCL 11). Conifers, clear-cuts and dark soil (materials 20-22) have spectra
+but are not placed here: they must be 1 m materials so the HR target shows them too.
+Both draw from their own generators, seeded from the region's content and the date, so
+the main stream (clouds, noise) is unchanged.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from jointseg.bands import BANDS_10M, BANDS_20M
-from jointseg.simulate.materials import N_MATERIALS, M
-from jointseg.simulate.noise import fractal_noise, smooth_noise
-from jointseg.simulate.spectra import CIRRUS, CLOUD, S2_BANDS, band_index, spectra_table
+from jointseg.simulate.materials import ISA_CLASSES, MATERIAL_TO_CLASS, N_MATERIALS, M
+from jointseg.simulate.noise import fractal_noise, smooth_noise, to_uniform
+from jointseg.simulate.spectra import (
+    CIRRUS,
+    CLOUD,
+    S2_BANDS,
+    SHADOW_RESIDUAL,
+    band_index,
+    spectra_table,
+)
 
 FRAC_RES_M = 5
 PSF_SIGMA_PX = 0.45
@@ -26,7 +41,15 @@ BOA_OFFSET_DATE = dt.date(2022, 1, 25)
 
 # SCL codes
 SCL_NODATA, SCL_DARK, SCL_SHADOW, SCL_VEG, SCL_NOTVEG, SCL_WATER = 0, 2, 3, 4, 5, 6
-SCL_UNCLASSIFIED, SCL_CLOUD_MED, SCL_CLOUD_HIGH, SCL_CIRRUS = 7, 8, 9, 10
+SCL_UNCLASSIFIED, SCL_CLOUD_MED, SCL_CLOUD_HIGH, SCL_CIRRUS, SCL_SNOW = 7, 8, 9, 10, 11
+
+#: Water variants, each in place of a quarter of the region's water (one smooth field,
+#: correlation length :data:`WATER_FIELD_PX` 5 m px ~ 400 m: whole ponds and reaches).
+#: The 1 m HR image keeps the base water colour (hr.py renders the 1 m materials).
+WATER_VARIANTS = ("water_humic", "water_deep", "water_turbid")
+WATER_FIELD_PX = 80.0
+_ISA_MATERIALS = np.flatnonzero(np.isin(MATERIAL_TO_CLASS, ISA_CLASSES))
+_WATER_MATERIALS = (M["water_river"], M["water_pond"])
 
 
 def material_fractions(material: np.ndarray, tex: np.ndarray) -> np.ndarray:
@@ -65,6 +88,7 @@ class Scene:
     shift_px: tuple[float, float]
     sun_elev_deg: float
     sun_az_deg: float
+    snow_fraction: float = 0.0
 
 
 def render_scene(
@@ -87,10 +111,11 @@ def render_scene(
     """
     _, h5, w5 = fractions.shape
     table = spectra_table(date)
-    refl = np.einsum("mb,mhw->bhw", table, fractions, optimize=True)
+    refl, snow = surface_conditions(fractions, table, date, lat_deg)
     elev, az = sun_position(date, lat_deg)
     alpha, shade, cirrus = _cloud_layers((h5, w5), elev, az, cloud_cover, rng)
-    refl = refl * (1 - shade)[None] * (1 - alpha)[None] + alpha[None] * CLOUD[:, None, None]
+    lit = 1 - (shade / 0.75)[None] * (1 - SHADOW_RESIDUAL)[:, None, None]
+    refl = refl * lit * (1 - alpha)[None] + alpha[None] * CLOUD[:, None, None]
     refl = refl * (1 - cirrus)[None] + cirrus[None] * CIRRUS[:, None, None]
 
     shift = (float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.3, 0.3)))  # 10 m pixels
@@ -104,12 +129,66 @@ def render_scene(
     truth[s10 > 0.15] = 2
     truth[(a10 > 0.03) | (c10 > 0.04)] = 1
 
-    scl = _scl(fractions, refl, alpha, cirrus, shade, rng)
+    scl = _scl(fractions, refl, alpha, cirrus, shade, rng, snow)
     if swath_edge:
         for arr in dn.values():
             _blank_corner(arr, 0)
         _blank_corner(scl, SCL_NODATA)
-    return Scene(dn, scl, truth, float((truth == 1).mean()), shift, elev, az)
+    return Scene(dn, scl, truth, float((truth == 1).mean()), shift, elev, az,
+                 float(snow.mean()) if snow is not None else 0.0)
+
+
+def snow_probability(date: dt.date, lat_deg: float) -> float:
+    """Chance (0-1) that a date is snow-covered: winter (1 Dec - 15 Mar, either
+    hemisphere) only, rising with |latitude| from 0 at 25 deg to 0.9 at 55 deg."""
+    doy = date.timetuple().tm_yday
+    winter = doy >= 335 or doy <= 74 if lat_deg >= 0 else 152 <= doy <= 258
+    return float(np.clip((abs(lat_deg) - 25.0) / 33.0, 0.0, 0.9)) if winter else 0.0
+
+
+def surface_conditions(fractions: np.ndarray, table: np.ndarray, date: dt.date,
+                       lat_deg: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """Surface reflectance (S2_BANDS, h5, w5) of ``fractions`` mixed with ``table``, with
+    the region's water variants and, on a snowy winter date, snow.
+
+    Returns:
+        (float32 reflectance, float32 snow cover 0-1 on the 5 m grid or None).
+    """
+    refl = np.einsum("mb,mhw->bhw", table, fractions, optimize=True)
+    key = zlib.crc32(np.ascontiguousarray(fractions[:, ::7, ::7]).tobytes())
+    for src, variant, share in _variant_shares(fractions, key):
+        refl += share[None] * (table[variant] - table[src])[:, None, None]
+    rng = np.random.default_rng([key, date.toordinal()])
+    if rng.random() >= snow_probability(date, lat_deg):
+        return refl, None
+    cover = np.clip(0.35 + 0.9 * to_uniform(smooth_noise(refl.shape[1:], 40.0, rng)), 0, 1)
+    water = fractions[list(_WATER_MATERIALS)].sum(0)
+    cleared = fractions[_ISA_MATERIALS].sum(0)  # roads ploughed, roofs shed part of it
+    snow = (cover * np.clip(1 - water - 0.5 * cleared, 0, 1)).astype(np.float32)
+    refl = refl * (1 - snow)[None] + snow[None] * table[M["snow"]][:, None, None]
+    return refl, snow
+
+
+_VARIANT_CACHE: dict[tuple[int, tuple[int, ...]], list] = {}
+
+
+def _variant_shares(fractions: np.ndarray, key: int) -> list[tuple[int, int, np.ndarray]]:
+    """(source id, water variant id, fraction moved (h5, w5)) for the region whose
+    content hashes to ``key``; computed once per region (cached: every date reuses it)."""
+    ck = (key, fractions.shape)
+    if ck in _VARIANT_CACHE:
+        return _VARIANT_CACHE[ck]
+    rng = np.random.default_rng([key, 1])
+    shape = fractions.shape[1:]
+    out = []
+    u = to_uniform(smooth_noise(shape, WATER_FIELD_PX, rng))
+    for i, variant in enumerate(WATER_VARIANTS):  # quarters of u: humic, deep, turbid, as is
+        sel = ((u >= i / 4) & (u < (i + 1) / 4)).astype(np.float32)
+        out += [(src, M[variant], sel * fractions[src]) for src in _WATER_MATERIALS]
+    out = [(s, v, f) for s, v, f in out if f.any()]
+    _VARIANT_CACHE.clear()
+    _VARIANT_CACHE[ck] = out
+    return out
 
 
 def _blank_corner(arr: np.ndarray, value: int) -> None:
@@ -179,9 +258,9 @@ def _psf_shift(img: np.ndarray, sigma: float, dy: float, dx: float) -> np.ndarra
     return out[p:-p, p:-p].astype(np.float32)
 
 
-def _scl(fractions, refl, alpha, cirrus, shade, rng) -> np.ndarray:
+def _scl(fractions, refl, alpha, cirrus, shade, rng, snow=None) -> np.ndarray:
     """Scene classification (20 m) with realistic errors: thin cloud edges missed,
-    some bright roofs flagged as cloud."""
+    some bright roofs flagged as cloud; snow (cover > 0.5) is class 11."""
     def avg(a):
         return a.reshape(a.shape[0] // 4, 4, a.shape[1] // 4, 4).mean((1, 3))
 
@@ -194,6 +273,8 @@ def _scl(fractions, refl, alpha, cirrus, shade, rng) -> np.ndarray:
     scl[ndvi > 0.4] = SCL_VEG
     scl[water > 0.5] = SCL_WATER
     scl[(nir < 0.05) & (water <= 0.5)] = SCL_DARK
+    if snow is not None:
+        scl[avg(snow) > 0.5] = SCL_SNOW
     scl[s > 0.3] = SCL_SHADOW
     thr = 0.12 + 0.05 * rng.random(a.shape)
     scl[(a > 0.03) & (a <= thr) & (rng.random(a.shape) < 0.3)] = SCL_UNCLASSIFIED

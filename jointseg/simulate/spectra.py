@@ -1,9 +1,10 @@
 """Per-material surface reflectance at the Sentinel-2 bands, with vegetation phenology.
 
 Values are approximate band-averaged reflectances (0-1) after the USGS splib07 and
-ECOSTRESS spectral libraries (asphalt, concrete, roofing, vegetation, soils, water);
-see docs/simulation.md. Columns follow :data:`S2_BANDS`: the reflectance bands of
-:mod:`jointseg.bands` in ESA order (B02 B03 B04 B05 B06 B07 B08 B8A B11 B12).
+ECOSTRESS spectral libraries (asphalt, concrete, roofing, vegetation, soils, water,
+snow) and published Sentinel-2 L2A lake spectra; each source is named in
+docs/simulation.md ("Spectra"). Columns follow :data:`S2_BANDS`: the reflectance bands
+of :mod:`jointseg.bands` in ESA order (B02 B03 B04 B05 B06 B07 B08 B8A B11 B12).
 """
 
 from __future__ import annotations
@@ -32,7 +33,29 @@ _BASE: dict[str, list[float]] = {
     "bare_soil":    [0.080, 0.110, 0.150, 0.180, 0.200, 0.220, 0.230, 0.240, 0.310, 0.260],
     "water_river":  [0.060, 0.070, 0.050, 0.035, 0.020, 0.015, 0.015, 0.012, 0.005, 0.003],
     "water_pond":   [0.060, 0.090, 0.070, 0.055, 0.030, 0.022, 0.020, 0.018, 0.006, 0.004],
+    # Scene-condition materials (ids 17-23, see materials.py and sentinel2.surface_conditions).
+    # Humic (CDOM-rich) boreal lake, Sen2Cor L2A: < 0.02 in the visible (Toming et al. 2016),
+    # NIR/SWIR ~0.01 from adjacency and residual glint (the real Finnish patch: 0.015 / 0.012).
+    "water_humic":  [0.014, 0.013, 0.010, 0.010, 0.010, 0.011, 0.012, 0.012, 0.009, 0.006],
+    # Clear deep water: blue-green peak, NIR/SWIR absorbed (splib07 Seawater_Open_Ocean).
+    "water_deep":   [0.045, 0.035, 0.015, 0.008, 0.005, 0.004, 0.004, 0.003, 0.002, 0.001],
+    # Sediment-laden river/lake: red and NIR raised, SWIR still ~0 (splib07 Seawater_Coast_Chl
+    # + suspended sediment; Vanhellemont & Ruddick 2016 turbid-water spectra).
+    "water_turbid": [0.080, 0.110, 0.100, 0.090, 0.050, 0.040, 0.035, 0.030, 0.010, 0.006],
+    # Boreal conifer stand: darker in NIR than broadleaf (ECOSTRESS Picea/Pinus canopy).
+    "tree_conifer": [0.020, 0.035, 0.022, 0.060, 0.150, 0.190, 0.210, 0.220, 0.100, 0.045],
+    # Recent clear-cut: slash, dry grass, exposed soil (mix of DRY_VEG and bare soil).
+    "clearcut":     [0.045, 0.070, 0.080, 0.120, 0.190, 0.220, 0.240, 0.250, 0.240, 0.150],
+    # Moist / organic (peaty) soil: dark, flat (splib07 / ECOSTRESS dark loam, moist).
+    "bare_soil_dark": [0.040, 0.050, 0.060, 0.070, 0.080, 0.090, 0.100, 0.100, 0.120, 0.090],
+    # Old (coarse-grained) snow: bright VIS/NIR, ice absorbs SWIR (splib07 Snow / melting_snow
+    # mSnw series; NDSI ~ 0.75).
+    "snow":         [0.800, 0.800, 0.780, 0.760, 0.730, 0.700, 0.670, 0.640, 0.120, 0.090],
 }
+#: Fraction of the surface signal left in full cloud shadow, per band: the diffuse
+#: (skylight) share of clear-sky irradiance, higher in the blue (Rayleigh ~ lambda^-4).
+SHADOW_RESIDUAL = np.array([0.30, 0.22, 0.17, 0.15, 0.13, 0.12, 0.11, 0.11, 0.07, 0.06],
+                           dtype=np.float32)
 GREEN_TREE = np.array([0.030, 0.060, 0.035, 0.090, 0.250, 0.320, 0.350, 0.360, 0.170, 0.080])
 GREEN_GRASS = np.array([0.040, 0.080, 0.050, 0.120, 0.280, 0.340, 0.380, 0.390, 0.220, 0.120])
 GREEN_CROP = np.array([0.030, 0.070, 0.035, 0.110, 0.320, 0.420, 0.460, 0.470, 0.210, 0.100])
