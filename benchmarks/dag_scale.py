@@ -79,7 +79,10 @@ def tiles_aoi_geojson(tiles: Sequence[Tile], shrink_m: float = 100.0) -> dict:
 def bench_config(
     aoi: Path, tile_size_m: int, batch_block: int | None = None, region: str = "yreb"
 ) -> dict:
-    """The repository's config.yaml with only ``region`` (an AOI) and no demo servers."""
+    """The repository's config.yaml with only ``region`` (an AOI) and no demo servers: a
+    production config, so the demo's simulated training region and its bilinear baseline
+    give way to a user's training region (:data:`TRAINING`, placeholder files) and no
+    baseline."""
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
     cfg["regions"] = {region: {"aoi": str(aoi)}}
     cfg["grid"]["tile_size_m"] = tile_size_m
@@ -89,7 +92,22 @@ def bench_config(
     cfg["stac"].setdefault("demo_server", {})["enabled"] = False
     # rules/simulate.smk reads regions[demo.region] at parse time even with the demo off
     cfg.setdefault("demo", {})["region"] = region
+    cfg["training_data"] = dict(TRAINING)
+    cfg.setdefault("model", {})["baseline"] = False
     return cfg
+
+
+#: A user's training region (3 km by Wuhan) with HR and label files that
+#: :func:`write_training_placeholders` creates: a dry run only checks that they exist.
+TRAINING = {"bbox": [237000, 3378000, 240000, 3381000], "bbox_crs": "EPSG:32650",
+            "hr": ["training/hr.tif"], "labels": ["training/buildings.gpkg"]}
+
+
+def write_training_placeholders(workdir: Path) -> None:
+    """Empty stand-ins for :data:`TRAINING`'s files under ``workdir``."""
+    for rel in TRAINING["hr"] + TRAINING["labels"]:
+        (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / rel).touch()
 
 
 def dry_run(workdir: Path, snakefile: Path, year: int) -> tuple[int, float, str]:
@@ -149,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (workdir / "config.yaml").write_text(
             yaml.safe_dump(bench_config(aoi, args.tile_size_m, args.batch_block))
         )
+        write_training_placeholders(workdir)
 
         # start-up and fixed cost: the same workflow on a one-tile region
         one = workdir / "one"
@@ -157,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (one / "config.yaml").write_text(
             yaml.safe_dump(bench_config(one / "aoi.geojson", args.tile_size_m, args.batch_block))
         )
+        write_training_placeholders(one)
         base_jobs, base_s, _ = dry_run(one, args.snakefile, args.year)
 
         jobs, seconds, out = dry_run(workdir, args.snakefile, args.year)
