@@ -39,7 +39,10 @@ def e2e_config(workdir: Path) -> dict:
     cfg["stac"]["demo_server"].update(
         stac_port=free_port(), file_port=free_port(), state_dir=str(workdir / ".servers"))
     cfg["model"] = {"chips": {"n_regions": 3, "region_size_m": 600, "chip_size_m": 300},
-                    "train": {"epochs": 2}}
+                    "train": {"epochs": 2}, "baseline": True}
+    # training chips come from make_chips on the simulated training region (4 tiles here)
+    cfg["training_data"]["bbox"] = [654000, 3543000, 655200, 3544200]
+    cfg["training_data"]["chips"] = {"chip_size_m": 300, "split_block_m": 600}
     cfg["accuracy"] = {"min_distance_m": 100, "floor": 10}
     return cfg
 
@@ -147,6 +150,9 @@ def test_full_dag_to_mosaic_accuracy_and_tables(workdir):
     assert (tables / "index.md").exists() and (tables / "table2_baseline.csv").exists()
     assert (workdir / "models" / "jointseg-tiny.onnx").exists()
     assert (workdir / "models" / "jointseg-tiny_fp16.onnx").exists()
+    chips = workdir / "resources" / "chips" / "training-2021"
+    assert (chips / "index.csv").exists() and (chips / "qa.json").exists()
+    assert not (workdir / "resources" / "chips" / "sim-1000-osm").exists()
     # a rerun has nothing to do
     again = snakemake(workdir, "-n", "all", "paper_tables")
     assert "Nothing to be done" in again.stdout + again.stderr
