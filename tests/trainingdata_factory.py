@@ -14,6 +14,7 @@ import numpy as np
 import rasterio
 import shapely
 from affine import Affine
+from pyproj import CRS as CRSobj
 from pyproj import Transformer
 from rasterio.enums import Resampling
 from rasterio.features import shapes
@@ -54,7 +55,7 @@ def make_scene(size_m: int = 960, seed: int = 3, n_dates: int = 4) -> Scene:
     layout = LayoutParams.default(grid.shape, rng, centre_xy=(size_m / 2, size_m / 2),
                                   core_radius_m=0.6 * size_m, river=False)
     ls = simulate_landscape(grid.shape, rng, layout)
-    cx, cy = grid.transform * (size_m / 2, size_m / 2)
+    cx, cy = grid.transform @ (size_m / 2, size_m / 2)
     _, lat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True).transform(cx, cy)
     date = dt.date(2021, 7, 20)
     tex = brightness(ls, rng, *sun_position(date, lat))
@@ -90,18 +91,13 @@ def write_hr(path: Path, scene: Scene, *, crs: str = "EPSG:4326", res_m: float =
     order; ``window`` (rows, cols) of the 1 m grid crops it."""
     grid = scene.grid_1m if window is None else scene.grid_1m[window]
     data = scene.hr if window is None else scene.hr[(slice(None), *window)]
-    src_t = Affine.translation(*shift_m) * grid.transform
-    l, b, r, t = (src_t.c, src_t.f - grid.height, src_t.c + grid.width, src_t.f)
-    dst_t, w, h = calculate_default_transform(grid.crs, crs, grid.width, grid.height,
-                                              left=l, bottom=b, right=r, top=t)
-    scale = res_m / (1.0 if crs != "EPSG:4326" else 1.0)
-    if crs == "EPSG:4326":
-        # calculate_default_transform keeps ~1 m: refine to res_m
-        dst_t = dst_t * Affine.scale(res_m)
-    else:
-        dst_t = dst_t * Affine.scale(scale)
-    w, h = int(np.ceil(w / res_m)), int(np.ceil(h / res_m))
-    top = np.iinfo(dtype).max
+    src_t = Affine.translation(*shift_m) @ grid.transform
+    left, top = src_t.c, src_t.f
+    res = res_m / 111_320.0 if CRSobj.from_user_input(crs).is_geographic else res_m
+    dst_t, w, h = calculate_default_transform(
+        grid.crs, crs, grid.width, grid.height, left=left, bottom=top - grid.height,
+        right=left + grid.width, top=top, resolution=res)
+    dn_max = np.iinfo(dtype).max
     with rasterio.open(path, "w", driver="GTiff", crs=crs, transform=dst_t, width=w,
                        height=h, count=len(bands), dtype=dtype, nodata=nodata,
                        tiled=True, compress="deflate") as ds:
@@ -110,8 +106,8 @@ def write_hr(path: Path, scene: Scene, *, crs: str = "EPSG:4326", res_m: float =
             reproject(data[bidx].astype(np.float32), out, src_transform=src_t,
                       src_crs=grid.crs, src_nodata=0, dst_transform=dst_t, dst_crs=crs,
                       dst_nodata=0, resampling=Resampling.bilinear)
-            dn = np.clip(np.rint((out - offset) / gain), 1, top)
-            dn[out == 0] = 0 if nodata is not None else 0
+            dn = np.clip(np.rint((out - offset) / gain), 1, dn_max)
+            dn[out == 0] = 0
             ds.write(dn.astype(dtype), i)
     return path
 

