@@ -8,7 +8,8 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "jointseg"
 MAX_LINES = 500
-STAGES = ("data", "model", "inference", "mosaic", "assess", "simulate", "view", "cli", "schemas")
+STAGES = ("data", "model", "inference", "mosaic", "assess", "simulate", "view", "cli", "schemas",
+          "trainingdata")
 
 
 @pytest.mark.parametrize("path", sorted(PKG.rglob("*.py")), ids=lambda p: str(p.relative_to(PKG)))
