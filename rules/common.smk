@@ -296,12 +296,13 @@ def simulate_training_args(wildcards):
             f" in the demo region's CRS {demo_crs}"
         )
     bbox = " ".join(shlex.quote(str(v)) for v in TRAINING["bbox"])
-    return f"--training-bbox {bbox} " + shell_options(
+    options = shell_options(
         [
             ("--training-seed", SIM_TRAIN["seed"]),
             ("--label-noise", SIM_TRAIN["label_noise"]),
         ]
     )
+    return f"--training-bbox {bbox} {options}"
 
 
 def training_region():
@@ -353,9 +354,11 @@ def make_chips_inputs(wildcards):
         base = f"{RESULTS}/{TRAIN_REGION}/{TRAIN_YEAR}/{STAGES['composite']}/batches"
         inputs["composites"] = [f"{base}/{b}.json" for b in batches_of(TRAIN_REGION)]
     else:
-        tiles = training_composites()
-        inputs["composites"] = tiles + [
-            t[: -len("_10m.tif")] + "_20m.tif" for t in tiles
+        base = f"{RESULTS}/{TRAIN_REGION}/{TRAIN_YEAR}/composite"
+        inputs["composites"] = [
+            f"{base}/{t}_{res}.tif"
+            for t in tiles_of(TRAIN_REGION)
+            for res in ("10m", "20m")
         ]
     return inputs
 
