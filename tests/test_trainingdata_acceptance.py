@@ -75,7 +75,7 @@ def test_done_when(made: dict) -> None:
     hr10, s2 = [], []
     for chip in report.chips:
         hr, label, s10, bounds = _chip_arrays(made["chips"], chip["chip_id"])
-        row0 = round((grid.bounds[3] - bounds.top))
+        row0 = round(grid.bounds[3] - bounds.top)
         col0 = round(bounds.left - grid.bounds[0])
         truth = made["truth"][row0:row0 + 320, col0:col0 + 320]
         ok = label[0] != 255

@@ -11,13 +11,15 @@ tags                                   kept as
 ``aeroway`` in :data:`PAVED_AEROWAY`   polygon; runway / taxiway ways as lines
 ``area:highway=*``; ``highway=*`` +    polygon (pedestrian squares, paved areas)
 ``area=yes``
+an area with one of :data:`KEYS` and   polygon (e.g. ``landuse=industrial`` +
+``surface`` in :data:`PAVED_SURFACES`  ``surface=paved``)
 ``highway=*`` ways                     line, buffered by its width (labels.py),
-                                       except classes of width 0 (tracks, paths)
+                                       except classes of width 0 (paths...)
 =====================================  ==========================================
 
 Any feature tagged ``surface`` in :data:`UNPAVED_SURFACES` or ``tracktype`` grade2-5
-is dropped. Coverage is the
-file header's bounding box when it has one, else the extent of all its nodes.
+is dropped. Coverage is the file header's bounding box when it has one, else the
+extent of all its nodes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ import shapely
 PAVED_AMENITY = frozenset({"parking", "fuel", "bus_station", "marketplace"})
 PAVED_LANDUSE = frozenset({"garages", "railway"})
 PAVED_AEROWAY = frozenset({"runway", "taxiway", "apron", "helipad"})
+PAVED_SURFACES = frozenset({
+    "paved", "asphalt", "concrete", "concrete:plates", "concrete:lanes", "paving_stones",
+    "sett", "cobblestone", "unhewn_cobblestone", "metal", "bricks",
+})
 UNPAVED_SURFACES = frozenset({
     "unpaved", "gravel", "fine_gravel", "dirt", "earth", "ground", "grass", "sand", "mud",
     "compacted", "grass_paver", "woodchips", "pebblestone", "rock",
@@ -55,6 +61,7 @@ def _polygon_kind(tags: osmium.osm.TagList) -> bool:
         or tags.get("aeroway") in PAVED_AEROWAY
         or "area:highway" in tags
         or ("highway" in tags and tags.get("area") == "yes")
+        or tags.get("surface") in PAVED_SURFACES
     )
 
 
