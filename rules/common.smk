@@ -202,6 +202,10 @@ def cloudmask_options():
             ("--s2c-threshold", c["s2cloudless"]["threshold"]),
             ("--s2c-average-over", c["s2cloudless"]["average_over"]),
             ("--s2c-dilation-size", c["s2cloudless"]["dilation_size"]),
+            ("--snow-ndsi", c["snow"]["ndsi"]),
+            ("--snow-min-nir", c["snow"]["min_nir"]),
+            ("--snow-min-green", c["snow"]["min_green"]),
+            ("--no-snow-test", not c["snow"]["enabled"]),
         ]
     )
 
@@ -229,6 +233,15 @@ def predict_options():
         ("--providers", ",".join(i["providers"])),
     ]
     pairs += [("--cuda-option", f"{k}={v}") for k, v in i["cuda"].items() if v]
+    t = i["tensorrt"]
+    pairs += [
+        ("--precision", i["precision"]),
+        ("--cuda-graph", i["cuda_graph"]),
+        ("--no-trt-fp16", not t["fp16"]),
+        ("--trt-engine-cache", t["engine_cache_dir"]),
+        ("--no-trt-timing-cache", not t["timing_cache"]),
+        ("--no-mask-snow", not i["mask_snow"]),
+    ]
     return shell_options(pairs)
 
 

@@ -13,6 +13,7 @@ from jointseg.data.cloudmask import (
     CloudMaskError,
     cloud_mask_tile,
     dilate,
+    ndsi_snow_mask,
     s2cloudless_mask,
     scl_clear_mask,
     scl_fill_rank,
@@ -25,6 +26,12 @@ VEG = {"B02": 300, "B03": 500, "B04": 300, "B08": 3000, "B05": 700, "B06": 2000,
        "B8A": 3200, "B11": 1500, "B12": 700}
 CLOUD = {"B02": 6000, "B03": 6000, "B04": 6000, "B08": 6500, "B05": 6000, "B06": 6200,
          "B07": 6400, "B8A": 6500, "B11": 4000, "B12": 3000}
+#: Old snow (simulator's "snow" spectrum, USGS splib07 melting-snow series), DN.
+SNOW = {"B02": 8000, "B03": 8000, "B04": 7800, "B08": 6700, "B05": 7600, "B06": 7300,
+        "B07": 7000, "B8A": 6400, "B11": 1200, "B12": 900}
+#: A humic lake: NDSI > 0.4 is possible for water, the NIR test keeps it out.
+LAKE = {"B02": 140, "B03": 300, "B04": 90, "B08": 60, "B05": 100, "B06": 80, "B07": 70,
+        "B8A": 60, "B11": 40, "B12": 30}
 
 
 def within(seed: np.ndarray, radius_px: float) -> np.ndarray:
@@ -45,7 +52,7 @@ def test_scl_clear_mask_classes() -> None:
     scl = np.arange(12, dtype=np.uint8).reshape(3, 4)
     clear = scl_clear_mask(scl)
     assert clear.tolist() == [[False, False, True, False], [True, True, True, True],
-                              [False, False, False, True]]
+                              [False, False, False, False]]  # 11 snow masked by default
     assert scl_clear_mask(scl, (9,)).sum() == 11
 
 
@@ -53,7 +60,7 @@ def test_scl_fill_rank_orders_observations_by_cloudiness() -> None:
     scl = np.arange(12, dtype=np.uint8)
     # 0 no data, 1 saturated, 2 dark, 3 shadow, 4 veg, 5 bare, 6 water, 7 unclassified,
     # 8 cloud medium, 9 cloud high, 10 cirrus, 11 snow
-    assert scl_fill_rank(scl).tolist() == [255, 5, 1, 3, 1, 1, 1, 1, 2, 4, 2, 1]
+    assert scl_fill_rank(scl).tolist() == [255, 5, 1, 3, 1, 1, 1, 1, 2, 4, 2, 6]
     assert scl_fill_rank(scl.reshape(3, 4)).shape == (3, 4)
 
 
@@ -145,3 +152,40 @@ def test_missing_scl_needs_s2cloudless(tmp_path: Path) -> None:
                           s2cloudless={"average_over": 0, "dilation_size": 0})
     with rasterio.open(out) as ds:
         assert (ds.read(1) == 1).all()
+
+
+def test_ndsi_snow_mask_snow_not_cloud_water_or_vegetation() -> None:
+    cases = {"snow": SNOW, "cloud": CLOUD, "lake": LAKE, "veg": VEG}
+    got = {k: bool(ndsi_snow_mask(np.array([v["B03"]]), np.array([v["B11"]]),
+                                  np.array([v["B08"]]))[0]) for k, v in cases.items()}
+    assert got == {"snow": True, "cloud": False, "lake": False, "veg": False}
+    # water's NDSI is high: (300 - 40) / 340 = 0.76; only the NIR > 0.11 test excludes it
+    assert (LAKE["B03"] - LAKE["B11"]) / (LAKE["B03"] + LAKE["B11"]) > 0.4
+    # the BOA offset is removed before the test; stored 0 is nodata, never snow
+    assert ndsi_snow_mask(np.array([9000]), np.array([2200]), np.array([7700]), -1000)[0]
+    assert not ndsi_snow_mask(np.array([0]), np.array([0]), np.array([0]))[0]
+
+
+def test_snow_masked_by_scl_11_default_and_by_ndsi_without_scl(tmp_path: Path) -> None:
+    snow = np.zeros((24, 24), bool)
+    snow[0:8, 0:8] = True  # 20 m rows/cols 0-3
+    bands = {}
+    for b, v in VEG.items():
+        a = np.where(snow, SNOW[b], v).astype(np.uint16)
+        bands[b] = a if b in ("B02", "B03", "B04", "B08") else a[::2, ::2]
+    scl = np.full((12, 12), 4, np.uint8)
+    scl[0:4, 0:4] = 11
+    with_scl = make_stack(tmp_path / "a", TILE, [
+        {"id": "S", "datetime": "2021-02-01T10:00:00Z", "bands": {**bands, "SCL": scl}}])
+    out = cloud_mask_tile(with_scl, tmp_path / "a.tif", dilation_m=40)
+    with rasterio.open(out) as ds:
+        np.testing.assert_array_equal(ds.read(1) == 0, snow)  # masked, not dilated
+    no_scl = make_stack(tmp_path / "b", TILE, [
+        {"id": "N", "datetime": "2017-02-01T10:00:00Z", "bands": bands}])
+    kw = {"combine": "s2cloudless", "s2cloudless": {"average_over": 0, "dilation_size": 0}}
+    out = cloud_mask_tile(no_scl, tmp_path / "b.tif", **kw)
+    with rasterio.open(out) as ds:
+        np.testing.assert_array_equal(ds.read(1) == 0, snow)
+    out = cloud_mask_tile(no_scl, tmp_path / "c.tif", snow=None, **kw)
+    with rasterio.open(out) as ds:
+        assert (ds.read(1) == 1).all()  # s2cloudless alone does not call snow cloud

@@ -37,8 +37,18 @@ from jointseg.io import OutputError
               default=schema_default("cloudmask.s2cloudless.dilation_size"),
               show_default=True, type=int,
               help="s2cloudless dilation radius, 10 m pixels.")
+@click.option("--snow-test/--no-snow-test", default=schema_default("cloudmask.snow.enabled"),
+              show_default=True, help="NDSI snow test on scenes without SCL.")
+@click.option("--snow-ndsi", default=schema_default("cloudmask.snow.ndsi"), show_default=True,
+              type=float, help="Snow where NDSI = (B03 - B11) / (B03 + B11) >= this ...")
+@click.option("--snow-min-nir", default=schema_default("cloudmask.snow.min_nir"),
+              show_default=True, type=float, help="... and B08 reflectance > this ...")
+@click.option("--snow-min-green", default=schema_default("cloudmask.snow.min_green"),
+              show_default=True, type=float, help="... and B03 reflectance > this.")
 def cloudmask(manifest: Path, out: Path, scl_classes: str, dilation_m: float, combine: str,
-              s2c_threshold: float, s2c_average_over: int, s2c_dilation_size: int) -> None:
+              s2c_threshold: float, s2c_average_over: int, s2c_dilation_size: int,
+              snow_test: bool, snow_ndsi: float, snow_min_nir: float,
+              snow_min_green: float) -> None:
     """Write OUT: uint8 10 m mask, one band per scene of MANIFEST, 1 = clear, 0 = masked."""
     try:
         classes = [int(c) for c in scl_classes.split(",") if c.strip()]
@@ -50,7 +60,9 @@ def cloudmask(manifest: Path, out: Path, scl_classes: str, dilation_m: float, co
                "dilation_size": s2c_dilation_size}
     try:
         path = cloud_mask_tile(manifest, out, scl_classes=classes, dilation_m=dilation_m,
-                               s2cloudless=s2c, combine=combine)
+                               s2cloudless=s2c, combine=combine,
+                               snow={"ndsi": snow_ndsi, "min_nir": snow_min_nir,
+                                     "min_green": snow_min_green} if snow_test else None)
     except (CloudMaskError, OutputError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(path))

@@ -61,27 +61,50 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--cuda-option", "cuda_options", multiple=True, metavar="KEY=VALUE",
               help="CUDA EP option, e.g. device_id=0, gpu_mem_limit=8589934592, "
                    "cudnn_conv_algo_search=HEURISTIC (repeatable).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16"]),
+              default=schema_default("infer.precision"), show_default=True,
+              help="fp16 runs the <model>_fp16.onnx twin; auto: fp16 when CUDA leads.")
+@click.option("--cuda-graph/--no-cuda-graph", default=schema_default("infer.cuda_graph"),
+              show_default=True, help="CUDA EP CUDA graphs (batches padded to --batch-size).")
+@click.option("--trt-fp16/--no-trt-fp16", default=schema_default("infer.tensorrt.fp16"),
+              show_default=True, help="TensorRT: build fp16 engines.")
+@click.option("--trt-engine-cache", type=click.Path(file_okay=False),
+              default=schema_default("infer.tensorrt.engine_cache_dir"),
+              help="TensorRT: engine cache folder (engines are built once, then loaded).")
+@click.option("--trt-timing-cache/--no-trt-timing-cache",
+              default=schema_default("infer.tensorrt.timing_cache"), show_default=True,
+              help="TensorRT: keep a timing cache beside the engines.")
+@click.option("--mask-snow/--no-mask-snow", default=schema_default("infer.mask_snow"),
+              show_default=True, help="Leave snow (NDSI test) unpredicted (nodata).")
 @click.option("--compress", type=click.Choice(["DEFLATE", "ZSTD"]), default="DEFLATE",
               show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def predict(
     model_path: str, input_path: str, output: str, prob_output: str | None,
     sr_output: str | None, threads: int | None, batch_size: int, window: int, overlap: int,
-    threshold: float, providers: str, cuda_options: tuple[str, ...], compress: str,
-    progress: bool,
+    threshold: float, providers: str, cuda_options: tuple[str, ...], precision: str,
+    cuda_graph: bool, trt_fp16: bool, trt_engine_cache: str | None, trt_timing_cache: bool,
+    mask_snow: bool, compress: str, progress: bool,
 ) -> None:
     """Predict 1 m impervious surface for one scene and write COGs on the 1 m grid."""
     from jointseg.inference.products import predict_tile
+    from jointseg.inference.providers import tensorrt_provider_options
     from jointseg.inference.scene import open_scene
     from jointseg.inference.session import make_session
 
     try:
         with open_scene(input_path) as scene:
+            scene.mask_snow = mask_snow
             session, info = make_session(
                 model_path,
                 providers=tuple(providers.split(",")),
                 threads=threads or _default_threads(),
                 cuda_options=_parse_options(cuda_options),
+                tensorrt_options=tensorrt_provider_options(
+                    trt_fp16, trt_engine_cache, trt_timing_cache)
+                if "tensorrt" in providers.lower() else None,
+                precision=precision,
+                cuda_graph=cuda_graph,
             )
             paths = predict_tile(
                 session, scene, output, prob_output=prob_output, sr_output=sr_output,

@@ -4,13 +4,15 @@ The mask of a scene is built from
 
 * the L2A Scene Classification (SCL, 20 m, each pixel = 2 x 2 pixels at 10 m by
   nearest neighbour): classes 0 no data, 1 saturated/defective, 3 cloud shadow,
-  8 cloud medium probability, 9 cloud high probability, 10 thin cirrus are
-  masked by default (configurable);
+  8 cloud medium probability, 9 cloud high probability, 10 thin cirrus and
+  11 snow/ice are masked by default (configurable);
 * a dilation of the cloud/shadow part (classes 3, 8, 9, 10 among the masked
   ones) by ``dilation_m`` metres with a disk (``scipy.ndimage.binary_dilation``);
   no-data and saturated pixels are masked but not grown;
 * pixels where any 10 m band is 0 (no data);
-* optionally s2cloudless (see :func:`s2cloudless_mask`), combined with SCL by a rule.
+* optionally s2cloudless (see :func:`s2cloudless_mask`), combined with SCL by a rule;
+* for a scene without SCL, snow by the NDSI test (:func:`ndsi_snow_mask`), unless
+  ``snow=None``.
 
 Output (``docs/architecture.md``): uint8 GeoTIFF (COG), one band per scene in
 manifest order, band description = scene id, 1 = clear, 0 = masked.
@@ -38,8 +40,17 @@ from jointseg.io import write_cog
 
 log = logging.getLogger(__name__)
 
-#: SCL classes masked by default: no data, saturated, shadow, cloud medium/high, cirrus.
-DEFAULT_SCL_CLASSES = (0, 1, 3, 8, 9, 10)
+#: SCL classes masked by default: no data, saturated, shadow, cloud medium/high, cirrus,
+#: snow/ice (a snow-covered date shows the snow, not the surface; bright, it reads as ISA).
+DEFAULT_SCL_CLASSES = (0, 1, 3, 8, 9, 10, 11)
+#: SCL class "snow / ice".
+SCL_SNOW = 11
+#: NDSI snow test where a scene has no SCL: the MODIS SNOMAP rule (Hall, Riggs &
+#: Salomonson 1995; Hall et al. 2002): NDSI = (green - SWIR1) / (green + SWIR1) >= 0.4,
+#: NIR reflectance > 0.11 (excludes water, whose NDSI is also high) and green > 0.10.
+#: Sentinel-2 bands: green B03, SWIR1 B11, NIR B08; Sen2Cor's snow detection starts
+#: from the same NDSI test (S2 L2A ATBD, snow/ice detection).
+SNOW_NDSI_DEFAULTS = {"ndsi": 0.4, "min_nir": 0.11, "min_green": 0.10}
 #: SCL classes whose masked area is dilated (cloud shadow, clouds, thin cirrus).
 DILATED_SCL_CLASSES = frozenset({3, 8, 9, 10})
 #: s2cloudless input order and where each band comes from in an L2A stack.
@@ -54,11 +65,11 @@ S2CLOUDLESS_DEFAULTS = {"threshold": 0.4, "average_over": 22, "dilation_size": 1
 SCL_NO_DATA = 0
 #: Fill rank (lower = less cloudy) of an observation the mask calls clear.
 FILL_RANK_CLEAR = 0
-#: Fill rank of a surface class (2, 4-7, 11) masked only by dilation, s2cloudless or
+#: Fill rank of a surface class (2, 4-7) masked only by dilation, s2cloudless or
 #: configuration, and of every pixel of a scene without SCL.
 FILL_RANK_SURFACE = 1
-#: Fill rank of the SCL cloud/shadow/defect classes (see :func:`scl_fill_rank`).
-SCL_FILL_RANK: dict[int, int] = {10: 2, 8: 2, 3: 3, 9: 4, 1: 5}
+#: Fill rank of the SCL cloud/shadow/defect/snow classes (see :func:`scl_fill_rank`).
+SCL_FILL_RANK: dict[int, int] = {10: 2, 8: 2, 3: 3, 9: 4, 1: 5, SCL_SNOW: 6}
 #: Fill rank of SCL "no data": never a candidate.
 FILL_RANK_NO_DATA = 255
 
@@ -85,6 +96,7 @@ def scl_fill_rank(scl: np.ndarray) -> np.ndarray:
     transparent, and class 8 is SCL's usual false alarm on bright roofs and
     concrete); 3 for cloud shadow (3: ground visible, but dark); 4 for cloud high
     probability (9: opaque); 5 for saturated/defective (1: radiometry unreliable);
+    6 for snow/ice (11: the surface is hidden, and snow looks impervious);
     :data:`FILL_RANK_NO_DATA` (255) for no data (0).
     """
     lut = np.full(256, FILL_RANK_SURFACE, np.uint8)
@@ -134,6 +146,27 @@ def scl_mask_10m(
     grow = [c for c in masked_classes if c in DILATED_SCL_CLASSES]
     cloudy = np.isin(scl, np.asarray(grow)) if grow else np.zeros(scl.shape, bool)
     return ~(masked | dilate(cloudy, dilation_m, 10.0))
+
+
+def ndsi_snow_mask(
+    green_dn: np.ndarray, swir1_dn: np.ndarray, nir_dn: np.ndarray, boa_offset_dn: int = 0,
+    *, ndsi: float = 0.4, min_nir: float = 0.11, min_green: float = 0.10,
+) -> np.ndarray:
+    """Snow mask (True = snow) by the NDSI test of :data:`SNOW_NDSI_DEFAULTS`.
+
+    Args:
+        green_dn, swir1_dn, nir_dn: stored DN of B03, B11, B08 on one grid (any shape).
+        boa_offset_dn: added to non-zero DN before scaling by 1e-4 (harmonisation).
+        ndsi, min_nir, min_green: thresholds (NDSI; NIR and green reflectance, 0-1).
+    """
+    def refl(dn: np.ndarray) -> np.ndarray:
+        dn = dn.astype(np.float32)
+        return np.where(dn > 0, np.maximum(dn + boa_offset_dn, 1), 0) * np.float32(1e-4)
+
+    g, s, n = refl(green_dn), refl(swir1_dn), refl(nir_dn)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        index = (g - s) / (g + s)
+    return (index >= ndsi) & (n > min_nir) & (g > min_green) & (s > 0)
 
 
 def s2cloudless_mask(
@@ -201,6 +234,7 @@ def cloud_mask_tile(
     dilation_m: float = 40.0,
     s2cloudless: Mapping[str, float] | None = None,
     combine: Combine = "scl",
+    snow: Mapping[str, float] | None = SNOW_NDSI_DEFAULTS,
 ) -> Path:
     """Write the per-scene clear mask of a tile stack.
 
@@ -216,6 +250,9 @@ def cloud_mask_tile(
             (cloud only where both say so). In every case SCL no data /
             saturated pixels (classes 0 and 1 if listed) and pixels where a 10 m
             band is 0 stay masked.
+        snow: thresholds of :func:`ndsi_snow_mask` (``{}`` for defaults), applied to
+            scenes without SCL (with SCL, class 11 in ``scl_classes`` masks snow);
+            None to not test for snow.
 
     Returns:
         ``out_path``: uint8 on the 10 m grid, one band per scene, 1 = clear, 0 = masked.
@@ -275,6 +312,8 @@ def cloud_mask_tile(
         else:
             cloud = scl_cloud & s2c_cloud
         clear = valid & ~cloud
+        if scl is None and snow is not None:
+            clear &= ~_scene_snow(root, files, grid, manifest_path, scene, snow)
         layers.append(clear.astype(np.uint8))
         log.info("%s: scene %s: %.1f%% clear", tile_id, scene["id"], 100.0 * clear.mean())
     write_cog(
@@ -285,6 +324,22 @@ def cloud_mask_tile(
               "DILATION_M": f"{dilation_m:g}"},
     )
     return Path(out_path)
+
+
+def _scene_snow(root: Path, files: Mapping[str, str], grid: GeoBox, manifest_path: Path,
+                scene: dict, thresholds: Mapping[str, float]) -> np.ndarray:
+    """bool snow mask (10 m) of a scene without SCL: NDSI test on B03, B11 (20 m,
+    nearest to 10 m) and B08."""
+    missing = [b for b in ("B03", "B08", "B11") if b not in files]
+    if missing:
+        raise CloudMaskError(f"{manifest_path}: scene {scene['id']} has no SCL and lacks "
+                             f"{' '.join(missing)} for the NDSI snow test")
+    dn = {b: _read(root / files[b]) for b in ("B03", "B08", "B11")}
+    dn = {b: (upsample2(a) if a.shape != grid.shape else a) for b, a in dn.items()}
+    snow = ndsi_snow_mask(dn["B03"], dn["B11"], dn["B08"], int(scene.get("boa_offset_dn", 0)),
+                          **{**SNOW_NDSI_DEFAULTS, **thresholds})
+    log.info("scene %s: no SCL, NDSI snow test masks %.1f%%", scene["id"], 100 * snow.mean())
+    return snow
 
 
 def _grid_10m(root: Path, scene: dict, manifest_path: Path) -> GeoBox:

@@ -114,7 +114,8 @@ def predict_tile(
     """
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold {threshold} outside 0..1")
-    predictor = session if isinstance(session, Predictor) else Predictor(session)
+    predictor = session if isinstance(session, Predictor) else _predictor(session, info,
+                                                                          batch_size)
     meta = info.model if info else model_info(predictor.session)
     output = Path(output)
     with contextlib.ExitStack() as stack:
@@ -146,6 +147,15 @@ def predict_tile(
                         Path(sr_output) if sr_output else None)
 
 
+def _predictor(session: ort.InferenceSession, info: SessionInfo | None,
+               batch_size: int) -> Predictor:
+    """A :class:`Predictor` for ``session``: on a GPU every batch is padded to
+    ``batch_size`` (one TensorRT engine, one CUDA graph); on the CPU it is not."""
+    on_gpu = bool(info and info.io_binding)
+    return Predictor(session, fixed_batch=batch_size if on_gpu else None,
+                     cuda_graph=bool(info and info.cuda_graph))
+
+
 def _provenance_tags(
     scene: Scene, meta: ModelInfo, info: SessionInfo | None, threshold: float
 ) -> dict[str, str]:
@@ -156,6 +166,7 @@ def _provenance_tags(
         "MODEL_VERSION": meta.version,
         "MODEL_PRESET": meta.preset,
         "MODEL_SHA256": info.sha256 if info else "unknown",
+        "MODEL_PRECISION": info.precision if info else "unknown",
         "SCENES": scene.scenes,
         "SOURCE": scene.source,
         "THRESHOLD": f"{threshold:g}",

@@ -9,7 +9,9 @@ A *scene* gives the model its two inputs on one 10 m grid:
 and the QA flags of the composite (:data:`jointseg.products.QA_FILLED`,
 :data:`~jointseg.products.QA_NO_OBSERVATION`), uint8 on the 10 m grid, 0 for inputs
 without a QA band. A pixel is *valid* (predicted, not nodata) where COUNT > 0 or the
-QA says it was filled from the best remaining observation (:func:`valid_mask`).
+QA says it was filled from the best remaining observation (:func:`valid_mask`), and
+not snow (:func:`snow_mask_10m`, unless the scene's ``mask_snow`` is False): a snowy
+pixel shows the snow, not the surface, and bright snow would read as impervious.
 
 Two layouts are read:
 
@@ -42,6 +44,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from jointseg.bands import BANDS_10M, BANDS_20M, MODEL_INPUT_10M, QA
+from jointseg.data.cloudmask import SNOW_NDSI_DEFAULTS, ndsi_snow_mask
 from jointseg.grid import GeoBox
 from jointseg.products import QA_FILLED, QA_NO_OBSERVATION
 
@@ -62,6 +65,17 @@ def valid_mask(count: np.ndarray, qa: np.ndarray) -> np.ndarray:
         qa: uint8 QA flags of the same shape (0 where the input has no QA band).
     """
     return ((count > 0) | ((qa & QA_FILLED) != 0)) & ((qa & QA_NO_OBSERVATION) == 0)
+
+
+def snow_mask_10m(s2_10m: np.ndarray, s2_20m: np.ndarray) -> np.ndarray:
+    """bool (rows, cols): snow by the NDSI test of :func:`jointseg.data.cloudmask.ndsi_snow_mask`
+    (defaults), from model input arrays in harmonised DN: (5, rows, cols) B02 B03 B04 B08
+    COUNT and (6, ceil(rows/2), ceil(cols/2)) B05 B06 B07 B8A B11 B12 (B11 nearest to 10 m).
+    """
+    rows, cols = s2_10m.shape[1:]
+    swir1 = np.repeat(np.repeat(s2_20m[BANDS_20M.index("B11")], 2, 0), 2, 1)[:rows, :cols]
+    return ndsi_snow_mask(s2_10m[BANDS_10M.index("B03")], swir1,
+                          s2_10m[BANDS_10M.index("B08")], **SNOW_NDSI_DEFAULTS)
 
 
 def reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
@@ -107,6 +121,7 @@ class Scene:
         scenes: provenance string (composite ``SCENES`` tag, or the band-file prefix).
         simulated: True when the input carries ``JOINTSEG_SIMULATED=true``.
         source: a one-line description of the input path(s).
+        mask_snow: leave snow (:func:`snow_mask_10m`) unpredicted (nodata); default True.
     """
 
     geobox_10m: GeoBox
@@ -117,6 +132,7 @@ class Scene:
     _read20: Callable[[Window], np.ndarray] = field(repr=False)
     _close: Callable[[], None] = field(repr=False, default=lambda: None)
     _read_qa: Callable[[Window], np.ndarray] | None = field(repr=False, default=None)
+    mask_snow: bool = True
 
     @property
     def shape(self) -> tuple[int, int]:

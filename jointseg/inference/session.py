@@ -7,13 +7,29 @@ and :mod:`jointseg.model.export`): inputs ``s2_10m`` float32 (N, 5, H, W) and
 ``jointseg.*`` metadata (parsed by :mod:`jointseg.model.metadata`) give the halo
 (receptive-field radius, 10 m pixels) and the size multiple. This module never
 imports torch.
+
+On a GPU (config ``infer.*``; none of it was measured on a GPU in this project):
+
+* **IO binding** on CUDA/TensorRT: inputs are copied to the device once per batch and
+  outputs bound there (:class:`Predictor`).
+* **fp16 model** (``precision``): ``auto`` uses the exported ``<stem>_fp16.onnx`` twin
+  when the CUDA EP leads and the twin exists, fp32 otherwise (CPU; TensorRT builds its
+  own fp16 engine from the fp32 graph).
+* **CUDA graphs** (``cuda_graph``): the CUDA EP's ``enable_cuda_graph``; shapes must be
+  fixed, so the :class:`Predictor` pads every batch to ``fixed_batch`` windows and binds
+  preallocated device buffers at fixed addresses.
+* **TensorRT** when asked for (``providers`` lists ``tensorrt``): fp16 engines and an
+  engine + timing cache in ``engine_cache_dir`` (:func:`tensorrt_provider_options`).
+
+A provider that is asked for but not available falls back, with a logged warning, to
+the next (TensorRT -> CUDA -> CPU); CPU is the default and always works.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,22 +37,17 @@ import numpy as np
 import onnxruntime as ort
 
 from jointseg.bands import BANDS_20M, MODEL_INPUT_10M
+from jointseg.inference.providers import (
+    PROVIDERS,
+    ModelError,
+    cuda_provider_options,
+    resolve_providers,
+    select_model_file,
+)
 from jointseg.io import sha256_file
-from jointseg.model.metadata import ModelInfo, ModelMetadataError
+from jointseg.model.metadata import SCALE_FACTOR, ModelInfo, ModelMetadataError
 
 log = logging.getLogger(__name__)
-
-PROVIDERS: dict[str, str] = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
-_PRIORITY = ("tensorrt", "cuda", "cpu")
-
-
-class ModelError(ValueError):
-    """The ONNX model cannot be used for inference (missing file, metadata or interface)."""
-
 
 # --- sessions --------------------------------------------------------------------
 
@@ -53,6 +64,8 @@ class SessionInfo:
         threads: intra-op thread count.
         io_binding: True when inference binds inputs/outputs on the CUDA device.
         model: the parsed model metadata.
+        precision: ``fp32`` or ``fp16``: the graph that runs (``model_path`` is its file).
+        cuda_graph: True when the CUDA EP captures CUDA graphs (fixed shapes required).
     """
 
     model_path: Path
@@ -62,43 +75,8 @@ class SessionInfo:
     threads: int
     io_binding: bool
     model: ModelInfo
-
-
-def resolve_providers(
-    requested: Sequence[str], available: Sequence[str] | None = None
-) -> list[str]:
-    """ONNX Runtime provider names to use: TensorRT -> CUDA -> CPU, asked-for and available.
-
-    TensorRT is used only when asked for; CPU is always the last fallback. Providers
-    asked for but missing from ``available`` (default
-    ``onnxruntime.get_available_providers()``) are logged and skipped.
-
-    Raises:
-        ModelError: on an unknown provider name.
-    """
-    wanted = [p.strip().lower() for p in requested if p.strip()]
-    unknown = [p for p in wanted if p not in PROVIDERS]
-    if unknown:
-        raise ModelError(f"unknown provider(s) {unknown}; choose from {list(PROVIDERS)}")
-    available = list(available if available is not None else ort.get_available_providers())
-    out = []
-    for short in _PRIORITY:
-        if short not in wanted and short != "cpu":
-            continue
-        name = PROVIDERS[short]
-        if name in available:
-            out.append(name)
-        elif short != "cpu":
-            log.warning(
-                "%s requested but not available in this onnxruntime (available: %s); "
-                "falling back to %s",
-                name,
-                ", ".join(available),
-                "the next provider" if short == "tensorrt" and "cuda" in wanted else "CPU",
-            )
-    if PROVIDERS["cpu"] not in out:
-        out.append(PROVIDERS["cpu"])
-    return out
+    precision: str = "fp32"
+    cuda_graph: bool = False
 
 
 def make_session(
@@ -107,8 +85,10 @@ def make_session(
     threads: int | None = None,
     *,
     inter_threads: int = 1,
-    cuda_options: dict[str, object] | None = None,
-    tensorrt_options: dict[str, object] | None = None,
+    cuda_options: Mapping[str, object] | None = None,
+    tensorrt_options: Mapping[str, object] | None = None,
+    precision: str = "fp32",
+    cuda_graph: bool = False,
 ) -> tuple[ort.InferenceSession, SessionInfo]:
     """Open an ONNX Runtime session for a JointSeg model.
 
@@ -120,7 +100,10 @@ def make_session(
         inter_threads: inter-op threads (the graph runs sequentially, so 1 is enough).
         cuda_options: CUDA EP options, e.g. ``{"device_id": 0, "gpu_mem_limit": 8 << 30,
             "cudnn_conv_algo_search": "HEURISTIC"}`` (config ``infer.cuda``).
-        tensorrt_options: TensorRT EP options (e.g. ``trt_fp16_enable``).
+        tensorrt_options: TensorRT EP options (:func:`tensorrt_provider_options`).
+        precision: ``fp32`` | ``fp16`` | ``auto`` (:func:`select_model_file`).
+        cuda_graph: capture CUDA graphs in the CUDA EP (run with a :class:`Predictor`
+            whose ``fixed_batch`` is set; ignored unless the CUDA EP leads).
 
     Returns:
         ``(session, info)``.
@@ -128,10 +111,11 @@ def make_session(
     Raises:
         ModelError: if the file is missing, not ONNX, or lacks the JointSeg interface.
     """
-    model_path = Path(model_path)
     names = resolve_providers(providers)
+    model_path = select_model_file(Path(model_path), precision, names[0])
+    cuda_graph = bool(cuda_graph) and names[0] == PROVIDERS["cuda"]
     options = {
-        PROVIDERS["cuda"]: {k: str(v) for k, v in (cuda_options or {}).items()},
+        PROVIDERS["cuda"]: cuda_provider_options(cuda_options, cuda_graph),
         PROVIDERS["tensorrt"]: {k: str(v) for k, v in (tensorrt_options or {}).items()},
     }
     opts = _session_options(threads, inter_threads)
@@ -139,6 +123,7 @@ def make_session(
     for name in names:
         if name not in used:
             log.warning("%s could not be initialised for %s; using %s", name, model_path, used)
+    cuda_graph = cuda_graph and used[0] == PROVIDERS["cuda"]
     meta = model_info(session, model_path)
     _check_interface(session, model_path)
     _check_bands(session, meta, model_path)
@@ -150,10 +135,12 @@ def make_session(
         threads=int(threads or 0),
         io_binding=used[0] in (PROVIDERS["cuda"], PROVIDERS["tensorrt"]),
         model=meta,
+        precision="fp16" if model_path.stem.endswith("_fp16") else "fp32",
+        cuda_graph=cuda_graph,
     )
-    log.info("model %s %s (sha256 %s...): providers %s, %s intra-op threads, halo %d px",
-             meta.name, meta.version, info.sha256[:12], ", ".join(used), threads or "default",
-             meta.halo_10m)
+    log.info("model %s %s (%s, sha256 %s...): providers %s, %s intra-op threads, halo %d px%s",
+             meta.name, meta.version, info.precision, info.sha256[:12], ", ".join(used),
+             threads or "default", meta.halo_10m, ", CUDA graphs" if cuda_graph else "")
     return session, info
 
 
@@ -230,8 +217,13 @@ class Predictor:
     Args:
         session: an ONNX Runtime session with the JointSeg interface.
         io_binding: bind inputs/outputs on the device; None = when the first provider
-            is CUDA or TensorRT.
+            is CUDA or TensorRT (works on CPU too, with host buffers).
         device_id: CUDA device for IO binding.
+        fixed_batch: pad every batch to this many windows (zeros, outputs dropped), so
+            that each run has the same shape: one TensorRT engine, one CUDA graph.
+        cuda_graph: the session captures CUDA graphs (``SessionInfo.cuda_graph``): bind
+            preallocated device buffers once and update them in place (needs
+            ``fixed_batch`` and the same window size on every run).
     """
 
     def __init__(
@@ -239,6 +231,8 @@ class Predictor:
         session: ort.InferenceSession,
         io_binding: bool | None = None,
         device_id: int = 0,
+        fixed_batch: int | None = None,
+        cuda_graph: bool = False,
     ) -> None:
         self.session = session
         first = session.get_providers()[0]
@@ -246,6 +240,11 @@ class Predictor:
         self.io_binding = on_gpu if io_binding is None else io_binding
         self.device = "cuda" if on_gpu else "cpu"
         self.device_id = device_id if on_gpu else 0
+        if cuda_graph and not fixed_batch:
+            raise ValueError("cuda_graph needs fixed_batch (CUDA graphs replay fixed shapes)")
+        self.fixed_batch = fixed_batch
+        self.cuda_graph = cuda_graph
+        self._graph: _GraphBuffers | None = None
         types = {i.name: i.type for i in session.get_inputs()}
         self.input_dtype = {
             name: np.float16 if types.get(name) == "tensor(float16)" else np.float32
@@ -256,16 +255,23 @@ class Predictor:
         self, s2_10m: np.ndarray, s2_20m: np.ndarray, with_sr: bool = True
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Predict one batch: returns ``(isa_logit (N,1,10H,10W), sr (N,4,10H,10W) | None)``."""
+        n = s2_10m.shape[0]
+        if self.fixed_batch:
+            if n > self.fixed_batch:
+                raise ValueError(f"batch of {n} windows > fixed_batch {self.fixed_batch}")
+            s2_10m, s2_20m = (_pad_batch(a, self.fixed_batch) for a in (s2_10m, s2_20m))
         feeds = {
             "s2_10m": np.ascontiguousarray(s2_10m, dtype=self.input_dtype["s2_10m"]),
             "s2_20m": np.ascontiguousarray(s2_20m, dtype=self.input_dtype["s2_20m"]),
         }
-        names = ["isa_logit", "sr"] if with_sr else ["isa_logit"]
-        if self.io_binding:
+        names = ["isa_logit", "sr"] if with_sr or self.cuda_graph else ["isa_logit"]
+        if self.cuda_graph:
+            outs = self._run_graph(feeds)
+        elif self.io_binding:
             outs = self._run_bound(feeds, names)
         else:
             outs = self.session.run(names, feeds)
-        outs = [o if o.dtype == np.float32 else o.astype(np.float32) for o in outs]
+        outs = [o[:n] if o.dtype == np.float32 else o[:n].astype(np.float32) for o in outs]
         return outs[0], (outs[1] if with_sr else None)
 
     def _run_bound(self, feeds: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
@@ -277,3 +283,48 @@ class Predictor:
             binding.bind_output(name, self.device, self.device_id)
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()
+
+    def _run_graph(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run with buffers bound once at fixed device addresses (CUDA-graph replay)."""
+        if self._graph is None:
+            self._graph = _GraphBuffers(self.session, feeds, self.device, self.device_id)
+        return self._graph.run(feeds)
+
+
+def _pad_batch(a: np.ndarray, n: int) -> np.ndarray:
+    """``a`` (N, ...) padded with zero windows to (n, ...)."""
+    if a.shape[0] == n:
+        return a
+    return np.concatenate([a, np.zeros((n - a.shape[0], *a.shape[1:]), a.dtype)])
+
+
+class _GraphBuffers:
+    """Device input/output buffers bound once to one IO binding (fixed shapes)."""
+
+    def __init__(self, session: ort.InferenceSession, feeds: dict[str, np.ndarray],
+                 device: str, device_id: int) -> None:
+        self.session = session
+        self.binding = session.io_binding()
+        self.inputs = {}
+        for name, arr in feeds.items():
+            self.inputs[name] = ort.OrtValue.ortvalue_from_numpy(arr, device, device_id)
+            self.binding.bind_ortvalue_input(name, self.inputs[name])
+        n, _, h, w = feeds["s2_10m"].shape
+        types = {o.name: o.type for o in session.get_outputs()}
+        self.outputs = {}
+        for name, channels in (("isa_logit", 1), ("sr", 4)):
+            dtype = np.float16 if types.get(name) == "tensor(float16)" else np.float32
+            shape = [n, channels, SCALE_FACTOR * h, SCALE_FACTOR * w]
+            self.outputs[name] = ort.OrtValue.ortvalue_from_shape_and_type(
+                shape, dtype, device, device_id)
+            self.binding.bind_ortvalue_output(name, self.outputs[name])
+        self.shapes = {k: v.shape for k, v in feeds.items()}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        shapes = {k: v.shape for k, v in feeds.items()}
+        if shapes != self.shapes:
+            raise ValueError(f"CUDA-graph session captured shapes {self.shapes}, got {shapes}")
+        for name, arr in feeds.items():
+            self.inputs[name].update_inplace(arr)
+        self.session.run_with_iobinding(self.binding)
+        return self.binding.copy_outputs_to_cpu()

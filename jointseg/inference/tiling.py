@@ -27,7 +27,7 @@ import numpy as np
 import onnxruntime as ort
 from tqdm import tqdm
 
-from jointseg.inference.scene import Scene, from_arrays, valid_mask
+from jointseg.inference.scene import Scene, from_arrays, snow_mask_10m, valid_mask
 from jointseg.inference.session import Predictor, model_info
 from jointseg.model.metadata import SCALE_FACTOR, ModelInfo
 
@@ -149,10 +149,14 @@ def _window_outputs(
             logit, sr = predictor.run(np.stack([x10 for x10, _ in reads]),
                                       np.stack([x20 for _, x20 in reads]), with_sr)
             log.debug("windows %d-%d of %d predicted", b0, b0 + len(batch) - 1, len(positions))
-            for k, ((x10, _), qa) in enumerate(zip(reads, qas, strict=True)):
+            for k, ((x10, x20), qa) in enumerate(zip(reads, qas, strict=True)):
                 prob = _sigmoid(logit[k, :, cut, cut])
                 core = np.concatenate([prob, sr[k, :, cut, cut]]) if with_sr else prob
-                yield core, valid_mask(x10[4, h : h + w, h : h + w], qa), qa
+                valid = valid_mask(x10[4, h : h + w, h : h + w], qa)
+                if scene.mask_snow:
+                    valid &= ~snow_mask_10m(x10[:, h : h + w, h : h + w],
+                                            x20[:, h // 2 : (h + w) // 2, h // 2 : (h + w) // 2])
+                yield core, valid, qa
             bar.update(len(batch))
     finally:
         bar.close()
