@@ -27,6 +27,7 @@ from jointseg.simulate.labelnoise import (
     rasterise_layers,
 )
 from jointseg.simulate.landcover import simulate_landscape
+from jointseg.simulate.materials import ISA_CLASSES
 from jointseg.simulate.sources import write_training_sources
 
 WIDTHS = schema_default("training_data.chips.highway_widths")
@@ -159,3 +160,28 @@ def test_hr_is_displaced_by_the_recorded_shift_with_the_recorded_dn(sources):
         err[label] = float(np.mean(diffs))
     assert err["recorded"] < 4.0  # DN: resampling twice blurs edges a little
     assert err["none"] > 1.5 * err["recorded"]
+
+
+def test_simulated_chips_label_noise_keeps_images_and_truth(tmp_path):
+    """`clean` labels are the truth; `osm` labels differ while images and truth.tif stay
+    byte-identical; landcover.tif holds the class codes."""
+    from jointseg.simulate.chips import simulate_chips
+
+    out = {}
+    for level in ("clean", "osm"):
+        simulate_chips(tmp_path / level, 7, 2, region_size_m=600, chip_size_m=300, n_dates=2,
+                       progress=False, label_noise=level)
+        out[level] = tmp_path / level
+    chip = sorted(p.name for p in out["clean"].iterdir() if p.is_dir())[0]
+
+    def read(level, name):
+        with rasterio.open(out[level] / chip / name) as ds:
+            return ds.read()
+
+    assert np.array_equal(read("clean", "label.tif"), read("clean", "truth.tif"))
+    assert np.array_equal(read("clean", "truth.tif"), read("osm", "truth.tif"))
+    assert np.array_equal(read("clean", "s2_10m.tif"), read("osm", "s2_10m.tif"))
+    assert np.array_equal(read("clean", "hr.tif"), read("osm", "hr.tif"))
+    assert not np.array_equal(read("osm", "label.tif"), read("osm", "truth.tif"))
+    lc = read("clean", "landcover.tif")
+    assert np.array_equal(np.isin(lc, ISA_CLASSES).astype(np.uint8), read("clean", "truth.tif"))
