@@ -12,17 +12,13 @@ from typing import Any
 import click
 
 from jointseg.io import OutputError
-from jointseg.trainingdata import settings as S
 
 
-def _default(key: str, fallback: Any) -> Any:
-    """The schema's default of ``training_data.<key>``, else the library's."""
+def _default(key: str) -> Any:
+    """The schema's default of ``training_data.chips.<key>`` (the library's too)."""
     from jointseg.config import schema_default
 
-    try:
-        return schema_default(f"training_data.{key}")
-    except KeyError:
-        return fallback
+    return schema_default(f"training_data.chips.{key}")
 
 
 def _csv(value: Any) -> str:
@@ -33,7 +29,7 @@ def _csv(value: Any) -> str:
 @click.option("--hr", "hr", multiple=True, required=True,
               type=click.Path(dir_okay=False, path_type=Path),
               help="HR image (GeoTIFF/VRT/COG, any CRS, 0.3-2 m, uint8/uint16); repeatable.")
-@click.option("--hr-bands", default=_csv(_default("hr_bands", S.HR_BANDS)), show_default=True,
+@click.option("--hr-bands", default=_csv(_default("hr_bands")), show_default=True,
               help="The HR files' band order: R,G,B[,NIR].")
 @click.option("--labels", "labels", multiple=True, required=True,
               type=click.Path(dir_okay=False, path_type=Path),
@@ -43,23 +39,23 @@ def _csv(value: Any) -> str:
               help="Composite <tile>_10m.tif (its _20m.tif twin beside it); repeatable.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Chip directory (replaced as a whole when complete).")
-@click.option("--chip-size-m", type=int, default=_default("chip_size_m", S.CHIP_SIZE_M),
+@click.option("--chip-size-m", type=int, default=_default("chip_size_m"),
               show_default=True, help="Chip side (m), a multiple of 20.")
-@click.option("--min-coverage", type=float, default=_default("min_coverage", S.MIN_COVERAGE),
+@click.option("--min-coverage", type=float, default=_default("min_coverage"),
               show_default=True, help="Minimum fraction of a chip covered by HR and labels.")
-@click.option("--max-shift-m", type=float, default=_default("max_shift_m", S.MAX_SHIFT_M),
+@click.option("--max-shift-m", type=float, default=_default("max_shift_m"),
               show_default=True, help="Reject HR blocks displaced by more than this (m).")
 @click.option("--min-correlation", type=float,
-              default=_default("min_correlation", S.MIN_CORRELATION), show_default=True,
+              default=_default("min_correlation"), show_default=True,
               help="Reject HR blocks whose 10 m correlation with the composite is lower.")
-@click.option("--split-block-m", type=int, default=_default("split_block_m", S.SPLIT_BLOCK_M),
+@click.option("--split-block-m", type=int, default=_default("split_block_m"),
               show_default=True, help="Side (m) of the blocks that share one split.")
 @click.option("--split-fractions",
-              default=_csv(_default("split_fractions", S.SPLIT_FRACTIONS)), show_default=True,
+              default=_csv(_default("split_fractions")), show_default=True,
               help="train,val,test fractions of the split blocks.")
-@click.option("--seed", type=int, default=_default("seed", S.SEED), show_default=True,
+@click.option("--seed", type=int, default=_default("seed"), show_default=True,
               help="Seed of the split assignment.")
-@click.option("--ignore-edge-m", type=float, default=_default("ignore_edge_m", S.IGNORE_EDGE_M),
+@click.option("--ignore-edge-m", type=float, default=_default("ignore_edge_m"),
               show_default=True, help="Label pixels this close (m) to a label edge are 255.")
 @click.option("--highway-widths", default=None,
               help='JSON object of road widths (m) per OSM highway class, e.g. '
@@ -93,7 +89,7 @@ def chips(hr: tuple[Path, ...], hr_bands: str, labels: tuple[Path, ...],
 def _highway_widths(text: str | None) -> dict[str, float]:
     """Parse ``--highway-widths`` JSON into {class: width_m}."""
     if text is None:
-        return dict(_default("highway_widths", {}))
+        return dict(_default("highway_widths"))
     try:
         obj = json.loads(text)
         return {str(k): float(v) for k, v in obj.items()}

@@ -1,7 +1,7 @@
 """Settings, errors and the band table of ``jointseg chips`` (paired training chips).
 
-Defaults are module constants; ``jointseg.cli.chips`` takes its option defaults from
-the config schema (``training_data.chips.*``) when the schema has them.
+Defaults come from the config schema (``training_data.chips.*``): one definition for
+the library, the CLI's option defaults and the workflow.
 """
 
 from __future__ import annotations
@@ -9,25 +9,31 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from jointseg.bands import SR_BANDS, SR_FROM_S2
+from jointseg.config import schema_default
+
+
+def _schema(key: str):
+    return schema_default(f"training_data.chips.{key}")
+
 
 #: Default chip side (m); a multiple of 20 m so the 20 m grid tiles it exactly.
-CHIP_SIZE_M = 320
+CHIP_SIZE_M = int(_schema("chip_size_m"))
 #: A chip is kept where HR and labels both cover at least this fraction of it.
-MIN_COVERAGE = 0.9
+MIN_COVERAGE = float(_schema("min_coverage"))
 #: Co-registration: shifts larger than this (m) reject the HR block.
-MAX_SHIFT_M = 30.0
+MAX_SHIFT_M = float(_schema("max_shift_m"))
 #: Co-registration: a Pearson r (10 m, after the shift) below this rejects the HR block.
-MIN_CORRELATION = 0.5
+MIN_CORRELATION = float(_schema("min_correlation"))
 #: Side (m) of the square blocks that share one split.
-SPLIT_BLOCK_M = 960
+SPLIT_BLOCK_M = int(_schema("split_block_m"))
 #: train / val / test fractions of the split blocks.
-SPLIT_FRACTIONS = (0.7, 0.2, 0.1)
+SPLIT_FRACTIONS = tuple(_schema("split_fractions"))
 #: Label pixels closer than this (m) to a label edge are 255 (0 = none).
-IGNORE_EDGE_M = 0.0
+IGNORE_EDGE_M = float(_schema("ignore_edge_m"))
 #: Seed of the split assignment.
-SEED = 0
+SEED = int(_schema("seed"))
 #: The HR file's band order by default.
-HR_BANDS = ("R", "G", "B", "NIR")
+HR_BANDS = tuple(_schema("hr_bands").split(","))
 #: HR resolutions accepted (m).
 HR_RES_RANGE_M = (0.3, 2.0)
 #: The chips' HR resolution (m): the model's 1 m output grid.
