@@ -45,3 +45,13 @@ def encode_binary(prob: np.ndarray, valid: np.ndarray, threshold: float) -> np.n
     out = (prob >= threshold).astype(np.uint8)
     out[~valid] = NODATA_U8
     return out
+
+
+#: value -> (colour "#rrggbb", label) of the binary ISA products: one palette for the
+#: mosaic quicklooks, the viewer and the QGIS project.
+ISA_CLASSES: dict[int, tuple[str, str]] = {
+    0: ("#e8e8e8", "not impervious"),
+    1: ("#a50f15", "impervious"),
+}
+#: colour ramp (matplotlib name) of the ISA probability, 0..1.
+PROB_RAMP = "magma"

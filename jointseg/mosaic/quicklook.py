@@ -10,6 +10,7 @@ import rasterio
 from rasterio.enums import Resampling
 
 from jointseg.io import atomic_path
+from jointseg.products import ISA_CLASSES, PROB_RAMP
 
 
 def quicklook_png(
@@ -42,12 +43,12 @@ def quicklook_png(
     fig, ax = plt.subplots(figsize=(8, 8 * shape[0] / shape[1] + 0.6), dpi=max_size / 8)
     extent = (bounds.left, bounds.right, bounds.bottom, bounds.top)
     if kind == "binary":
-        cmap = ListedColormap(["#e8e8e8", "#a50f15"])
+        cmap = ListedColormap([ISA_CLASSES[0][0], ISA_CLASSES[1][0]])
         im = ax.imshow(arr, cmap=cmap, vmin=0, vmax=1, extent=extent, interpolation="nearest")
         cb = fig.colorbar(im, ax=ax, ticks=[0.25, 0.75], fraction=0.04)
-        cb.ax.set_yticklabels(["not impervious", "impervious"])
+        cb.ax.set_yticklabels([ISA_CLASSES[0][1], ISA_CLASSES[1][1]])
     else:
-        im = ax.imshow(np.ma.asarray(arr) * scale, cmap="magma", vmin=0, vmax=1, extent=extent)
+        im = ax.imshow(np.ma.asarray(arr) * scale, cmap=PROB_RAMP, vmin=0, vmax=1, extent=extent)
         fig.colorbar(im, ax=ax, fraction=0.04, label="ISA probability")
     ax.set_xlabel(f"x (m, {crs})")
     ax.set_ylabel("y (m)")

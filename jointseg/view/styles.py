@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from rio_tiler.colormap import cmap
 
-#: value -> (colour "#rrggbb", label) of the binary ISA products (band 1; 255 = nodata).
-ISA_CLASSES: dict[int, tuple[str, str]] = {
-    0: ("#e8e8e8", "not impervious"),
-    1: ("#a50f15", "impervious"),
-}
+from jointseg.products import ISA_CLASSES, PROB_RAMP
+
+__all__ = ["ISA_CLASSES", "PROB_RAMP", "WORLDCOVER_CLASSES"]
 
 #: ESA WorldCover v100/v200 classes with the official palette (product user manual).
 WORLDCOVER_CLASSES: dict[int, tuple[str, str]] = {
@@ -29,9 +27,6 @@ WORLDCOVER_CLASSES: dict[int, tuple[str, str]] = {
     95: ("#00cf75", "Mangroves"),
     100: ("#fae6a0", "Moss and lichen"),
 }
-
-#: colour ramp of the ISA probability (0..1), as in the probability quicklook.
-PROB_RAMP = "magma"
 
 WORLDCOVER_ATTRIBUTION = (
     "© ESA WorldCover project {year} / Contains modified Copernicus Sentinel data ({year}) "
