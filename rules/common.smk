@@ -479,6 +479,13 @@ def truth_raster():
     return f"{SIM_DIR}/truth/isa_1m.tif" if DEMO["enabled"] else None
 
 
+def landcover_raster():
+    a = config["accuracy"]
+    if a["landcover"]:
+        return a["landcover"]
+    return f"{SIM_DIR}/truth/landcover_1m.tif" if DEMO["enabled"] else None
+
+
 def accuracy_inputs(wildcards):
     base = f"{RESULTS}/{wildcards.region}/{wildcards.year}"
     inputs = {"map": f"{base}/isa_1m.tif", "prob": f"{base}/isa_prob_1m.tif"}
@@ -486,6 +493,10 @@ def accuracy_inputs(wildcards):
         inputs["baseline"] = f"{base}/baseline/isa_1m.tif"
     if truth_raster():
         inputs["truth"] = truth_raster()
+    if landcover_raster():
+        inputs["landcover"] = landcover_raster()
+    if config["accuracy"]["landcover_classes"]:
+        inputs["landcover_classes"] = config["accuracy"]["landcover_classes"]
     if not config["accuracy"]["worldcover"] and DEMO["enabled"]:
         inputs["catalogue"] = f"{SIM_DIR}/simulation.json"
     for key in ("labels", "cities", "zones"):
@@ -498,9 +509,9 @@ def accuracy_optional_args(wildcards, input):
     a = config["accuracy"]
     args = []
     q = shlex.quote
-    for key in ("truth", "baseline", "labels"):
+    for key in ("truth", "baseline", "labels", "landcover", "landcover_classes"):
         if key in input.keys():
-            args.append(f"--{key} {q(input[key])}")
+            args.append(f"--{key.replace('_', '-')} {q(input[key])}")
     if "cities" in input.keys():
         args.append(f"--cities {q(input.cities)} --city-field {q(a['city_field'])}")
     if "zones" in input.keys():

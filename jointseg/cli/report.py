@@ -39,6 +39,12 @@ log = logging.getLogger(__name__)
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The bilinear baseline's binary map (same format) to compare alongside.")
 @click.option("--region", default=None, help="Region name (default: the map's REGION tag).")
+@click.option("--landcover", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Land-cover reference raster (class codes): share of each class mapped "
+                   "as ISA (commission / omission per class), for the map and the baseline.")
+@click.option("--landcover-classes", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Its class table (JSON/YAML: classes, isa, nodata) "
+                                 "[default: the simulator's classes].")
 @click.option("--threshold", type=click.FloatRange(0, 1),
               default=schema_default("accuracy.threshold"), show_default=True,
               help="ISA fraction at or above which an aggregated 10 m pixel is ISA.")
@@ -62,19 +68,22 @@ def accuracy_report(map_path: str, prob_path: str | None, worldcover: str, year:
                     worldcover_year: int | None, truth: str | None,
                     labels_path: str | None, cities: str | None,
                     city_field: str, zones: str | None, zone_field: str,
-                    baseline: str | None, region: str | None, threshold: float,
+                    baseline: str | None, region: str | None, landcover: str | None,
+                    landcover_classes: str | None, threshold: float,
                     min_distance_m: float, target_se: float, floor: int, seed: int,
                     allow_missing: bool, out_dir: str, progress: bool) -> None:
     """Accuracy report of one ISA map: agreement with WorldCover (and the truth),
     a stratified reference sample and Olofsson estimates, per city and zone."""
     from jointseg.assess.compare import CompareError
     from jointseg.assess.groups import GroupError
+    from jointseg.assess.perclass import ClassTableError, load_class_table
     from jointseg.assess.rasters import RasterError
     from jointseg.assess.report import build
     from jointseg.assess.sampling import SamplingError
     from jointseg.assess.worldcover import WorldCoverError
 
     try:
+        table = load_class_table(landcover_classes) if landcover_classes else None
         rep = build.accuracy_report(
             map_path, worldcover, year, out_dir, prob_path=prob_path,
             worldcover_year=worldcover_year, truth_path=truth, labels_path=labels_path,
@@ -82,9 +91,10 @@ def accuracy_report(map_path: str, prob_path: str | None, worldcover: str, year:
             city_field=city_field, zones=zones, zone_field=zone_field,
             baseline_path=baseline, region=region, threshold=threshold,
             min_distance_m=min_distance_m, target_se=target_se, floor=floor, seed=seed,
-            allow_missing=allow_missing, progress=progress)
+            allow_missing=allow_missing, progress=progress, landcover_path=landcover,
+            landcover_classes=table)
     except (build.ReportError, CompareError, WorldCoverError, SamplingError, RasterError,
-            GroupError) as exc:
+            GroupError, ClassTableError) as exc:
         raise click.ClickException(str(exc)) from exc
     head = next(iter(rep["comparisons"]), None)
     click.echo(f"{out_dir}/report.md: {len(rep['comparisons'])} comparisons"

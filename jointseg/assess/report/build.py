@@ -16,6 +16,7 @@ import numpy as np
 
 from jointseg.assess import compare, worldcover
 from jointseg.assess.groups import GroupLoader, isa_area_by_group
+from jointseg.assess.perclass import ClassTable, per_class_rates, simulator_classes
 from jointseg.assess.rasters import read_grid
 from jointseg.assess.report.comparisons import (
     OnGrid,
@@ -41,6 +42,7 @@ from jointseg.assess.report.sample import (
 )
 from jointseg.io import atomic_path, write_json
 from jointseg.products import NODATA_U8
+from jointseg.provenance import raster_provenance as input_provenance_of
 from jointseg.provenance import raster_tags
 
 log = logging.getLogger(__name__)
@@ -143,6 +145,8 @@ def accuracy_report(
     seed: int = 0,
     allow_missing: bool = False,
     progress: bool = False,
+    landcover_path: str | os.PathLike | None = None,
+    landcover_classes: ClassTable | None = None,
 ) -> dict:
     """Write the accuracy report of one binary ISA map into ``out_dir``; return its dict.
 
@@ -167,6 +171,9 @@ def accuracy_report(
             :func:`~jointseg.assess.sampling.draw_sample`).
         allow_missing: missing WorldCover tiles count as no data.
         progress: progress bars.
+        landcover_path: a land-cover reference raster (class codes): per-class rates
+            (:mod:`jointseg.assess.perclass`) for the map and the baseline.
+        landcover_classes: its class table (default: the simulator's classes).
 
     Raises:
         ReportError, CompareError, WorldCoverError, SamplingError, RasterError, GroupError:
@@ -204,6 +211,14 @@ def accuracy_report(
         SampleOptions(min_distance_m, target_se, floor, seed), progress)
     estimates.update(_estimate_source(inputs, truth_path, labels_path))
     isa = _isa_areas(maps, on_wc, groups_in, progress)
+    per_class = None
+    if landcover_path is not None:
+        log.info("report %s %s: per-class rates against %s", region, year, landcover_path)
+        inputs["landcover"] = input_provenance_of(landcover_path)
+        per_class = per_class_rates(map_path, landcover_path,
+                                    landcover_classes or simulator_classes(),
+                                    baseline_path=baseline_path)
+        per_class["simulated"] = any_simulated(inputs, "map", "landcover")
 
     rep = {
         "schema": SCHEMA,
@@ -228,6 +243,7 @@ def accuracy_report(
         "sample": sample,
         "estimates": estimates,
         "threshold_sweep": _sweep(maps, inputs),
+        "per_class": per_class,
         "notes": [wc_note] if wc_note else [],
         "outputs": {},
     }

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from jointseg.assess.perclass import markdown_table
+
 SIMULATED_BANNER = (
     "> **SIMULATED DATA.** Inputs marked simulated below (tag `JOINTSEG_SIMULATED=true`) "
     "come from the project's simulator. Every figure computed from them measures the "
@@ -137,6 +139,11 @@ def _estimates(rep: Mapping) -> list[str]:
     return L + ["", *[f"- {n}" for n in notes]]
 
 
+def _per_class(rep: Mapping) -> list[str]:
+    pc = rep.get("per_class")
+    return ["", *markdown_table(pc, pc["simulated"])] if pc else []
+
+
 def render_markdown(rep: Mapping) -> str:
     """The human-readable ``report.md`` of a report dict."""
     L: list[str] = []
@@ -144,7 +151,8 @@ def render_markdown(rep: Mapping) -> str:
         L += [SIMULATED_BANNER, "",
               f"Simulated inputs: {', '.join(f'`{s}`' for s in rep['simulated_inputs'])}.", ""]
     L += [f"# ISA-1 accuracy report: {rep['region']} {rep['year']}", ""]
-    for section in (_inputs, _agreement, _area, _sweep, _groups, _sample, _estimates):
+    for section in (_inputs, _agreement, _per_class, _area, _sweep, _groups, _sample,
+                    _estimates):
         L += section(rep)
     L += ["", "## Plots", "", "![confusion](confusion.png)", "", "![per group](cities.png)", "",
           "![agreement with WorldCover](agreement.png)", ""]
