@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import click
 
+from jointseg.config import schema_default
+
 log = logging.getLogger(__name__)
+
+
+def _d(key: str) -> str:
+    """`` [default]`` of ``model.train.<key>`` from the schema, for option help."""
+    return f" [{schema_default('model.train.' + key)}]"
 
 
 @click.command("train")
@@ -28,6 +38,14 @@ log = logging.getLogger(__name__)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam LR [2e-3].")
 @click.option("--seed", type=int, help="Random seed [0].")
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads [2].")
+@click.option("--lr-trunk", type=click.FloatRange(min=0, min_open=True),
+              help="Adam LR of the RRDB trunk" + _d("lr_trunk") + ".")
+@click.option("--grad-clip", type=click.FloatRange(min=0),
+              help="Max gradient L2 norm, 0 = off" + _d("grad_clip") + ".")
+@click.option("--amp", type=click.Choice(["auto", "bf16", "off"]),
+              help="bf16 autocast on CUDA" + _d("amp") + ".")
+@click.option("--gpus", type=click.IntRange(min=1), help="Processes (one per GPU): more "
+              "than 1 relaunches this command under torchrun" + _d("gpus") + ".")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt if present.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def train(chips_dir: Path, out_dir: Path, config_path: Path | None, train_json: str | None,
@@ -54,10 +72,29 @@ def train(chips_dir: Path, out_dir: Path, config_path: Path | None, train_json: 
             cfg_dict.update(extra)
         cfg_dict.update({k: v for k, v in options.items() if v is not None})
         cfg = config_from_dict(cfg_dict)
+        if cfg.gpus > 1 and "WORLD_SIZE" not in os.environ:
+            _relaunch_under_torchrun(cfg.gpus)
+            return
         summary = run_train(chips_dir, out_dir, cfg, resume=resume, progress=not no_progress)
     except (ConfigError, TrainError, ChipError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps(summary, default=str))
+    if os.environ.get("RANK", "0") == "0":
+        click.echo(json.dumps(summary, default=str))
+
+
+def _relaunch_under_torchrun(nproc: int) -> None:
+    """Run this same ``jointseg ... train ...`` command line as ``nproc`` DDP processes
+    (``python -m torch.distributed.run --standalone``); exits with its status."""
+    argv = sys.argv[1:]
+    if "train" not in argv:
+        raise click.ClickException("--gpus > 1 needs the `jointseg train` command line "
+                                   "(run torchrun yourself when calling train() from code)")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", "-m", "jointseg", *argv]
+    log.info("relaunching under torchrun: %s", " ".join(cmd))
+    rc = subprocess.call(cmd)
+    if rc:
+        raise click.ClickException(f"torchrun with {nproc} processes exited with status {rc}")
 
 
 @click.command("export")

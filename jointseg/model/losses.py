@@ -170,7 +170,8 @@ class SRLoss(nn.Module):
 
     ``mask`` (bool, like ``hr``) marks the targets; elsewhere (a 3-band HR's NIR, HR
     nodata) L1 ignores the pixel and the feature / GAN terms see the SR value itself
-    in place of the target, so missing targets pull the SR nowhere.
+    in place of the target (neutral per pixel; the feature net mixes bands, so a
+    missing band can still shift the feature term slightly through the others).
     """
 
     def __init__(self, cfg: LossConfig) -> None:

@@ -31,6 +31,9 @@ class TrainConfig:
         grad_clip: max global gradient L2 norm (0 = no clipping).
         amp: auto | bf16 | off: bf16 autocast on CUDA (auto = on CUDA); never on CPU.
         channels_last: channels_last memory layout on CUDA (ignored on CPU).
+        gpus: DDP processes (one per GPU) ``jointseg train`` launches under torchrun when
+            it is not already running under a launcher; the workflow's ``train_model``
+            asks the scheduler for this many GPUs. ``train()`` itself ignores it.
         seed: seeds weights and augmentation.  threads: torch CPU threads per process.
         crop_10m: crop side in 10 m pixels (even; 16 = 160 m).
         crops_per_chip: random crops drawn per training chip per epoch.
@@ -51,6 +54,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     amp: str = "auto"
     channels_last: bool = True
+    gpus: int = 1
     seed: int = 0
     threads: int = 2
     crop_10m: int = 16
@@ -66,7 +70,7 @@ class TrainConfig:
             raise ConfigError(f"model.preset: {self.preset!r} is not one of {sorted(PRESETS)}")
         if self.crop_10m <= 0 or self.crop_10m % 2:
             raise ConfigError(f"model.crop_10m: {self.crop_10m} must be a positive even number")
-        for name in ("epochs", "batch_size", "threads", "crops_per_chip"):
+        for name in ("epochs", "batch_size", "threads", "crops_per_chip", "gpus"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name}: must be >= 1, got {getattr(self, name)}")
         if self.lr_schedule not in LR_SCHEDULES:

@@ -1,0 +1,106 @@
+"""Tests for the training recipe (jointseg.model.schedule) and the SR loss weighting."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from jointseg.config import ConfigError, schema_default
+from jointseg.model.distributed import DistEnv, shard
+from jointseg.model.jointseg import build_model
+from jointseg.model.losses import LossConfig, joint_loss
+from jointseg.model.schedule import (
+    LRSchedule,
+    amp_dtype,
+    autocast,
+    clip_gradients,
+    param_groups,
+    set_lr,
+    to_channels_last,
+)
+from jointseg.model.settings import TrainConfig, config_from_dict
+
+
+def test_warmup_then_cosine() -> None:
+    s = LRSchedule(total_steps=110, warmup_steps=10, kind="cosine", min_lr_ratio=0.1)
+    assert s.factor(0) == pytest.approx(0.1) and s.factor(9) == pytest.approx(1.0)
+    assert s.factor(10) == pytest.approx(1.0)
+    assert s.factor(109) == pytest.approx(0.1)
+    mid = s.factor(10 + 99 // 2)
+    assert 0.1 < mid < 1.0 and mid == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(
+        math.pi * 49 / 99)))
+    f = [s.factor(i) for i in range(10, 110)]
+    assert all(a >= b for a, b in zip(f, f[1:], strict=False))  # monotone decay
+    assert LRSchedule(50, 0, "constant").factor(30) == 1.0
+
+
+def test_trunk_gets_its_own_learning_rate() -> None:
+    model = build_model("jointseg", "tiny")
+    groups = param_groups(model, 2e-3, 2e-4)
+    assert [g["name"] for g in groups] == ["rest", "trunk"]
+    trunk_ids = {id(p) for p in groups[1]["params"]}
+    expect = {id(p) for n, p in model.named_parameters()
+              if n.startswith(("sr.trunk_10m.", "sr.trunk_5m."))}
+    assert trunk_ids == expect and trunk_ids
+    opt = torch.optim.Adam(groups)
+    set_lr(opt, 0.5)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3, 1e-4])
+    assert len(param_groups(build_model("bilinear", "tiny"), 1e-3, 1e-4)) == 1
+
+
+def test_gradient_clipping() -> None:
+    lin = torch.nn.Linear(4, 1)
+    (lin(torch.full((1, 4), 100.0)).sum() * 100).backward()
+    before = clip_gradients(lin, 1.0)
+    after = torch.sqrt(sum((p.grad**2).sum() for p in lin.parameters()))
+    assert before > 1.0 and float(after) == pytest.approx(1.0, rel=1e-4)
+    assert math.isnan(clip_gradients(lin, 0.0))
+
+
+def test_amp_and_channels_last_are_cpu_noops() -> None:
+    cpu = torch.device("cpu")
+    assert amp_dtype("auto", cpu) is None and amp_dtype("bf16", cpu) is None
+    assert amp_dtype("auto", torch.device("cuda")) is torch.bfloat16
+    assert amp_dtype("off", torch.device("cuda")) is None
+    with autocast(None, cpu):
+        assert torch.ones(2).dtype == torch.float32
+    m = to_channels_last(torch.nn.Conv2d(2, 8, 3), cpu, True)
+    assert m.weight.is_contiguous()
+
+
+def test_balanced_weighting_matches_scales() -> None:
+    l_sr, l_seg = torch.tensor(0.01, requires_grad=True), torch.tensor(0.8, requires_grad=True)
+    fixed = joint_loss(LossConfig(), l_sr, l_seg)
+    assert float(fixed) == pytest.approx(0.81)
+    bal = joint_loss(LossConfig(sr_weighting="balanced", w_sr=0.5), l_sr, l_seg)
+    assert float(bal) == pytest.approx(0.5 * 0.8 + 0.8)
+    bal.backward()
+    assert float(l_sr.grad) == pytest.approx(0.5 * 0.8 / 0.01)  # weight has no gradient
+    with pytest.raises(ConfigError, match="sr_weighting"):
+        LossConfig(sr_weighting="magic")
+
+
+def test_new_keys_default_from_the_schema() -> None:
+    cfg = TrainConfig()
+    for key in ("lr", "lr_trunk", "lr_warmup_epochs", "lr_schedule", "min_lr_ratio",
+                "grad_clip", "amp", "channels_last", "gpus", "epochs", "batch_size"):
+        assert getattr(cfg, key) == schema_default(f"model.train.{key}"), key
+    with pytest.raises(ConfigError, match="amp"):
+        config_from_dict({"amp": "fp8"})
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        config_from_dict({"lr_schedule": "step"})
+
+
+def test_shard_splits_the_epoch_across_ranks() -> None:
+    order = np.random.default_rng(0).permutation(10)
+    one, steps1 = shard(order, DistEnv(), 4)
+    assert steps1 == 3 and one.tolist() == order.tolist()
+    parts = [shard(order, DistEnv(rank=r, world_size=2), 4) for r in range(2)]
+    assert all(steps == 2 for _, steps in parts)
+    a, b = (p[0] for p in parts)
+    assert len(a) == len(b) == 8
+    assert set(a[:5]) | set(b[:5]) == set(order)  # every sample once before the padding
+    assert not set(a[:5]) & set(b[:5])
