@@ -46,7 +46,8 @@ rule train_model:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=1,
+        # model.train.gpus > 1: `jointseg train` relaunches itself under torchrun (DDP)
+        gpu=config["model"]["train"].get("gpus", 1),
     params:
         out=lambda w, output: str(Path(output.best).parent),
         chips=lambda w, input: str(Path(input.chips).parent),
