@@ -62,6 +62,7 @@ def test_rates_per_class_for_map_and_baseline(tmp_path: Path) -> None:
     assert "nodata" not in rows  # code 0 is not a class
     md = "\n".join(markdown_table(rates, simulated=True))
     assert "| water | no | 0.211 | 0.000 | 380 |" in md and "simulated" in md
+    assert "| tree |" not in md  # no pixel: in report.json only
 
 
 def test_class_table_files(tmp_path: Path) -> None:

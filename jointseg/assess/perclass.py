@@ -158,6 +158,8 @@ def markdown_table(per_class: Mapping, simulated: bool, labels: Sequence[str] = 
          "| class | ISA class | " + " | ".join(names) + " | pixels |",
          "|---|---|" + "---|" * len(names) + "---|"]
     for r in per_class["rows"]:
+        if not any(r[p]["pixels"] for p in products):
+            continue  # a class absent from the reference (kept in report.json)
         shares = [r[p]["isa_share"] for p in products]
         cells = ["n/a" if s is None else f"{s:.3f}" for s in shares]
         L.append(f"| {r['name']} | {'yes' if r['isa'] else 'no'} | " + " | ".join(cells)
