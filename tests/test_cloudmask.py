@@ -60,7 +60,7 @@ def test_scl_fill_rank_orders_observations_by_cloudiness() -> None:
     scl = np.arange(12, dtype=np.uint8)
     # 0 no data, 1 saturated, 2 dark, 3 shadow, 4 veg, 5 bare, 6 water, 7 unclassified,
     # 8 cloud medium, 9 cloud high, 10 cirrus, 11 snow
-    assert scl_fill_rank(scl).tolist() == [255, 5, 1, 3, 1, 1, 1, 1, 2, 4, 2, 6]
+    assert scl_fill_rank(scl).tolist() == [255, 6, 1, 3, 1, 1, 1, 1, 2, 5, 2, 4]
     assert scl_fill_rank(scl.reshape(3, 4)).shape == (3, 4)
 
 

@@ -69,7 +69,7 @@ FILL_RANK_CLEAR = 0
 #: configuration, and of every pixel of a scene without SCL.
 FILL_RANK_SURFACE = 1
 #: Fill rank of the SCL cloud/shadow/defect/snow classes (see :func:`scl_fill_rank`).
-SCL_FILL_RANK: dict[int, int] = {10: 2, 8: 2, 3: 3, 9: 4, 1: 5, SCL_SNOW: 6}
+SCL_FILL_RANK: dict[int, int] = {10: 2, 8: 2, 3: 3, SCL_SNOW: 4, 9: 5, 1: 6}
 #: Fill rank of SCL "no data": never a candidate.
 FILL_RANK_NO_DATA = 255
 
@@ -94,10 +94,11 @@ def scl_fill_rank(scl: np.ndarray) -> np.ndarray:
     least-cloudy one (lower = better): :data:`FILL_RANK_SURFACE` (1) for surface
     classes; 2 for thin cirrus (10) and cloud medium probability (8) (semi-
     transparent, and class 8 is SCL's usual false alarm on bright roofs and
-    concrete); 3 for cloud shadow (3: ground visible, but dark); 4 for cloud high
-    probability (9: opaque); 5 for saturated/defective (1: radiometry unreliable);
-    6 for snow/ice (11: the surface is hidden, and snow looks impervious);
-    :data:`FILL_RANK_NO_DATA` (255) for no data (0).
+    concrete); 3 for cloud shadow (3: ground visible, but dark); 4 for snow/ice (11:
+    the surface is hidden, but ``predict`` recognises snow and leaves it nodata, which
+    it cannot do for cloud); 5 for cloud high probability (9: opaque); 6 for
+    saturated/defective (1: radiometry unreliable); :data:`FILL_RANK_NO_DATA` (255)
+    for no data (0).
     """
     lut = np.full(256, FILL_RANK_SURFACE, np.uint8)
     for cls, rank in SCL_FILL_RANK.items():

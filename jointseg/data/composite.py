@@ -34,7 +34,7 @@ Rules:
   ``rank`` = :func:`jointseg.data.cloudmask.scl_fill_rank` of the scene's SCL
   (0 where the mask is clear, i.e. when COUNT < ``min_clear``; surface classes
   masked only by the dilation 1; thin cirrus and cloud medium probability 2;
-  shadow 3; cloud high 4; saturated 5), ``blue`` as above. The SCL class decides
+  shadow 3; snow 4; cloud high 5; saturated 6), ``blue`` as above. The SCL class decides
   first because it is the only per-date cloud evidence in the stack; the darkest
   blue, the classic cloud/haze proxy, decides among equal classes (and alone in a
   scene without SCL); a tie goes to the first scene. The s2cloudless probability
