@@ -119,7 +119,16 @@ def make_session(
         PROVIDERS["tensorrt"]: {k: str(v) for k, v in (tensorrt_options or {}).items()},
     }
     opts = _session_options(threads, inter_threads)
-    session, used = _load(model_path, names, opts, options)
+    try:
+        session, used = _load(model_path, names, opts, options)
+    except ModelError as exc:
+        if not cuda_graph:
+            raise
+        # ORT refuses CUDA graphs unless every node runs on the CUDA EP
+        log.warning("CUDA graphs refused for %s (%s); running without them", model_path, exc)
+        cuda_graph = False
+        options[PROVIDERS["cuda"]] = cuda_provider_options(cuda_options, False)
+        session, used = _load(model_path, names, opts, options)
     for name in names:
         if name not in used:
             log.warning("%s could not be initialised for %s; using %s", name, model_path, used)
