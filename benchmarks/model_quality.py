@@ -80,7 +80,7 @@ def width_masks(landcover: np.ndarray, small_m2: float) -> dict[str, np.ndarray]
 @torch.no_grad()
 def score(ckpt: Path, root: Path, chips: list[Chip], small_m2: float) -> dict:
     """Scores of a checkpoint on whole test chips against their clean truth."""
-    model, raw = load_checkpoint(ckpt)
+    model, raw = load_checkpoint(ckpt)  # best.pt: highest val F1 on the (noisy) val labels
     counts = BinaryCounts()
     per_class: dict[int, list[int]] = {}
     width: dict[str, list[int]] = {}
@@ -107,7 +107,9 @@ def score(ckpt: Path, root: Path, chips: list[Chip], small_m2: float) -> dict:
             "psnr": float(psnr(np.zeros(1), np.array([np.sqrt(se / max(n, 1))]))),
             "classes": {c: a / max(t, 1) for c, (a, t) in sorted(per_class.items())},
             "width": {k: a / max(t, 1) for k, (a, t) in width.items()},
-            "history": raw["history"]}
+            "history": torch.load(ckpt.with_name("last.pt"), map_location="cpu",
+                                  weights_only=False)["history"],
+            "best_epoch": raw["epoch"]}
 
 
 def train_config(args: argparse.Namespace, arch: str) -> TrainConfig:
