@@ -44,6 +44,7 @@ if TRAINING:
 
 include: "rules/mosaic.smk"
 include: "rules/accuracy.smk"
+include: "rules/products.smk"
 include: "rules/report.smk"
 include: "rules/viewer.smk"
 

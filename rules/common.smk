@@ -586,3 +586,84 @@ def stop_demo_servers_if_started():
         from jointseg.simulate.servers import stop_demo_servers
 
         stop_demo_servers(Path(DEMO["state_dir"]))
+
+
+# --- other ISA products for Table 1 (rules/products.smk, config accuracy.products)
+PRODUCTS_DIR = f"{SIM_DIR}/products"
+
+
+def product_specs():
+    """accuracy.products, or the demo's simulated stand-ins when none is configured."""
+    from jointseg.simulate.otherproducts import stand_in_specs
+
+    if config["accuracy"]["products"]:
+        return config["accuracy"]["products"]
+    return stand_in_specs(PRODUCTS_DIR) if DEMO["enabled"] else []
+
+
+def demo_truth(year):
+    """The demo's simulated truth of a year: {SIM_DIR}/{year}/truth/isa_1m.tif, or the
+    single-year demo's {SIM_DIR}/truth/isa_1m.tif while no rule writes per-year truths.
+    """
+    legacy = f"{SIM_DIR}/truth/isa_1m.tif"
+    outs = {str(o) for r in workflow.rules for o in r.output}
+    per_year = [
+        o for o in outs - {legacy} if Path(o).parts[-2:] == ("truth", "isa_1m.tif")
+    ]
+    if legacy in outs and not per_year:
+        return legacy
+    return f"{SIM_DIR}/{year}/truth/isa_1m.tif"
+
+
+def products_reference(year):
+    """("truth" | "labels", path) of the reference products are compared with, or None."""
+    a = config["accuracy"]
+    if a["truth"]:
+        return ("truth", a["truth"].format(year=year))
+    if DEMO["enabled"]:
+        return ("truth", demo_truth(year))
+    if a["labels"]:
+        return ("labels", a["labels"])
+    return None
+
+
+def products_inputs(wildcards):
+    """Map, baseline, reference and (demo) stand-in files of one region and year."""
+    base = f"{RESULTS}/{wildcards.region}/{wildcards.year}"
+    inputs = {"map": f"{base}/isa_1m.tif"}
+    if BASELINE:
+        inputs["baseline"] = f"{base}/baseline/isa_1m.tif"
+    kind, path = products_reference(wildcards.year)
+    inputs[kind] = path
+    if not config["accuracy"]["products"]:
+        inputs["products"] = product_stand_ins()
+    return inputs
+
+
+def product_stand_ins():
+    """Files of the demo's simulated stand-ins (rule simulate_products) for YEARS."""
+    from jointseg.simulate.otherproducts import stand_in_files
+
+    return stand_in_files(PRODUCTS_DIR, YEARS)
+
+
+def products_args(wildcards, input):
+    """`--product JSON` per product, the reference and the baseline, shell-quoted."""
+    args = [f"--product {shlex.quote(json.dumps(p))}" for p in product_specs()]
+    for key in ("truth", "labels", "baseline"):
+        if key in input.keys():
+            args.append(f"--{key} {shlex.quote(str(input[key]))}")
+    return " ".join(args)
+
+
+def products_targets():
+    """products.json per region and year (none without products or a reference)."""
+    if not product_specs():
+        return []
+    regions = [config["demo"]["region"]] if DEMO["enabled"] else REGIONS
+    return [
+        f"{RESULTS}/{r}/{y}/accuracy/products.json"
+        for r in regions
+        for y in YEARS
+        if products_reference(y)
+    ]

@@ -46,6 +46,8 @@ rule change:
 rule paper_tables:
     input:
         reports=accuracy_targets(),
+        # Table 1 reads each report's sibling products.json (rules/products.smk)
+        products=products_targets(),
         change=change_targets(),
     output:
         index=report(f"{RESULTS}/paper_tables/index.md", category="Paper tables"),

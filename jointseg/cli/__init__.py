@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "merge-batches": "jointseg.cli.batch:merge_batches",
     "chips": "jointseg.cli.chips:chips",
     "view": "jointseg.cli.view:view",
+    "products": "jointseg.cli.products:products",
 }
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,3 +214,17 @@ def _encode(kind: str, share: np.ndarray, err: ErrorModel, rng: np.random.Genera
             out[outside] = fmt.nodata
         return out
     return np.where(isa, fmt.isa_values[0], 0)
+
+
+def stand_in_specs(out_dir: str | os.PathLike) -> list[dict]:
+    """Config items (``accuracy.products`` format) of the stand-ins under ``out_dir``."""
+    return [{"name": product_format(kind).label, "kind": kind,
+             "path": str(Path(out_dir) / name), "year": year}
+            for kind, (name, year) in LAYOUT.items()]
+
+
+def stand_in_files(out_dir: str | os.PathLike, years: Sequence[int]) -> list[str]:
+    """Every file :func:`simulate_products` writes for truths of ``years``."""
+    names = [name for name, _ in LAYOUT.values()]
+    return list(dict.fromkeys(str(Path(out_dir) / n.format(year=y)) for n in names
+                              for y in years))
