@@ -18,16 +18,16 @@ from affine import Affine
 from click.testing import CliRunner
 from shapely.geometry import box
 
-from jointseg.assess import change
+from jointseg.assess import changescan as change
 from jointseg.assess.change import (
     ChangeError,
     annual_growth_pct,
     biennial_change,
-    change_codes,
     check_same_grid,
-    consistent_step,
     parse_year_paths,
 )
+from jointseg.assess.changemaps import change_codes
+from jointseg.assess.consistency import consistent_step
 from jointseg.cli import main
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog

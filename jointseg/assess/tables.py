@@ -2,8 +2,8 @@
 
 Inputs are the ``report.json`` files of :func:`jointseg.assess.report.build.accuracy_report`
 (schema ``jointseg.accuracy_report/1``) and the ``change.json`` files of
-:func:`jointseg.assess.change.biennial_change` (schema ``jointseg.assess.change/1``). Tables, in the
-layout of the paper's:
+:func:`jointseg.assess.change.biennial_change` (schema ``jointseg.assess.change/1``).
+Tables, in the layout of the paper's:
 
 1. ``table1_products``: product comparison, P/R/F1 (ISA-1, WorldCover and any other
    product, against each reference: the truth, WorldCover, the labelled sample);
@@ -11,7 +11,10 @@ layout of the paper's:
    reference and grid, with the F1 gain in points;
 3. ``table3_cities``: per-city comparisons;
 4. ``table4_isa_area``: ISA area per city per year;
-5. ``table5_growth``: growth by region, zone and city between years.
+5. ``table5_growth``: growth by region, zone and city between years;
+
+and ``change_accuracy``: F1 of new ISA per period against the reference and the
+change sample's new-ISA area (from change files with a reference).
 
 Every row carries ``source`` (the JSON file it came from) and ``simulated``; each
 table's caption says what was measured on what. A table without data says "no data
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jointseg.assess.change import growth
+from jointseg.assess.otherproducts.table import products_rows
 from jointseg.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -109,23 +113,31 @@ def _row(rep: Mapping, **kv: object) -> dict:
 
 
 def products_table(reports: Sequence[Mapping]) -> Table:
-    """Table 1: every product (not the baseline) against every reference."""
+    """Table 1: every product (not the baseline) against every reference, with the other
+    ISA products of the products.json beside each report (:mod:`jointseg.assess.otherproducts`)."""
     cols = ["region", "year", "product", "reference", "grid", "precision", "precision_ci",
-            "recall", "recall_ci", "f1", "iou", "n", "simulated", "source"]
+            "recall", "recall_ci", "f1", "oa", "iou", "n", "f1_gain_points", "simulated",
+            "source"]
     t = Table("table1_products", "Table 1. Product comparison (precision, recall, F1)",
               "Agreement of each product with the reference of its row, from pixel counts on "
               "the grid named (ISA-1 aggregated to 10 m for the WorldCover grid), and "
               "design-based estimates from the stratified sample (with 95 % CI half-widths). "
-              "Rows with simulated = True are measured on simulated data, not real-world "
-              "accuracy.", cols)
+              "Other ISA products (GAIA, GISA-10m, WSF 2019, ESRI LC, Dynamic World, "
+              "GHS-BUILT-S) are compared with ISA-1 on the same 10 m pixels; f1_gain_points = "
+              "100 x (F1 ISA-1 - F1 product) on those pixels. "
+              "Rows with simulated = True are measured on simulated data (in the demo the "
+              "other products are simulated stand-ins), not real-world accuracy.", cols)
     for rep in reports:
+        t.rows += [_row(rep, precision_ci=None, recall_ci=None, **r)
+                   for r in products_rows(rep["_source"])]
         for c in rep.get("comparisons", []):
             if c.get("product_input") == "baseline":
                 continue
             t.rows.append(_row(rep, product=c["product"], reference=c["reference"],
                                grid=c["grid"], precision=c["precision"], precision_ci=None,
-                               recall=c["recall"], recall_ci=None, f1=c["f1"], iou=c["iou"],
-                               n=c["n_pixels"], simulated=c["simulated"],
+                               recall=c["recall"], recall_ci=None, f1=c["f1"],
+                               oa=c.get("oa"), iou=c["iou"], n=c["n_pixels"],
+                               simulated=c["simulated"],
                                source=rep["_source"]))
         est = rep.get("estimates", {})
         if est.get("status") == "ok":
@@ -208,7 +220,9 @@ def area_table(reports: Sequence[Mapping], changes: Sequence[Mapping]) -> Table:
               "isa1_km2 = ISA-1 pixel count x pixel area; from accuracy reports (method "
               "'map pixel count', with the sample's error-adjusted area when there is one; "
               "WorldCover over the 10 m pixels compared with the map) and from change files "
-              "(method 'change', after the temporal-consistency rule when applied).", cols)
+              "(method 'change', after the temporal-consistency rule when applied; the "
+              "error-adjusted area ± 95 % CI from that year's stratified sample, empty when "
+              "the year had none: pixel count only).", cols)
     for rep in reports:
         a = rep["isa_area"]
         est = rep.get("estimates", {})
@@ -234,9 +248,10 @@ def area_table(reports: Sequence[Mapping], changes: Sequence[Mapping]) -> Table:
                 for year, a in g["areas"].items():
                     t.rows.append({"region": ch["region"], "city": label or name,
                                    "year": int(year), "isa1_km2": a["isa_km2"],
-                                   "isa1_error_adjusted_km2": None,
-                                   "isa1_error_adjusted_ci_km2": None, "worldcover_km2": None,
-                                   "truth_km2": None, "method": method,
+                                   "isa1_error_adjusted_km2": a.get("isa_km2_adjusted"),
+                                   "isa1_error_adjusted_ci_km2": a.get("isa_km2_adjusted_ci"),
+                                   "worldcover_km2": None, "truth_km2": None,
+                                   "method": method,
                                    "simulated": ch["simulated"], "source": ch["_source"]})
     return t
 
@@ -284,10 +299,46 @@ def growth_table(reports: Sequence[Mapping], changes: Sequence[Mapping]) -> Tabl
     return t
 
 
+CHANGE_ACCURACY_TABLE = "change_accuracy"
+
+
+def change_accuracy_table(changes: Sequence[Mapping]) -> Table:
+    """Change accuracy per region and period: new-ISA F1 and the change-sample area."""
+    cols = ["region", "period", "precision", "recall", "f1", "f1_without_rule",
+            "map_new_isa_km2", "reference_new_isa_km2", "sample_new_isa_km2",
+            "sample_new_isa_ci_km2", "sample_n", "consistency_changed_pixels", "simulated",
+            "source"]
+    t = Table(CHANGE_ACCURACY_TABLE, "Change accuracy: new ISA per period",
+              "Agreement of the map's new ISA (non-ISA -> ISA) with the reference's per period "
+              "(pixel counts on the map grid); f1_without_rule = the same without the "
+              "temporal-consistency rule (when applied). sample_new_isa_km2 ± CI: "
+              "Olofsson et al. (2014) error-adjusted area of new ISA over the first -> last "
+              "period from the stratified change sample (strata = map change classes).", cols)
+    for ch in changes:
+        acc, cons, smp = ch.get("change_accuracy"), ch["consistency"], ch.get("change_sample", {})
+        if not acc:
+            continue
+        full = "-".join(str(y) for y in smp.get("period", []))
+        for period, e in acc["periods"].items():
+            ok = period == full and smp.get("status") == "ok"
+            t.rows.append({"region": ch["region"], "period": period,
+                           **{k: e[k] for k in ("precision", "recall", "f1", "map_new_isa_km2",
+                                                "reference_new_isa_km2")},
+                           "f1_without_rule": (cons.get("new_isa_f1") or {}).get(
+                               period, {}).get("without_rule"),
+                           "sample_new_isa_km2": smp["new_isa_km2"] if ok else None,
+                           "sample_new_isa_ci_km2": smp["new_isa_ci_km2"] if ok else None,
+                           "sample_n": smp["n_labelled"] if ok else None,
+                           "consistency_changed_pixels": cons.get("changed_pixels_total"),
+                           "simulated": ch["simulated"], "source": ch["_source"]})
+    return t
+
+
 def build_tables(reports: Sequence[Mapping], changes: Sequence[Mapping] = ()) -> list[Table]:
-    """All five tables from the inputs (a table may have no rows)."""
+    """The five paper tables and the change-accuracy table (a table may have no rows)."""
     return [products_table(reports), baseline_table(reports), cities_table(reports),
-            area_table(reports, changes), growth_table(reports, changes)]
+            area_table(reports, changes), growth_table(reports, changes),
+            change_accuracy_table(changes)]
 
 
 # ---------------------------------------------------------------------- output

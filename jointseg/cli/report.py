@@ -137,7 +137,14 @@ def paper_tables(reports: tuple[str, ...], changes: tuple[str, ...], out_dir: st
               help="YEAR=PATH of a binary ISA map (repeat, or list after --maps).")
 @click.option("--probs", "probs", multiple=True,
               help="YEAR=PATH of the ISA probability map of that year (same grid).")
-@click.option("--cities", type=click.Path(exists=True), default=None)
+@click.option("--truth", "truth", multiple=True,
+              help="YEAR=PATH of a reference binary raster (1 = ISA) of that year, one per "
+                   "map year: change accuracy (F1 of new ISA) and the change sample's labels.")
+@click.option("--reports", "reports", multiple=True,
+              help="YEAR=PATH of that year's accuracy report.json: error-adjusted ISA area "
+                   "± 95 % CI from its stratified sample.")
+@click.option("--cities", type=click.Path(exists=True), default=None,
+              help="Polygon layer of cities / districts (rows of the per-city results).")
 @click.option("--city-field", default=schema_default("accuracy.city_field"),
               show_default=True)
 @click.option("--zones", type=click.Path(exists=True), default=None,
@@ -149,30 +156,48 @@ def paper_tables(reports: tuple[str, ...], changes: tuple[str, ...], out_dir: st
 @click.option("--confident", type=click.FloatRange(0.5, 1.0),
               default=schema_default("change.confident"), show_default=True,
               help="A loss is kept where the later year's p(ISA) <= 1 - confident.")
+@click.option("--sample-target-se", type=click.FloatRange(min=0, min_open=True),
+              default=schema_default("accuracy.target_se"), show_default=True,
+              help="Change sample: target SE of overall accuracy (eq. 13).")
+@click.option("--sample-floor", type=click.IntRange(min=2),
+              default=schema_default("accuracy.floor"), show_default=True,
+              help="Change sample: minimum units per change stratum.")
+@click.option("--seed", type=int, default=schema_default("accuracy.seed"), show_default=True)
 @click.option("--region", default="region", show_default=True, help="Region name.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for change_<y0>_<y1>.tif, change.json and change.csv.")
+              help="Folder for change_<y0>_<y1>.tif, first_isa_year.tif, change.json/csv/md, "
+                   "change_sample.gpkg and the PNG plots.")
+@click.option("--plots/--no-plots", default=True, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.argument("more", nargs=-1)
-def change(maps: tuple[str, ...], probs: tuple[str, ...], cities: str | None,
-           city_field: str, zones: str | None, zone_field: str, consistency: bool,
-           confident: float, region: str, out_dir: str, progress: bool,
-           more: tuple[str, ...]) -> None:
-    """ISA area per year, growth rates and change maps of a series of yearly maps.
+def change(maps: tuple[str, ...], probs: tuple[str, ...], truth: tuple[str, ...],
+           reports: tuple[str, ...], cities: str | None, city_field: str, zones: str | None,
+           zone_field: str, consistency: bool, confident: float, sample_target_se: float,
+           sample_floor: int, seed: int, region: str, out_dir: str, plots: bool,
+           progress: bool, more: tuple[str, ...]) -> None:
+    """ISA area per year, growth, change maps and change accuracy of yearly maps.
 
     Extra YEAR=PATH arguments are maps (``--maps 2017=a.tif 2019=b.tif`` works).
     """
     from jointseg.assess import change as ch
 
     try:
-        map_paths = ch.parse_year_paths([*maps, *more], "--maps")
-        prob_paths = ch.parse_year_paths(list(probs), "--probs")
-        res = ch.biennial_change(map_paths, out_dir, probs=prob_paths, cities=cities,
-                                 city_field=city_field, zones=zones, zone_field=zone_field,
-                                 consistency=consistency, confident=confident, region=region,
-                                 progress=progress)
+        res = ch.biennial_change(
+            ch.parse_year_paths([*maps, *more], "--maps"), out_dir,
+            probs=ch.parse_year_paths(list(probs), "--probs"),
+            truth=ch.parse_year_paths(list(truth), "--truth"),
+            reports=ch.parse_year_paths(list(reports), "--reports"), cities=cities,
+            city_field=city_field, zones=zones, zone_field=zone_field,
+            consistency=consistency, confident=confident, region=region,
+            sample_target_se=sample_target_se, sample_floor=sample_floor, seed=seed,
+            plots=plots, progress=progress)
     except ch.ChangeError as exc:
         raise click.ClickException(str(exc)) from exc
     reg = res["groups"]["region"][region]
     areas = ", ".join(f"{y}: {reg['areas'][str(y)]['isa_km2']:.4f}" for y in res["years"])
-    click.echo(f"{out_dir}/change.json: ISA km² {areas}")
+    acc = res["change_accuracy"]
+    f1 = "" if not acc else "; new-ISA F1 " + ", ".join(
+        f"{p}: {e['f1']:.3f}" if e["f1"] is not None else f"{p}: n/a"
+        for p, e in acc["periods"].items())
+    click.echo(f"{out_dir}/change.json: ISA km² {areas}{f1}"
+               + (" [SIMULATED inputs]" if res["simulated"] else ""))
