@@ -667,3 +667,8 @@ def products_targets():
         for y in YEARS
         if products_reference(y)
     ]
+
+
+def year_args(option, paths):
+    """`--option YEAR=PATH` per configured year, shell-quoted (rule change)."""
+    return " ".join(f"{option} {shlex.quote(f'{y}={p}')}" for y, p in zip(YEARS, paths))

@@ -2,11 +2,23 @@
 # filled from whatever this run computed (each table names its sources).
 
 
+CHANGE_PAIRS = [f"{y0}_{y1}" for y0, y1 in zip(YEARS[:-1], YEARS[1:])]
+
+
 rule change:
     input:
         maps=lambda w: expand(f"{RESULTS}/{w.region}/{{year}}/isa_1m.tif", year=YEARS),
         probs=lambda w: expand(
             f"{RESULTS}/{w.region}/{{year}}/isa_prob_1m.tif", year=YEARS
+        ),
+        reports=lambda w: expand(
+            f"{RESULTS}/{w.region}/{{year}}/accuracy/report.json", year=YEARS
+        ),
+        # the demo's simulated truth per year: change accuracy, change-sample labels
+        truth=lambda w: (
+            expand(f"{SIM_DIR}/{{year}}/truth/isa_1m.tif", year=YEARS)
+            if DEMO["enabled"] and not config["accuracy"]["truth"]
+            else []
         ),
     output:
         json=f"{RESULTS}/{{region}}/change/change.json",
@@ -16,6 +28,29 @@ rule change:
             category="Change",
             subcategory="{region}",
         ),
+        md=report(
+            f"{RESULTS}/{{region}}/change/change.md",
+            caption="../report/change.rst",
+            category="Change",
+            subcategory="{region}",
+        ),
+        area_plot=report(
+            f"{RESULTS}/{{region}}/change/area_per_year.png",
+            caption="../report/change_area.rst",
+            category="Change",
+            subcategory="{region}",
+        ),
+        growth_map=report(
+            f"{RESULTS}/{{region}}/change/growth_map.png",
+            caption="../report/change_growth_map.rst",
+            category="Change",
+            subcategory="{region}",
+        ),
+        first_year=f"{RESULTS}/{{region}}/change/first_isa_year.tif",
+        maps=expand(
+            f"{RESULTS}/{{{{region}}}}/change/change_{{pair}}.tif", pair=CHANGE_PAIRS
+        ),
+        sample=f"{RESULTS}/{{region}}/change/change_sample.gpkg",
     log:
         "logs/{region}/change.log",
     benchmark:
@@ -28,19 +63,20 @@ rule change:
         runtime=60,
     params:
         out=lambda w, output: str(Path(output.json).parent),
-        maps=lambda w, input: " ".join(
-            shlex.quote(f"{y}={p}") for y, p in zip(YEARS, input.maps)
-        ),
-        probs=lambda w, input: " ".join(
-            f"--probs {shlex.quote(f'{y}={p}')}" for y, p in zip(YEARS, input.probs)
-        ),
+        maps=lambda w, input: year_args("--maps", input.maps),
+        probs=lambda w, input: year_args("--probs", input.probs),
+        reports=lambda w, input: year_args("--reports", input.reports),
+        truth=lambda w, input: year_args("--truth", input.truth),
         groups=change_group_args,
         consistency="--consistency" if config["change"]["consistency"] else "",
         confident=config["change"]["confident"],
+        a=config["accuracy"],
     shell:
-        "jointseg -v change --maps {params.maps} {params.probs} {params.groups}"
-        " {params.consistency} --confident {params.confident:q}"
-        " --region {wildcards.region} --out {params.out:q} --no-progress > {log:q} 2>&1"
+        "jointseg -v change {params.maps} {params.probs} {params.reports} {params.truth}"
+        " {params.groups} {params.consistency} --confident {params.confident:q}"
+        " --sample-target-se {params.a[target_se]:q} --sample-floor {params.a[floor]:q}"
+        " --seed {params.a[seed]:q} --region {wildcards.region:q} --out {params.out:q}"
+        " --no-progress > {log:q} 2>&1"
 
 
 rule paper_tables:
@@ -56,6 +92,10 @@ rule paper_tables:
                 f"{RESULTS}/paper_tables/",
                 *[f"{t}.{ext}" for t in PAPER_TABLES for ext in ("csv", "md")],
             ),
+            category="Paper tables",
+        ),
+        change_accuracy=report(
+            multiext(f"{RESULTS}/paper_tables/change_accuracy", ".csv", ".md"),
             category="Paper tables",
         ),
     log:
