@@ -148,8 +148,13 @@ def test_consistency_effect_is_measured(series, tmp_path):
 def _report(tmp_path, year, area, ci):
     rep = {"schema": "jointseg.accuracy_report/1", "region": "demo", "year": year,
            "simulated": True,
-           "estimates": {"status": "ok", "all": {"classes": {"1": {"area": area,
-                                                                    "area_ci": ci}}}}}
+           "isa_area": {"map_km2": area, "error_adjusted_km2": area,
+                        "error_adjusted_ci_km2": ci},
+           "estimates": {"status": "ok", "reference": "truth", "simulated": True,
+                         "all": {"n_samples": 50, "classes": {"1": {
+                             "area": area, "area_ci": ci, "users_accuracy": 1.0,
+                             "users_accuracy_ci": 0.0, "producers_accuracy": 1.0,
+                             "producers_accuracy_ci": 0.0, "f1": 1.0}}}}}
     p = tmp_path / f"report_{year}.json"
     p.write_text(json.dumps(rep))
     return str(p)
@@ -183,6 +188,12 @@ def test_cli_reports_plots_and_tables(series, tmp_path):
     assert ca["2019-2021"]["f1"] == pytest.approx(0.8)
     assert ca["2017-2023"]["sample_new_isa_km2"] is not None
     assert all(r["simulated"] for t in built.values() for r in t.rows)
+    r = CliRunner().invoke(main, ["paper-tables", "--change", str(out / "change.json"),
+                                  "--reports", reps[2017], "--out", str(tmp_path / "t")])
+    assert r.exit_code == 0, r.output
+    index = (tmp_path / "t" / "index.md").read_text()
+    assert "../cli/growth_map.png" in index and "../cli/change.md" in index
+    assert (tmp_path / "t" / "change_accuracy.csv").exists()
     bad = CliRunner().invoke(main, [*args[:9], "--truth", f"2017={truth[2017]}", "--out",
                                     str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "one --truth per map year" in bad.output

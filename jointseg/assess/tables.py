@@ -375,10 +375,25 @@ def table_markdown(t: Table) -> str:
     return "\n".join(lines + [""])
 
 
-def write_tables(tables: Sequence[Table], out_dir: str | os.PathLike) -> list[Path]:
+def _change_links(changes: Sequence[Mapping], out_dir: Path) -> list[str]:
+    """``index.md`` lines linking each region's change report and plots."""
+    lines = []
+    for ch in changes:
+        files = {"change report": str(Path(ch["_source"]).with_name("change.md")),
+                 **ch.get("plots", {})}
+        lines.append(f"- {ch['region']} {ch['years'][0]}-{ch['years'][-1]}"
+                     + (" (simulated)" if ch["simulated"] else "") + ": "
+                     + ", ".join(f"[{k}]({os.path.relpath(v, out_dir)})"
+                                 for k, v in files.items()))
+    return ["", "## Change reports and plots", "", *lines] if lines else []
+
+
+def write_tables(tables: Sequence[Table], out_dir: str | os.PathLike,
+                 changes: Sequence[Mapping] = ()) -> list[Path]:
     """Write ``<name>.csv`` and ``<name>.md`` per table and ``index.md``, atomically.
 
     CSV floats are written with full precision (``repr``); empty cells are None.
+    ``index.md`` links the change reports and plots of ``changes``.
     """
     out_dir = Path(out_dir)
     written = []
@@ -402,6 +417,7 @@ def write_tables(tables: Sequence[Table], out_dir: str | os.PathLike) -> list[Pa
                   + (" — includes simulated data" if sim else ""),
                   *[f"  - source: `{s}`" for s in t.sources()]]
         log.info("table %s: %d rows", t.name, len(t.rows))
+    index += _change_links(changes, out_dir)
     with atomic_path(out_dir / "index.md") as tmp:
         tmp.write_text("\n".join(index) + "\n")
     written.append(out_dir / "index.md")

@@ -125,7 +125,7 @@ def paper_tables(reports: tuple[str, ...], changes: tuple[str, ...], out_dir: st
 
     try:
         reps, chs = tables.sort_inputs([*reports, *changes, *more])
-        written = tables.write_tables(tables.build_tables(reps, chs), out_dir)
+        written = tables.write_tables(tables.build_tables(reps, chs), out_dir, chs)
     except tables.TableError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{out_dir}: {len(written)} tables from {len(reps)} reports and "
