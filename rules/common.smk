@@ -17,6 +17,9 @@ min_version("9.0")
 # Validate first with jointseg's validator (one line naming the key and what is
 # allowed, plus checks a schema cannot express: future years, empty bboxes...),
 # then with Snakemake's validator against the same schema (fills defaults).
+# `--config years=[2017,2019]` arrives as a list of strings: years are integers
+if isinstance(config.get("years"), list):
+    config["years"] = [int(y) if str(y).isdigit() else y for y in config["years"]]
 try:
     validate_config(config, source="config")
 except ConfigError as exc:
@@ -29,6 +32,14 @@ YEARS = config_years(config)
 REGIONS = list(config["regions"])
 DEMO = config["stac"]["demo_server"]
 SIM_DIR = DEMO["sim_dir"]
+# the demo simulates all of demo.years at once, side by side under SIM_DIR/<year>/; the
+# mapped years (year / years) must be among them
+SIM_YEARS = sorted(config["demo"]["years"])
+if DEMO["enabled"] and set(YEARS) - set(SIM_YEARS):
+    raise WorkflowError(
+        f"config: key 'years': {sorted(set(YEARS) - set(SIM_YEARS))} not simulated;"
+        f" the demo simulates demo.years = {SIM_YEARS}"
+    )
 TILE_SIZE_M = config["grid"]["tile_size_m"]
 SR_QUICKLOOK = config["infer"]["sr_quicklook"]
 # the training region (config training_data; rules/chips.smk), tiled as region TRAIN_REGION
@@ -298,6 +309,20 @@ def simulated_training_outputs():
     return SIM_TRAIN_SOURCES if SIM_TRAIN is not None else []
 
 
+def sim_truth(year, name="isa"):
+    """The demo's simulated 1 m truth of one year (name: isa | landcover)."""
+    return f"{SIM_DIR}/{year}/truth/{name}_1m.tif"
+
+
+def simulate_demo_outputs():
+    """Everything simulate_demo writes that rules read: per simulated year its truth,
+    the districts, the catalogue index and the training region's sources."""
+    truth = [sim_truth(y, n) for y in SIM_YEARS for n in ("isa", "landcover")]
+    return [f"{SIM_DIR}/simulation.json", f"{SIM_DIR}/districts.gpkg", *truth] + (
+        simulated_training_outputs()
+    )
+
+
 def simulate_training_args(wildcards):
     """`jointseg simulate region` options of the simulated training region (or "")."""
     if SIM_TRAIN is None:
@@ -313,6 +338,7 @@ def simulate_training_args(wildcards):
         [
             ("--training-seed", SIM_TRAIN["seed"]),
             ("--label-noise", SIM_TRAIN["label_noise"]),
+            ("--training-year", TRAIN_YEAR),
         ]
     )
     return f"--training-bbox {bbox} {options}"
@@ -472,18 +498,20 @@ def worldcover_source(wildcards):
     return DEFAULT_URL_TEMPLATE
 
 
-def truth_raster():
+def truth_raster(year):
+    """The 1 m ISA reference of ``year``: accuracy.truth, or the demo's simulated truth."""
     a = config["accuracy"]
     if a["truth"]:
         return a["truth"]
-    return f"{SIM_DIR}/truth/isa_1m.tif" if DEMO["enabled"] else None
+    return sim_truth(year) if DEMO["enabled"] else None
 
 
-def landcover_raster():
+def landcover_raster(year):
+    """The 1 m land-cover reference of ``year``: accuracy.landcover, or the demo's."""
     a = config["accuracy"]
     if a["landcover"]:
         return a["landcover"]
-    return f"{SIM_DIR}/truth/landcover_1m.tif" if DEMO["enabled"] else None
+    return sim_truth(year, "landcover") if DEMO["enabled"] else None
 
 
 def accuracy_inputs(wildcards):
@@ -491,10 +519,10 @@ def accuracy_inputs(wildcards):
     inputs = {"map": f"{base}/isa_1m.tif", "prob": f"{base}/isa_prob_1m.tif"}
     if BASELINE:
         inputs["baseline"] = f"{base}/baseline/isa_1m.tif"
-    if truth_raster():
-        inputs["truth"] = truth_raster()
-    if landcover_raster():
-        inputs["landcover"] = landcover_raster()
+    if truth_raster(wildcards.year):
+        inputs["truth"] = truth_raster(wildcards.year)
+    if landcover_raster(wildcards.year):
+        inputs["landcover"] = landcover_raster(wildcards.year)
     if config["accuracy"]["landcover_classes"]:
         inputs["landcover_classes"] = config["accuracy"]["landcover_classes"]
     if not config["accuracy"]["worldcover"] and DEMO["enabled"]:

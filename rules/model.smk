@@ -20,7 +20,8 @@ rule simulate_chips:
     params:
         out=lambda w, output: str(Path(output[0]).parent),
         chips=config["model"]["chips"],
-        year=YEARS[0],
+        # a fixed year (not the mapped one): changing `year` must not retrain
+        year=TRAIN_YEAR or 2021,
     shell:
         "jointseg -v simulate chips --out {params.out:q} --seed {params.chips[seed]:q}"
         " --n-regions {params.chips[n_regions]:q}"

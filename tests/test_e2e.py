@@ -36,6 +36,9 @@ def e2e_config(workdir: Path) -> dict:
     cfg["regions"]["demo"]["bbox"] = BBOX
     cfg["grid"]["tile_size_m"] = 600
     cfg["demo"]["n_dates"] = 4
+    cfg["demo"]["years"] = [2021]  # one simulated year: the multi-year DAG is test_dag_years
+    cfg.pop("years", None)
+    cfg["year"] = 2021
     cfg["stac"]["demo_server"].update(
         stac_port=free_port(), file_port=free_port(), state_dir=str(workdir / ".servers"))
     cfg["model"] = {"chips": {"n_regions": 3, "region_size_m": 600, "chip_size_m": 300},
@@ -102,7 +105,7 @@ def test_data_stages_make_aligned_cloud_free_composites(workdir):
     assert (c10[4] > 0).mean() > 0.95  # nearly every pixel had a clear observation
     # values against the simulator's truth: interior water is dark in the NIR,
     # interior tree canopy bright (tolerances cover the PSF's mixing with neighbours)
-    with rasterio.open(sim / "truth" / "landcover_1m.tif") as ds:
+    with rasterio.open(sim / "2021" / "truth" / "landcover_1m.tif") as ds:
         lc = ds.read(1, window=from_bounds(x0, y0, x0 + 600, y0 + 600, ds.transform))
     blocks = lc.reshape(60, 10, 60, 10)
     from scipy import ndimage

@@ -22,8 +22,8 @@ TINY = (663000.0, 3543000.0, 663600.0, 3543600.0)
 @pytest.fixture(scope="module")
 def region(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("demo")
-    sim = simulate_region(out, SMALL, "EPSG:32650", 2021, 42, 6, "http://127.0.0.1:1",
-                          progress=False)
+    sim = simulate_region(out, SMALL, "EPSG:32650", [2021, 2023], 42, 6, "http://127.0.0.1:1",
+                          progress=False, hr_years=[2021], workers=2)
     return out, sim
 
 
@@ -33,7 +33,7 @@ def read(path: Path, band: int = 1) -> np.ndarray:
 
 
 def scene_dir(out: Path, sim: dict, which: str) -> tuple[Path, dict]:
-    scenes = sorted(sim["scenes"], key=lambda s: s["cloud_fraction"])
+    scenes = sorted(sim["per_year"]["2021"]["scenes"], key=lambda s: s["cloud_fraction"])
     sc = scenes[0] if which == "clearest" else scenes[-1]
     return out / "s2" / sc["id"], sc
 
@@ -41,19 +41,24 @@ def scene_dir(out: Path, sim: dict, which: str) -> tuple[Path, dict]:
 def test_same_seed_identical_different_seed_differs(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     for d, seed in ((a, 7), (b, 7), (c, 8)):
-        simulate_region(d, TINY, "EPSG:32650", 2021, seed, 2, "http://x", progress=False)
+        simulate_region(d, TINY, "EPSG:32650", [2021], seed, 2, "http://x", progress=False)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert len(files) > 20
     for rel in files:
+        if rel.suffix == ".gpkg":  # GeoPackages carry a write timestamp: compare content
+            import geopandas as gpd
+
+            assert gpd.read_file(a / rel).equals(gpd.read_file(b / rel)), rel
+            continue
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
-    assert not np.array_equal(read(a / "truth/landcover_1m.tif"),
-                              read(c / "truth/landcover_1m.tif"))
+    assert not np.array_equal(read(a / "2021/truth/landcover_1m.tif"),
+                              read(c / "2021/truth/landcover_1m.tif"))
 
 
 def test_class_proportions_plausible(region):
     out, _ = region
-    lc = read(out / "truth/landcover_1m.tif")
-    isa = read(out / "truth/isa_1m.tif")
+    lc = read(out / "2021/truth/landcover_1m.tif")
+    isa = read(out / "2021/truth/isa_1m.tif")
     assert 0.15 < isa.mean() < 0.6
     assert np.array_equal(isa == 1, np.isin(lc, (1, 2, 3, 4)))
     present = [c for c in range(1, 10) if (lc == c).mean() > 0.005]
@@ -62,7 +67,7 @@ def test_class_proportions_plausible(region):
 
 def test_roads_of_several_widths(region):
     out, _ = region
-    road = read(out / "truth/landcover_1m.tif") == 1
+    road = read(out / "2021/truth/landcover_1m.tif") == 1
     edt = ndimage.distance_transform_edt(road)
     ridge = road & (edt == ndimage.maximum_filter(edt, 3)) & (edt > 0)
     widths = 2 * edt[ridge]
@@ -79,10 +84,10 @@ def _pure(lc: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
 
 def test_s2_reflectance_plausible_per_class(region):
     out, sim = region
-    lc = read(out / "truth/landcover_1m.tif")
+    lc = read(out / "2021/truth/landcover_1m.tif")
     # the date nearest 1 August (peak greenness of crops and trees)
-    sc = min(sim["scenes"], key=lambda s: abs(int(s["datetime"][5:7]) * 30 + int(
-        s["datetime"][8:10]) - 240))
+    sc = min(sim["per_year"]["2021"]["scenes"], key=lambda s: abs(
+        int(s["datetime"][5:7]) * 30 + int(s["datetime"][8:10]) - 240))
     d = out / "s2" / sc["id"]
     clear = read(out / "truth/clouds" / f"{sc['id']}.tif") == 0
     b4 = read(d / "B04.tif") / 1e4
@@ -97,26 +102,26 @@ def test_s2_reflectance_plausible_per_class(region):
     assert np.median(b4[built]) > np.median(b4[veg])
 
 
-def test_boa_offset_only_from_2022(tmp_path, region):
-    out21, sim21 = region
-    out22 = tmp_path / "y2022"
-    sim22 = simulate_region(out22, TINY, "EPSG:32650", 2022, 3, 2, "http://x", progress=False)
-    for out, sim, offset in ((out21, sim21, 0), (out22, sim22, 1000)):
-        items = json.loads((out / "stac/items.json").read_text())["features"]
-        for sc, item in zip(sim["scenes"], items, strict=True):
-            if sc["datetime"] < "2022-01-25":
-                continue
+def test_boa_offset_only_from_2022(region):
+    """2021's scenes have no offset, 2023's the +1000 DN of baseline >= 04.00 (declared in
+    the STAC items as the raster offset -0.1, not applied)."""
+    out, sim = region
+    items = {i["id"]: i for i in json.loads((out / "stac/items.json").read_text())["features"]}
+    for year, offset in (("2021", 0), ("2023", 1000)):
+        for sc in sim["per_year"][year]["scenes"]:
+            item = items[sc["id"]]
             assert sc["boa_offset_dn"] == offset
-            # the DN still carry the offset: Earth Search would say it has NOT removed it
+            assert item["properties"]["s2:processing_baseline"] >= ("04.00" if offset else "")
             assert item["properties"]["earthsearch:boa_offset_applied"] is False
             assert item["assets"]["red"]["raster:bands"][0]["offset"] == (-0.1 if offset else 0)
     # Dark water is < 0.05 reflectance: below 500 DN without, above 1000 DN with the offset.
-    lc21 = read(out21 / "truth/landcover_1m.tif")
-    d21, _ = scene_dir(out21, sim21, "clearest")
+    lc21 = read(out / "2021/truth/landcover_1m.tif")
+    d21, _ = scene_dir(out, sim, "clearest")
     b8 = read(d21 / "B08.tif")
     assert np.median(b8[_pure(lc21, (8,))]) < 500
-    d22 = out22 / "s2" / sim22["scenes"][0]["id"]
-    assert read(d22 / "B08.tif").min() > 1000
+    d23 = out / "s2" / sim["per_year"]["2023"]["scenes"][0]["id"]
+    b8_23 = read(d23 / "B08.tif")
+    assert b8_23[b8_23 > 0].min() > 1000
 
 
 def test_scl_marks_most_true_cloud_with_errors(region):
@@ -136,8 +141,8 @@ def test_scl_marks_most_true_cloud_with_errors(region):
 def test_grids_aligned(region):
     out, sim = region
     d, _ = scene_dir(out, sim, "clearest")
-    with rasterio.open(out / "truth/landcover_1m.tif") as a, \
-            rasterio.open(out / "hr/hr_1m.tif") as h, rasterio.open(d / "B02.tif") as b, \
+    with rasterio.open(out / "2021/truth/landcover_1m.tif") as a, \
+            rasterio.open(out / "2021/hr/hr_1m.tif") as h, rasterio.open(d / "B02.tif") as b, \
             rasterio.open(d / "B05.tif") as c, rasterio.open(d / "SCL.tif") as s:
         assert a.res == h.res == (1, 1) and b.res == (10, 10) and c.res == s.res == (20, 20)
         assert a.bounds == h.bounds == b.bounds == c.bounds == s.bounds
@@ -154,6 +159,7 @@ def test_stac_items(region, tmp_path):
     coll = json.loads((out / "stac/collection.json").read_text())
     assert coll["id"] == "sentinel-2-l2a" and "simulated" in coll["description"].lower()
     assert [i["id"] for i in items] == [s["id"] for s in sim["scenes"]]
+    assert {i["properties"]["datetime"][:4] for i in items} == {"2021", "2023"}
     for it in items:
         assert set(it["assets"]) == keys
         p = it["properties"]
@@ -173,8 +179,9 @@ def test_stac_items(region, tmp_path):
 def test_worldcover_misses_thin_roads(region):
     out, _ = region
     (wc_path,) = (out / "worldcover").glob("ESA_WorldCover_10m_2021_v200_N30E117_Map.tif")
-    lc = read(out / "truth/landcover_1m.tif")
-    with rasterio.open(wc_path) as ds, rasterio.open(out / "truth/landcover_1m.tif") as ref:
+    lc_path = out / "2021/truth/landcover_1m.tif"
+    lc = read(lc_path)
+    with rasterio.open(wc_path) as ds, rasterio.open(lc_path) as ref:
         assert ds.crs.to_epsg() == 4326
         assert abs(ds.res[0] - 1 / 12000) < 1e-12
         wc1 = np.zeros(lc.shape, dtype=np.uint8)

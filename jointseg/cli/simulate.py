@@ -18,7 +18,13 @@ def simulate() -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output directory (e.g. resources/demo).")
 @click.option("--seed", default=schema_default("demo.seed"), show_default=True, type=int)
-@click.option("--year", default=2021, show_default=True, type=int)
+@click.option("--year", "years", multiple=True, type=int,
+              default=schema_default("demo.years"), show_default=True,
+              help="A year to simulate (repeat for several; one landscape grows between them).")
+@click.option("--hr-year", "hr_years", multiple=True, type=int,
+              help="A year whose 1 m HR image is written (repeatable; default the last year).")
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Processes rendering the years in parallel.")
 @click.option("--bbox", nargs=4, type=float, default=(663000, 3543000, 669000, 3549000),
               show_default=True, help="xmin ymin xmax ymax in metres of --crs.")
 @click.option("--crs", default="EPSG:32650", show_default=True)
@@ -35,16 +41,19 @@ def simulate() -> None:
 @click.option("--label-noise", type=click.Choice(["clean", "osm", "heavy"]),
               default=schema_default("training_data.simulated.label_noise"),
               show_default=True, help="Noise of the training region's map labels.")
-def region(out_dir, seed, year, bbox, crs, n_dates, file_base_url, training_bbox,
-           training_seed, label_noise) -> None:
-    """Simulate the demo region: truth, HR image, S2 L2A scenes, WorldCover, STAC
-    (and with --training-bbox a training region written as sources)."""
+@click.option("--training-year", default=None, type=int,
+              help="Year of the training region's S2 scenes (default the last --year).")
+def region(out_dir, seed, years, hr_years, workers, bbox, crs, n_dates, file_base_url,
+           training_bbox, training_seed, label_noise, training_year) -> None:
+    """Simulate the demo region in each --year: truth, HR image, S2 L2A scenes, WorldCover
+    2020/2021, one STAC catalogue (and with --training-bbox a training region written as
+    sources)."""
     from jointseg.simulate.region import simulate_region
 
     training = ({"bbox": tuple(training_bbox), "seed": training_seed,
-                 "label_noise": label_noise} if training_bbox else None)
-    sim = simulate_region(out_dir, tuple(bbox), crs, year, seed, n_dates, file_base_url,
-                          training=training)
+                 "label_noise": label_noise, "year": training_year} if training_bbox else None)
+    sim = simulate_region(out_dir, tuple(bbox), crs, years, seed, n_dates, file_base_url,
+                          training=training, hr_years=hr_years or None, workers=workers)
     click.echo(json.dumps({s["id"]: s["cloud_fraction"] for s in sim["scenes"]}, indent=1))
 
 

@@ -1,13 +1,16 @@
-"""Orchestration: simulate a whole demo region (truth, HR, S2 scenes, WorldCover, STAC),
-and optionally a training region apart from it whose S2 scenes join the same catalogue and
-whose HR image and map labels are written as a user's sources (:mod:`.sources`)."""
+"""Orchestration: simulate a whole demo region over several years (truth, HR, S2 scenes,
+WorldCover, STAC; urban growth between the years from :mod:`.growth`), and optionally a
+training region apart from it whose S2 scenes join the same catalogue and whose HR image
+and map labels are written as a user's sources (:mod:`.sources`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import math
+import multiprocessing
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,8 @@ from tqdm import tqdm
 from jointseg.bands import BANDS_10M, BANDS_20M, SCL, SR_BANDS
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog, write_json
+from jointseg.simulate.districts import write_districts
+from jointseg.simulate.growth import BASE_YEAR, LAST_YEAR, landscape_in, plan_growth
 from jointseg.simulate.hr import brightness, render_hr
 from jointseg.simulate.landcover import Landscape, simulate_landscape
 from jointseg.simulate.layout import LayoutParams
@@ -37,6 +42,10 @@ MGRS_TILE = "50SPA"
 #: MGRS tile named in the training region's scene ids (distinct ids in one catalogue)
 TRAIN_MGRS_TILE = "50SNA"
 TAGS = {"JOINTSEG_SIMULATED": "true", "JOINTSEG_NOTE": NOTE}
+#: the epochs the demo simulates (the paper's biennial years)
+DEMO_YEARS = (2017, 2019, 2021, 2023)
+#: WorldCover editions (2020 v100, 2021 v200), made from those years' landscapes
+WORLDCOVER_YEARS = (2020, 2021)
 
 
 def region_grid(bbox: tuple[float, float, float, float], crs: str) -> GeoBox:
@@ -71,71 +80,150 @@ def simulate_region(
     out_dir: str | Path,
     bbox: tuple[float, float, float, float] = DEFAULT_BBOX,
     crs: str = "EPSG:32650",
-    year: int = 2021,
+    years: Sequence[int] = DEMO_YEARS,
     seed: int = 42,
     n_dates: int = 8,
     file_base_url: str = "http://127.0.0.1:8752",
     core_radius_m: float | None = None,
     progress: bool = True,
     training: dict | None = None,
+    hr_years: Sequence[int] | None = None,
+    workers: int = 1,
 ) -> dict:
-    """Simulate the demo region under ``out_dir`` and return the ``simulation.json`` dict.
+    """Simulate the demo region in every one of ``years`` under ``out_dir`` and return
+    the ``simulation.json`` dict.
+
+    One landscape (the :data:`~jointseg.simulate.growth.BASE_YEAR` state) grows by the
+    events of :func:`~jointseg.simulate.growth.plan_growth`; each year gets its truth
+    (``<year>/truth/{isa,landcover}_1m.tif``, one 1 m grid for all years), its S2 scenes
+    (``s2/<id>``, dates in that year, the BOA offset from 2022-01-25 on) and, for
+    ``hr_years``, its HR image (``<year>/hr/hr_1m.tif``). WorldCover 2020 (v100) and 2021
+    (v200) are made from those years' landscapes; one STAC catalogue holds every scene.
 
     Args:
         bbox: (xmin, ymin, xmax, ymax) metres in ``crs`` (snapped out to 60 m).
         crs: a UTM CRS (the default region is in EPSG:32650, MGRS 50SPA).
-        year: year of the S2 dates (>= 2022 dates carry the BOA offset).
-        seed: everything is deterministic from it.
-        n_dates: number of S2 dates spread over the year.
+        years: years to simulate (2017 .. growth.LAST_YEAR).
+        seed: everything is deterministic from it (each year's dates and scenes from
+            ``(seed, year)``, so adding a year leaves the others unchanged).
+        n_dates: number of S2 dates spread over each year.
         file_base_url: root URL (serving ``out_dir``) for the STAC asset hrefs.
         core_radius_m: urbanness e-folding distance; 0.4 x region size by default.
-        training: a training region ``{"bbox", "seed", "label_noise"}`` (bbox in ``crs``,
-            apart from ``bbox``) simulated into ``out_dir/train`` by
-            :func:`simulate_training_region`; its scenes join the catalogue.
+        training: a training region ``{"bbox", "seed", "label_noise", "year"}`` (bbox in
+            ``crs``, apart from ``bbox``; year defaults to the last of ``years``)
+            simulated into ``out_dir/train``; its scenes join the catalogue.
+        hr_years: years whose 1 m HR image is written (default: the last year only).
+        workers: processes rendering years in parallel (fork; 1 = in this process).
     """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
+    years = sorted({int(y) for y in years})
+    if not years or years[0] < BASE_YEAR or years[-1] > LAST_YEAR:
+        raise ValueError(f"years {years}: the simulated region spans {BASE_YEAR}-{LAST_YEAR}")
+    hr_years = set(years[-1:] if hr_years is None else hr_years)
     grid = region_grid(bbox, crs)
     seeds = np.random.SeedSequence(seed).spawn(6)
-    rng_lc, rng_tex, rng_dates, rng_s2, rng_wc, _ = (np.random.default_rng(s) for s in seeds)
-
+    rng_lc, rng_growth = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[5])
     layout = LayoutParams.default(grid.shape, rng_lc, core_radius_m=core_radius_m)
     ls = simulate_landscape(grid.shape, rng_lc, layout)
-    log.info("landscape done in %.1f s", time.perf_counter() - t0)
-    _write_truth(out_dir, ls, grid)
-
+    growth = plan_growth(ls, rng_growth)
+    log.info("landscape and growth done in %.1f s", time.perf_counter() - t0)
     cx, cy = grid.transform @ (grid.width / 2, grid.height / 2)
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(cx, cy)
+
+    tasks = [("year", y, y in hr_years) for y in years]
+    tasks += [("worldcover", y, False) for y in WORLDCOVER_YEARS]
+    if training:
+        tasks.append(("training", None, False))
+    _SHARED.update(out_dir=out_dir, ls=ls, growth=growth, grid=grid, seed=seed, lat=lat,
+                   lon=lon, n_dates=n_dates, progress=progress and workers == 1, crs=crs,
+                   training={**(training or {}),
+                             "year": (training or {}).get("year") or years[-1]})
+    try:
+        results = _run(tasks, workers)
+    finally:
+        _SHARED.clear()
+    per_year = {str(y): r for (kind, y, _), r in zip(tasks, results, strict=True)
+                if kind == "year"}
+    train = [r for (kind, _, _), r in zip(tasks, results, strict=True) if kind == "training"]
+    sim = {
+        "simulated": True, "note": NOTE, "seed": seed, "bbox": list(grid.bounds), "crs": crs,
+        "years": years, "mgrs_tile": MGRS_TILE, "per_year": per_year,
+        "scenes": [sc for r in per_year.values() for sc in r["scenes"]],
+        "worldcover_years": list(WORLDCOVER_YEARS),
+        "growth": {"base_year": BASE_YEAR, "events": growth.summary()},
+        "parameters": {
+            "layout": {k: getattr(layout, k) for k in layout.__dataclass_fields__},
+            "psf_sigma_px": 0.45, "fraction_res_m": 5, "worldcover_builtup_threshold": 0.4,
+        },
+        "classes": {str(k): v for k, v in CLASSES.items()},
+        "districts": "districts.gpkg",
+        "training_regions": train,
+    }
+    write_districts(out_dir / "districts.gpkg", grid,
+                    np.random.default_rng(np.random.SeedSequence([seed, 2])))
+    write_json(out_dir / "simulation.json", sim)
+    write_stac(out_dir, file_base_url)
+    log.info("region simulated (%d years) in %.1f s", len(years), time.perf_counter() - t0)
+    return sim
+
+
+#: What the year tasks share (set before the worker processes fork, cleared after).
+_SHARED: dict = {}
+
+
+def _run(tasks: list[tuple], workers: int) -> list:
+    """Run :func:`_task` over ``tasks``, in ``workers`` forked processes when > 1."""
+    if workers <= 1 or len(tasks) <= 1:
+        return [_task(t) for t in tasks]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(min(workers, len(tasks)), maxtasksperchild=1) as pool:
+        return pool.map(_task, tasks, chunksize=1)
+
+
+def _task(task: tuple) -> dict | None:
+    """One year's truth, HR and scenes, one WorldCover year or the training region."""
+    kind, year, with_hr = task
+    s = _SHARED
+    if kind == "training":
+        return simulate_training_region(s["out_dir"], crs=s["crs"], n_dates=s["n_dates"],
+                                        progress=s["progress"], **s["training"])
+    ls = landscape_in(s["ls"], s["growth"], year)
+    if kind == "worldcover":
+        rng = np.random.default_rng(np.random.SeedSequence([s["seed"], year, 1]))
+        wc, wc_geo = worldcover_map(ls.landcover, s["grid"], rng)
+        write_cog(s["out_dir"] / "worldcover" / worldcover_name(year, s["lat"], s["lon"]), wc,
+                  wc_geo, nodata=0, band_names=["Map"], tags={**TAGS, "YEAR": str(year)})
+        return None
+    return _simulate_year(s["out_dir"], ls, s["grid"], year, s["seed"], s["n_dates"], s["lat"],
+                          with_hr, s["progress"])
+
+
+def _simulate_year(out_dir: Path, ls: Landscape, grid: GeoBox, year: int, seed: int,
+                   n_dates: int, lat: float, with_hr: bool, progress: bool) -> dict:
+    """Write ``year``'s truth, HR image (``with_hr``) and S2 scenes from its landscape
+    ``ls``; returns its ``simulation.json`` entry."""
+    t0 = time.perf_counter()
+    rng_tex, rng_dates, rng_s2 = (np.random.default_rng(s)
+                                  for s in np.random.SeedSequence([seed, year]).spawn(3))
+    _write_truth(out_dir / str(year), ls, grid)
     hr_date = dt.date(year, 7, 20)
-    fractions = _write_hr(out_dir / "hr" / "hr_1m.tif", ls, grid, rng_tex, hr_date, lat)
-
-    wc, wc_geo = worldcover_map(ls.landcover, grid, rng_wc)
-    write_cog(out_dir / "worldcover" / worldcover_name(year, lat, lon), wc, wc_geo, nodata=0,
-              band_names=["Map"], tags={**TAGS, "YEAR": str(year)})
-    del ls
-
+    tex = brightness(ls, rng_tex, *sun_position(hr_date, lat))
+    if with_hr:
+        write_cog(out_dir / str(year) / "hr" / "hr_1m.tif", render_hr(ls, tex, hr_date), grid,
+                  nodata=0, band_names=list(SR_BANDS),
+                  tags={**TAGS, "DATE": hr_date.isoformat()}, scales=[1e-4] * len(SR_BANDS))
+    fractions = material_fractions(ls.material, tex)
+    isa_km2 = float(ls.isa.sum()) * grid.pixel_area_m2 / 1e6
+    del ls, tex
     dates = scene_dates(year, n_dates, rng_dates)
     plan = cloud_plan(len(dates), rng_dates)
     scenes = _write_scenes(out_dir, fractions, grid, dates, plan, lat, rng_s2, progress)
-    del fractions
-    train = ([simulate_training_region(out_dir, crs=crs, year=year, n_dates=n_dates,
-                                       progress=progress, **training)] if training else [])
-    sim = {
-        "simulated": True, "note": NOTE, "seed": seed, "bbox": list(grid.bounds), "crs": crs,
-        "year": year, "mgrs_tile": MGRS_TILE, "dates": [d.isoformat() for d in dates],
-        "scenes": scenes, "hr_date": hr_date.isoformat(),
-        "parameters": {
-            "layout": {k: getattr(layout, k) for k in layout.__dataclass_fields__},
-            "psf_sigma_px": 0.45, "fraction_res_m": 5, "cloud_plan": [round(c, 4) for c in plan],
-            "worldcover_builtup_threshold": 0.4,
-        },
-        "classes": {str(k): v for k, v in CLASSES.items()},
-        "training_regions": train,
-    }
-    write_json(out_dir / "simulation.json", sim)
-    write_stac(out_dir, file_base_url)
-    log.info("region simulated in %.1f s", time.perf_counter() - t0)
-    return sim
+    log.info("year %d simulated in %.1f s", year, time.perf_counter() - t0)
+    return {"year": year, "dates": [d.isoformat() for d in dates], "scenes": scenes,
+            "hr_date": hr_date.isoformat() if with_hr else None,
+            "truth": f"{year}/truth/isa_1m.tif", "landcover": f"{year}/truth/landcover_1m.tif",
+            "isa_km2": round(isa_km2, 4), "cloud_plan": [round(c, 4) for c in plan]}
 
 
 def simulate_training_region(out_dir: Path, bbox: tuple[float, float, float, float], crs: str,
@@ -186,19 +274,6 @@ def _write_truth(out_dir: Path, ls: Landscape, grid: GeoBox) -> None:
               band_names=["landcover"], tags=class_tags)
     write_cog(out_dir / "truth" / "isa_1m.tif", ls.isa, grid, band_names=["isa"],
               tags={**TAGS, "VALUES": "1=impervious,0=not"})
-
-
-def _write_hr(path: Path, ls: Landscape, grid: GeoBox, rng: np.random.Generator,
-              hr_date: dt.date, lat: float) -> np.ndarray:
-    """Render and write the 1 m HR image (uint16 ``SR_BANDS`` reflectance x 10000) of
-    ``hr_date``; returns the float32 5 m material fractions for the S2 scenes."""
-    elev, az = sun_position(hr_date, lat)
-    tex = brightness(ls, rng, elev, az)
-    hr = render_hr(ls, tex, hr_date)
-    write_cog(path, hr, grid, nodata=0, band_names=list(SR_BANDS),
-              tags={**TAGS, "DATE": hr_date.isoformat()}, scales=[1e-4] * len(SR_BANDS))
-    del hr
-    return material_fractions(ls.material, tex)
 
 
 def _write_scenes(out_dir: Path, fractions: np.ndarray, grid: GeoBox, dates: list[dt.date],
