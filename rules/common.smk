@@ -17,7 +17,12 @@ min_version("9.0")
 # Validate first with jointseg's validator (one line naming the key and what is
 # allowed, plus checks a schema cannot express: future years, empty bboxes...),
 # then with Snakemake's validator against the same schema (fills defaults).
-# `--config years=[2017,2019]` arrives as a list of strings: years are integers
+# `--config year=Y` on the command line maps that one year, even where the config file
+# lists `years` (the demo's does); `--config years=[2017,2019]` arrives as strings
+if "year" in workflow.config_settings.config and "years" not in (
+    workflow.config_settings.config
+):
+    config["years"] = None
 if isinstance(config.get("years"), list):
     config["years"] = [int(y) if str(y).isdigit() else y for y in config["years"]]
 try:
@@ -35,6 +40,10 @@ SIM_DIR = DEMO["sim_dir"]
 # the demo simulates all of demo.years at once, side by side under SIM_DIR/<year>/; the
 # mapped years (year / years) must be among them
 SIM_YEARS = sorted(config["demo"]["years"])
+if DEMO["enabled"] and not config["accuracy"]["cities"]:
+    # the demo's simulated named districts stand in for a user's admin boundaries
+    config["accuracy"]["cities"] = f"{SIM_DIR}/districts.gpkg"
+    config["accuracy"]["city_field"] = "name"
 if DEMO["enabled"] and set(YEARS) - set(SIM_YEARS):
     raise WorkflowError(
         f"config: key 'years': {sorted(set(YEARS) - set(SIM_YEARS))} not simulated;"

@@ -47,7 +47,7 @@ def test_bad_values_name_the_key(tmp_path, override, expected):
 
 def test_year_in_the_future_and_reversed_window(tmp_path):
     with pytest.raises(ConfigError, match="in the future"):
-        load_config(REPO / "config.yaml", {"year": 2099})
+        load_config(REPO / "config.yaml", {"year": 2099, "years": None})
     with pytest.raises(ConfigError, match="start 10-01 is after end 03-01"):
         load_config(REPO / "config.yaml", {"stac.date_window": {"start": "10-01", "end": "03-01"}})
 
