@@ -15,10 +15,11 @@ STAMP       := $(VENV)/.installed-$(DEPS_HASH)
 EXTRAS      := cpu,train,serve,view,s2cloudless,workflow,dev
 SNAKEMAKE   := $(VENV)/bin/snakemake
 
-.PHONY: setup demo test lint unit e2e clean-demo help
+.PHONY: setup demo demo-change test lint unit e2e clean-demo help
 
 help:
 	@echo "make demo  - run the workflow on the simulated demo region (results/demo/...)"
+	@echo "make demo-change - the same over four epochs 2017-2023 + change + paper tables"
 	@echo "make test  - lint + tests (what CI runs)"
 
 setup: $(STAMP) slurm
@@ -67,6 +68,14 @@ demo: setup
 	@$(PY) scripts/unlock_if_stale.py -- $(DEMO_RUN)
 	@$(DEMO_RUN)
 	@echo ">> demo products under results/demo/ (simulated region: see README)"
+
+# All four simulated epochs (2017, 2019, 2021, 2023), the change step and the paper tables
+# (make demo maps two; the simulation and the trained models are shared, nothing reruns).
+DEMO_YEARS  := --config 'years=[2017,2019,2021,2023]'
+demo-change: setup
+	@$(PY) scripts/unlock_if_stale.py -- $(DEMO_RUN) $(DEMO_YEARS)
+	@$(DEMO_RUN) all paper_tables $(DEMO_YEARS)
+	@echo ">> four epochs under results/demo/<year>/, change under results/demo/change/, tables under results/paper_tables/"
 
 lint: setup
 	@$(VENV)/bin/ruff check jointseg tests benchmarks
