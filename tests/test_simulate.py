@@ -303,3 +303,23 @@ def test_chip_and_scene_band_names_follow_bands_py(chips, region):
     for b in bands.REFLECTANCE_BANDS:
         with rasterio.open(sdir / f"{b}.tif") as ds:
             assert ds.res[0] == bands.NATIVE_RES_M[b], b
+
+
+def test_water_variants_whole_bodies():
+    """Each water body takes one colour (as is, humic, deep or turbid), about a quarter of
+    the bodies each; land is untouched and the result is the same on every call."""
+    from jointseg.simulate.materials import M, WATER_VARIANTS, with_water_variants
+
+    mat = np.full((200, 200), M["grass"], dtype=np.uint8)
+    for k in range(400):  # 400 separate 3x3 ponds on a 10 px lattice
+        r, c = 10 * (k // 20), 10 * (k % 20)
+        mat[r:r + 3, c:c + 3] = M["water_pond"]
+    out = with_water_variants(mat)
+    assert np.array_equal(out, with_water_variants(mat))
+    assert np.array_equal(out[mat == M["grass"]], mat[mat == M["grass"]])
+    bodies = out[::10, ::10].ravel()
+    for k in range(400):
+        r, c = 10 * (k // 20), 10 * (k % 20)
+        assert (out[r:r + 3, c:c + 3] == bodies[k]).all()
+    for name in ("water_pond", *WATER_VARIANTS):
+        assert 0.15 < (bodies == M[name]).mean() < 0.35, name

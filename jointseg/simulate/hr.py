@@ -14,7 +14,7 @@ import numpy as np
 
 from jointseg.bands import SR_BANDS, SR_FROM_S2
 from jointseg.simulate.landcover import Landscape
-from jointseg.simulate.materials import N_MATERIALS, M
+from jointseg.simulate.materials import N_MATERIALS, M, with_water_variants
 from jointseg.simulate.noise import hash01, smooth_noise
 from jointseg.simulate.spectra import band_index, spectra_table
 
@@ -58,9 +58,10 @@ def building_shadow(height_m: np.ndarray, sun_elev_deg: float, sun_az_deg: float
 
 def render_hr(ls: Landscape, tex: np.ndarray, date: dt.date) -> np.ndarray:
     """uint16 (4, rows, cols) reflectance x 10000 on the 1 m grid, bands ``SR_BANDS``
-    (R G B NIR)."""
+    (R G B NIR); water bodies in the same variant colours as the Sentinel-2 scenes."""
+    material = with_water_variants(ls.material)
     table = spectra_table(date)[:, band_index(tuple(SR_FROM_S2[b] for b in SR_BANDS))] * 10000.0
     out = np.empty((len(SR_BANDS), *ls.material.shape), dtype=np.uint16)
     for b in range(len(SR_BANDS)):
-        out[b] = np.clip(table[ls.material, b] * tex, 1, 65535)
+        out[b] = np.clip(table[material, b] * tex, 1, 65535)
     return out

@@ -3,14 +3,18 @@
 ``material`` rasters (uint8 :data:`MATERIALS` ids) are what the spectra are rendered
 from; ``landcover`` rasters (uint8 :data:`CLASSES` codes) are the truth classes. Each
 material belongs to exactly one class (:data:`MATERIAL_TO_CLASS`). Materials 17-23 are
-variants the renderer puts in place of part of a class (humic, deep and turbid water,
-conifers, clear-cuts, dark soil) or over it (snow on a winter date); they never appear in
+variants the renderer puts in place of part of a class (humic, deep and turbid water:
+:func:`with_water_variants`, for the HR image and the scenes alike; conifers, clear-cuts,
+dark soil) or over it (snow on a winter date); they never appear in
 the 1 m truth, so class 10 (snow) is never a truth code.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
+
+from jointseg.simulate.noise import hash01
 
 #: Land-cover truth codes (uint8). ISA = 1-4.
 CLASSES: dict[int, str] = {
@@ -65,3 +69,31 @@ MATERIAL_TO_CLASS = np.zeros(N_MATERIALS, dtype=np.uint8)
 for _mid, (_name, _cls) in MATERIALS.items():
     MATERIAL_TO_CLASS[_mid] = _cls
 
+
+#: Water variants, each in place of the base colour of about a quarter of the water bodies.
+WATER_VARIANTS = ("water_humic", "water_deep", "water_turbid")
+_WATER_VARIANT_SALT = 17
+
+
+def with_water_variants(material: np.ndarray) -> np.ndarray:
+    """uint8 material map (rows, cols) with each water body (4-connected river/pond pixels)
+    recoloured as a whole: a quarter each humic, deep, turbid, the rest as is.
+
+    A body's variant hashes from its first pixel (row-major), so every renderer of the same
+    1 m map (the HR image and the Sentinel-2 scenes) and every year with the same water
+    gets the same colour, without drawing from any random stream.
+    """
+    water = np.isin(material, (M["water_river"], M["water_pond"]))
+    labels, n = ndimage.label(water)
+    if n == 0:
+        return material
+    first = ndimage.minimum(np.arange(material.size).reshape(material.shape), labels,
+                            np.arange(1, n + 1))
+    u = hash01(np.asarray(first, dtype=np.int64), _WATER_VARIANT_SALT)
+    variant = np.zeros(n + 1, dtype=np.int16)  # 0 = as is
+    for i, name in enumerate(WATER_VARIANTS):
+        variant[1:][(u >= i / 4) & (u < (i + 1) / 4)] = M[name]
+    out = material.copy()
+    moved = variant[labels] > 0
+    out[moved] = variant[labels][moved]
+    return out

@@ -6,12 +6,13 @@ with a Gaussian PSF (sigma 0.45 output pixel: MTF at Nyquist ~0.37 -> with the 5
 block averaging ~0.25) and shifted by a sub-pixel misregistration in Fourier space,
 block-averaged to 10 m / 20 m, given noise and quantised to L2A DN.
 
-Before mixing, :func:`surface_conditions` varies what the water looks like, as real
-scenes do (part of it humic, deep or turbid; fixed per region), and a winter date may be
-snow-covered (SCL 11). Conifers, clear-cuts and dark soil (materials 20-22) have spectra
-but are not placed here: they must be 1 m materials so the HR target shows them too.
-Both draw from their own generators, seeded from the region's content and the date, so
-the main stream (clouds, noise) is unchanged.
+Water bodies are humic, deep, turbid or as is, the same in the HR image
+(:func:`~jointseg.simulate.materials.with_water_variants` on the 1 m materials), and
+:func:`surface_conditions` may snow-cover a winter date (SCL 11). Conifers, clear-cuts
+and dark soil (materials 20-22) have spectra but are not placed
+here: they must be 1 m materials so the HR target shows them too.
+Snow draws from its own generator, seeded from the region's content and the date, so the
+main stream (clouds, noise) is unchanged.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from jointseg.bands import BANDS_10M, BANDS_20M
-from jointseg.simulate.materials import ISA_CLASSES, MATERIAL_TO_CLASS, N_MATERIALS, M
+from jointseg.simulate.materials import (
+    ISA_CLASSES,
+    MATERIAL_TO_CLASS,
+    N_MATERIALS,
+    M,
+    with_water_variants,
+)
 from jointseg.simulate.noise import fractal_noise, smooth_noise, to_uniform
 from jointseg.simulate.spectra import (
     CIRRUS,
@@ -43,17 +50,14 @@ BOA_OFFSET_DATE = dt.date(2022, 1, 25)
 SCL_NODATA, SCL_DARK, SCL_SHADOW, SCL_VEG, SCL_NOTVEG, SCL_WATER = 0, 2, 3, 4, 5, 6
 SCL_UNCLASSIFIED, SCL_CLOUD_MED, SCL_CLOUD_HIGH, SCL_CIRRUS, SCL_SNOW = 7, 8, 9, 10, 11
 
-#: Water variants, each in place of a quarter of the region's water (one smooth field,
-#: correlation length :data:`WATER_FIELD_PX` 5 m px ~ 400 m: whole ponds and reaches).
-#: The 1 m HR image keeps the base water colour (hr.py renders the 1 m materials).
-WATER_VARIANTS = ("water_humic", "water_deep", "water_turbid")
-WATER_FIELD_PX = 80.0
 _ISA_MATERIALS = np.flatnonzero(np.isin(MATERIAL_TO_CLASS, ISA_CLASSES))
 _WATER_MATERIALS = (M["water_river"], M["water_pond"])
 
 
 def material_fractions(material: np.ndarray, tex: np.ndarray) -> np.ndarray:
-    """float32 (N_MATERIALS, rows/5, cols/5): brightness-weighted fractions per 5 m cell."""
+    """float32 (N_MATERIALS, rows/5, cols/5): brightness-weighted fractions per 5 m cell,
+    water bodies in their variant colours (as the HR image renders them)."""
+    material = with_water_variants(material)
     h, w = material.shape
     h5, w5 = h // FRAC_RES_M, w // FRAC_RES_M
     cell = (np.arange(h, dtype=np.int64)[:, None] // FRAC_RES_M) * w5 + (
@@ -148,16 +152,14 @@ def snow_probability(date: dt.date, lat_deg: float) -> float:
 
 def surface_conditions(fractions: np.ndarray, table: np.ndarray, date: dt.date,
                        lat_deg: float) -> tuple[np.ndarray, np.ndarray | None]:
-    """Surface reflectance (S2_BANDS, h5, w5) of ``fractions`` mixed with ``table``, with
-    the region's water variants and, on a snowy winter date, snow.
+    """Surface reflectance (S2_BANDS, h5, w5) of ``fractions`` mixed with ``table``, with,
+    on a snowy winter date, snow.
 
     Returns:
         (float32 reflectance, float32 snow cover 0-1 on the 5 m grid or None).
     """
     refl = np.einsum("mb,mhw->bhw", table, fractions, optimize=True)
     key = zlib.crc32(np.ascontiguousarray(fractions[:, ::7, ::7]).tobytes())
-    for src, variant, share in _variant_shares(fractions, key):
-        refl += share[None] * (table[variant] - table[src])[:, None, None]
     rng = np.random.default_rng([key, date.toordinal()])
     if rng.random() >= snow_probability(date, lat_deg):
         return refl, None
@@ -167,28 +169,6 @@ def surface_conditions(fractions: np.ndarray, table: np.ndarray, date: dt.date,
     snow = (cover * np.clip(1 - water - 0.5 * cleared, 0, 1)).astype(np.float32)
     refl = refl * (1 - snow)[None] + snow[None] * table[M["snow"]][:, None, None]
     return refl, snow
-
-
-_VARIANT_CACHE: dict[tuple[int, tuple[int, ...]], list] = {}
-
-
-def _variant_shares(fractions: np.ndarray, key: int) -> list[tuple[int, int, np.ndarray]]:
-    """(source id, water variant id, fraction moved (h5, w5)) for the region whose
-    content hashes to ``key``; computed once per region (cached: every date reuses it)."""
-    ck = (key, fractions.shape)
-    if ck in _VARIANT_CACHE:
-        return _VARIANT_CACHE[ck]
-    rng = np.random.default_rng([key, 1])
-    shape = fractions.shape[1:]
-    out = []
-    u = to_uniform(smooth_noise(shape, WATER_FIELD_PX, rng))
-    for i, variant in enumerate(WATER_VARIANTS):  # quarters of u: humic, deep, turbid, as is
-        sel = ((u >= i / 4) & (u < (i + 1) / 4)).astype(np.float32)
-        out += [(src, M[variant], sel * fractions[src]) for src in _WATER_MATERIALS]
-    out = [(s, v, f) for s, v, f in out if f.any()]
-    _VARIANT_CACHE.clear()
-    _VARIANT_CACHE[ck] = out
-    return out
 
 
 def _blank_corner(arr: np.ndarray, value: int) -> None:
