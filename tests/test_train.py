@@ -183,3 +183,29 @@ def test_cli_train(tmp_path: Path) -> None:
     bad = CliRunner().invoke(main, ["train", "--chips", str(CHIPS), "--out", str(tmp_path / "y"),
                                     "--train-json", '{"epoch": 1}'])
     assert bad.exit_code != 0 and "unknown keys ['epoch']" in bad.output
+
+
+def test_validation_uses_clean_truth_when_every_chip_has_it(tmp_path: Path) -> None:
+    """Chips with truth.tif (simulated) validate on it; a chip set without it, on labels;
+    a truth.tif of the wrong shape is an error naming the file."""
+    from jointseg.model.chips import with_truth_labels
+
+    shutil.copytree(CHIPS, tmp_path / "c")
+    val = load_chips(tmp_path / "c", "val")
+    assert with_truth_labels(tmp_path / "c", val)[1] is False
+    for chip in val:
+        with rasterio.open(tmp_path / "c" / chip.chip_id / "label.tif") as src:
+            profile = src.profile
+        flipped = np.where(chip.label == 255, 255, 1 - np.minimum(chip.label, 1)).astype(np.uint8)
+        with rasterio.open(tmp_path / "c" / chip.chip_id / "truth.tif", "w", **profile) as dst:
+            dst.write(flipped[None])
+    out, clean = with_truth_labels(tmp_path / "c", val)
+    assert clean
+    for o, v in zip(out, val, strict=True):
+        known = v.label != 255
+        assert np.array_equal(o.label[known], 1 - v.label[known])
+    with rasterio.open(tmp_path / "c" / "chip03" / "truth.tif", "w",
+                       **{**profile, "width": 8, "height": 8}) as dst:
+        dst.write(np.zeros((1, 8, 8), np.uint8))
+    with pytest.raises(ChipError, match="chip03/truth.tif"):
+        with_truth_labels(tmp_path / "c", val)

@@ -12,12 +12,15 @@ pixel. An HR source without NIR (3-band imagery) is written with the GDAL tag
 does not list, and :func:`hr_target_mask` gives the per-band, per-pixel mask the SR
 loss uses, so such a chip still trains RGB super-resolution. ``index.csv`` may hold
 more columns than :data:`INDEX_COLUMNS`, and chip folders more files (``truth.tif``,
-``landcover.tif``): training reads neither.
+``landcover.tif``). Training reads ``truth.tif`` (uint8 clean 0/1, 255 nodata; simulated
+chips carry it) only to validate on, through :func:`with_truth_labels`; a user's own chips
+have none and validate on their labels.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +165,27 @@ def load_chips(root: str | Path, split: str | None = None) -> list[Chip]:
     if not chips:
         raise ChipError(f"{Path(root) / 'index.csv'}: no chips with split {split!r}")
     return chips
+
+
+def with_truth_labels(root: str | Path, chips: list[Chip]) -> tuple[list[Chip], bool]:
+    """``chips`` with ``label`` replaced by each chip's clean ``truth.tif`` when every chip
+    has one (simulated chips), else unchanged; returns (chips, True if truth was used).
+
+    Raises:
+        ChipError: if a ``truth.tif`` is not one uint8 band of the label's shape.
+    """
+    paths = [Path(root) / c.chip_id / "truth.tif" for c in chips]
+    if not chips or not all(p.is_file() for p in paths):
+        return chips, False
+    out = []
+    for chip, path in zip(chips, paths, strict=True):
+        with rasterio.open(path) as ds:
+            truth = ds.read(1)
+        if truth.shape != chip.label.shape or truth.dtype != np.uint8:
+            raise ChipError(f"{path}: {truth.dtype} {truth.shape}, expected uint8 "
+                            f"{chip.label.shape} like label.tif")
+        out.append(dataclasses.replace(chip, label=truth))
+    return out, True
 
 
 def band_stats(chips: list[Chip]) -> dict[str, list[float] | float]:

@@ -7,10 +7,11 @@ loss only, then joint ``w_sr * L_sr + w_seg * L_seg``, see
 throughout) with the optimiser recipe of :mod:`jointseg.model.schedule` (trunk
 learning rate, warm-up + cosine, gradient clipping, bf16 / channels_last on CUDA).
 Every epoch it validates on the ``val`` chips (F1/IoU at 1 m, SR PSNR over the HR
-targets), writes ``last.pt``, keeps ``best.pt`` (highest val F1), and rewrites
-``history.csv`` and ``loss.png``. Runs are reproducible: the weights come from
-``seed`` and each epoch's crops/flips from ``(seed, epoch)``, so ``resume`` from
-``last.pt`` continues exactly as an uninterrupted run would.
+targets; F1 against the clean ``truth.tif`` where every val chip has one, as simulated
+chips do, else against ``label.tif``; ``summary.json`` names which), writes ``last.pt``,
+keeps ``best.pt`` (highest val F1), and rewrites ``history.csv`` and ``loss.png``. Runs
+are reproducible: the weights come from ``seed`` and each epoch's crops/flips from
+``(seed, epoch)``, so ``resume`` from ``last.pt`` continues exactly as an uninterrupted run would.
 
 Under ``torchrun`` (:mod:`jointseg.model.distributed`) every process trains a
 DistributedDataParallel replica on its shard of the crops; rank 0 alone writes.
@@ -41,7 +42,7 @@ from jointseg.model.checkpoint import (
     save_checkpoint,
     training_summary,
 )
-from jointseg.model.chips import Chip, band_stats, load_chips, random_crop
+from jointseg.model.chips import Chip, band_stats, load_chips, random_crop, with_truth_labels
 from jointseg.model.distributed import DistEnv
 from jointseg.model.history import write_history
 from jointseg.model.jointseg import ARCH_VERSION, build_model
@@ -123,14 +124,16 @@ def _phase(cfg: TrainConfig, epoch: int) -> str:
     return "joint" if cfg.arch == "jointseg" else "seg"
 
 
-def _load_data(chips_dir: Path) -> tuple[list[Chip], list[Chip]]:
+def _load_data(chips_dir: Path) -> tuple[list[Chip], list[Chip], str]:
+    """(train chips, val chips, the val reference: "truth.tif" or "label.tif")."""
     train_chips = load_chips(chips_dir, "train")
     try:
         val_chips = load_chips(chips_dir, "val")
     except ValueError:
         log.warning("%s: no 'val' chips; validating on the training chips", chips_dir)
         val_chips = train_chips
-    return train_chips, val_chips
+    val_chips, clean = with_truth_labels(chips_dir, val_chips)
+    return train_chips, val_chips, "truth.tif" if clean else "label.tif"
 
 
 def train(chips_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *,
@@ -162,7 +165,7 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
-    train_chips, val_chips = _load_data(chips_dir)
+    train_chips, val_chips, val_reference = _load_data(chips_dir)
     steps = dist_.shard(np.arange(len(train_chips) * cfg.crops_per_chip), env,
                         cfg.batch_size)[1]
     run = _Run.build(cfg, env, steps)
@@ -173,7 +176,7 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
         run.model.norm.set_stats(**stats)
         log.info("normalisation from %d training chips: %s", len(train_chips), stats)
     data = {"chips_dir": str(chips_dir), "n_train": len(train_chips), "n_val": len(val_chips),
-            "simulated": _simulated(train_chips[0], chips_dir)}
+            "val_reference": val_reference, "simulated": _simulated(train_chips[0], chips_dir)}
     bar = tqdm(total=cfg.epochs * steps, initial=start * steps,
                disable=not (progress and env.is_main), desc=f"train {cfg.arch}/{cfg.preset}",
                unit="step")
