@@ -78,6 +78,27 @@ def hostile_config(tmp: Path, *, demo: bool, batch_block: int) -> dict:
     cfg["mosaic"] = {"output_crs": "EPSG:32650 $(touch pwned);"}
     cfg["accuracy"].update(worldcover="/wc dir/$(touch pwned)&", cities=str(hostile["cities"]),
                            city_field="na me;$(touch pwned)")
+    td = cfg["training_data"]
+    if demo:  # the simulated training sources live under the (hostile) sim_dir
+        src = f"{hostile['sim']}/train/sources"
+        td.update(hr=[f"{src}/hr/hr.tif"],
+                  labels=[f"{src}/labels/{n}.gpkg" for n in ("buildings", "roads", "paved")])
+    else:  # a user's own HR image and labels (no simulated training region)
+        td.pop("simulated")
+        hr, labels = tmp / "h r $(touch pwned).tif", tmp / "lab els;touch pwned;.gpkg"
+        hr.write_bytes(b"")
+        labels.write_bytes(b"")
+        td.update(hr=[str(hr)], labels=[str(labels)])
+    return cfg
+
+
+def real_config() -> dict:
+    """The repository's config turned into a production one: no demo server, so no
+    simulated training region either (a pretrained model instead)."""
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["stac"]["demo_server"]["enabled"] = False
+    cfg.pop("training_data")
+    cfg["model"]["onnx"] = str(REPO / "tests/data/models/tiny_rf.onnx")
     return cfg
 
 
@@ -96,6 +117,7 @@ def test_hostile_config_values_reach_commands_as_one_verbatim_word(tmp_path, dem
               cfg["model"]["onnx"], cfg["model"]["chips"]["dir"],
               cfg["mosaic"]["output_crs"], a["worldcover"], a["cities"], a["city_field"]]
     values += [] if demo else [API_URL]
+    values += cfg["training_data"]["hr"] + cfg["training_data"]["labels"]
     seen = set()
     for cmd in cmds:
         toks = tokens(cmd)
@@ -127,15 +149,16 @@ def test_hostile_config_values_reach_commands_as_one_verbatim_word(tmp_path, dem
             assert option(toks, "--city-field") == a["city_field"]
     # every value reached some command (the demo's folders only with the demo on)
     unused = {s["demo_server"]["sim_dir"], s["demo_server"]["state_dir"]} if not demo else set()
+    # training_data wins over model.chips.dir (model.chips.source: auto)
+    unused.add(cfg["model"]["chips"]["dir"])
     assert set(values) - unused <= seen, set(values) - unused - seen
     assert not list(tmp_path.rglob("pwned*"))
 
 
 @pytest.mark.e2e
 def test_search_rule_with_a_hostile_api_url_runs_nothing_else(tmp_path):
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = real_config()
     cfg["stac"].update(api_url=API_URL, timeout_s=2)
-    cfg["stac"]["demo_server"]["enabled"] = False
     cfg["download"] = {"retries": 0}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     r = run_snakemake(tmp_path, f"results/demo/2021/scenes/{TILE}.json", timeout=300)
