@@ -30,7 +30,7 @@ rule simulate_demo:
         seed=config["demo"]["seed"],
         n_dates=config["demo"]["n_dates"],
         base_url=f"http://127.0.0.1:{DEMO['file_port']}",
-        out=SIM_DIR,
+        out=lambda w, output: str(Path(output[0]).parent),
         training=simulate_training_args,
     shell:
         "jointseg -v simulate region --out {params.out:q} --seed {params.seed:q}"
