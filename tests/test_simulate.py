@@ -308,7 +308,7 @@ def test_chip_and_scene_band_names_follow_bands_py(chips, region):
 def test_water_variants_whole_bodies():
     """Each water body takes one colour (as is, humic, deep or turbid), about a quarter of
     the bodies each; land is untouched and the result is the same on every call."""
-    from jointseg.simulate.materials import M, WATER_VARIANTS, with_water_variants
+    from jointseg.simulate.materials import WATER_VARIANTS, M, with_water_variants
 
     mat = np.full((200, 200), M["grass"], dtype=np.uint8)
     for k in range(400):  # 400 separate 3x3 ponds on a 10 px lattice
