@@ -127,6 +127,22 @@ def test_train_writes_outputs_and_resumes_exactly(tmp_path: Path) -> None:
     assert float(a.norm.mean_10m[3]) > 2500
 
 
+def test_resume_on_other_chips_starts_afresh(tmp_path: Path) -> None:
+    """A last.pt left by a run on another chip set is not "resumed" (it could be a finished
+    run whose best.pt is gone): training starts from epoch 0 and writes best.pt again."""
+    cfg = TrainConfig(epochs=1, batch_size=4, crops_per_chip=1, seed=3, threads=2, crop_10m=8)
+    train(CHIPS, tmp_path / "run", cfg, progress=False)
+    other = tmp_path / "other"
+    shutil.copytree(CHIPS, other)
+    rows = (other / "index.csv").read_text().splitlines()
+    (other / "index.csv").write_text("\n".join(rows[:-2] + rows[-1:]) + "\n")  # no chip04
+    (tmp_path / "run" / "best.pt").unlink()
+    s = train(other, tmp_path / "run", cfg, resume=True, progress=False)
+    assert (tmp_path / "run" / "best.pt").is_file()
+    _, ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert len(ckpt["history"]) == 1 and s["data"]["n_train"] == 3
+
+
 def test_baseline_and_gan_paths_train(tmp_path: Path) -> None:
     cfg = config_from_dict({"model": {"arch": "bilinear", "epochs": 1, "batch_size": 4,
                                       "crop_10m": 8}})

@@ -31,7 +31,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from jointseg.io import write_json
+from jointseg.io import sha256_file, write_json
 from jointseg.metrics import BinaryCounts, binary_counts, binary_metrics
 from jointseg.model import distributed as dist_
 from jointseg.model.checkpoint import (
@@ -170,13 +170,15 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
                         cfg.batch_size)[1]
     run = _Run.build(cfg, env, steps)
     last = out_dir / "last.pt"
-    history, best_f1, start = _resume(run, cfg, last) if resume else ([], -1.0, 0)
+    chips_sha = sha256_file(chips_dir / "index.csv")
+    history, best_f1, start = _resume(run, cfg, last, chips_sha) if resume else ([], -1.0, 0)
     if start == 0:
         stats = band_stats(train_chips)
         run.model.norm.set_stats(**stats)
         log.info("normalisation from %d training chips: %s", len(train_chips), stats)
     data = {"chips_dir": str(chips_dir), "n_train": len(train_chips), "n_val": len(val_chips),
-            "val_reference": val_reference, "simulated": _simulated(train_chips[0], chips_dir)}
+            "val_reference": val_reference, "simulated": _simulated(train_chips[0], chips_dir),
+            "index_sha256": chips_sha}
     bar = tqdm(total=cfg.epochs * steps, initial=start * steps,
                disable=not (progress and env.is_main), desc=f"train {cfg.arch}/{cfg.preset}",
                unit="step")
@@ -261,9 +263,11 @@ class _Run:
                 "world_size": self.env.world_size, "data": data}
 
 
-def _resume(run: _Run, cfg: TrainConfig, last: Path) -> tuple[list[dict], float, int]:
+def _resume(run: _Run, cfg: TrainConfig, last: Path,
+            chips_sha: str) -> tuple[list[dict], float, int]:
     """Load ``last`` into ``run``; returns (history, best val F1, next epoch), or a fresh
-    start when ``last`` does not exist.
+    start when ``last`` does not exist or was trained on other chips (``chips_sha``: the
+    sha256 of the chip set's index.csv).
 
     Raises:
         TrainError: if the checkpoint's arch/preset differ from ``cfg``'s.
@@ -273,6 +277,10 @@ def _resume(run: _Run, cfg: TrainConfig, last: Path) -> tuple[list[dict], float,
         return [], -1.0, 0
     ckpt = torch.load(last, map_location=run.device, weights_only=False)
     check_arch_version(last, ckpt)
+    if ckpt.get("data", {}).get("index_sha256") != chips_sha:
+        log.warning("%s was trained on other chips (index.csv differs); starting a fresh run",
+                    last)
+        return [], -1.0, 0
     if (ckpt["config"]["arch"], ckpt["config"]["preset"]) != (cfg.arch, cfg.preset):
         raise TrainError(f"{last}: checkpoint is {ckpt['config']['arch']}/"
                          f"{ckpt['config']['preset']}, asked for {cfg.arch}/{cfg.preset}")
