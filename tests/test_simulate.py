@@ -154,7 +154,13 @@ def test_stac_items(region, tmp_path):
     out, sim = region
     keys = {"blue", "green", "red", "nir", "rededge1", "rededge2", "rededge3", "nir08",
             "swir16", "swir22", "scl"}
+    # a scene of an earlier simulation into the same folder must not stay findable
+    (out / "s2" / "S2A_STALE").mkdir()
+    (out / "s2" / "S2A_STALE" / "B02.tif").write_bytes(b"old")
+    (out / "stac" / "items" / "S2A_STALE.json").write_text("{}")
     write_stac(out, "http://127.0.0.1:5555")
+    assert not (out / "s2" / "S2A_STALE").exists()
+    assert not (out / "stac" / "items" / "S2A_STALE.json").exists()
     items = json.loads((out / "stac/items.json").read_text())["features"]
     coll = json.loads((out / "stac/collection.json").read_text())
     assert coll["id"] == "sentinel-2-l2a" and "simulated" in coll["description"].lower()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import pystac
@@ -14,6 +16,8 @@ from shapely.geometry import box, mapping
 
 from jointseg.bands import SCL
 from jointseg.io import write_json
+
+log = logging.getLogger(__name__)
 
 ASSETS: dict[str, tuple[str, str, float, float]] = {
     # key: (band, common name, centre um, fwhm um)
@@ -58,7 +62,20 @@ def write_stac(out_dir: str | Path, file_base_url: str) -> list[dict]:
     write_json(out_dir / "stac" / "items.json", {"type": "FeatureCollection", "features": items})
     for d in items:
         write_json(out_dir / "stac" / "items" / f"{d['id']}.json", d)
+    _prune_stale(out_dir, {d["id"] for d in items})
     return items
+
+
+def _prune_stale(out_dir: Path, ids: set[str]) -> None:
+    """Remove scenes (``s2/<id>/``) and item files of an earlier simulation into the same
+    folder that this one did not write, so no search can find them."""
+    for path in sorted((out_dir / "stac" / "items").glob("*.json")):
+        if path.stem not in ids:
+            path.unlink()
+    for path in sorted((out_dir / "s2").glob("*")):
+        if path.is_dir() and path.name not in ids:
+            log.info("removing stale scene %s (not in simulation.json)", path)
+            shutil.rmtree(path)
 
 
 def _scene_item(out_dir: Path, sc: dict, base: str) -> dict:
