@@ -130,6 +130,20 @@ def _read_map(map_path: str | os.PathLike) -> tuple[GeoBox, int]:
         raise CompareError(str(exc)) from exc
 
 
+def read_map(map_path: str | os.PathLike) -> tuple[GeoBox, np.ndarray]:
+    """Grid and whole binary map (uint8 1 = ISA, 0 = not, 255 = nodata) of ``map_path``.
+
+    Raises:
+        CompareError: if the map cannot be opened or holds values other than 0/1/nodata.
+    """
+    geobox, nodata = _read_map(map_path)
+    try:
+        with rasterio.open(map_path) as ds:
+            return geobox, read_binary(ds, nodata)
+    except RasterError as exc:
+        raise CompareError(str(exc)) from exc
+
+
 def aggregate_fraction(isa: np.ndarray, factor: int = 10, nodata: int = NODATA_U8) -> np.ndarray:
     """Mean of valid pixels over ``factor`` x ``factor`` blocks: float32, NaN where none valid.
 
@@ -324,12 +338,7 @@ def compare_with_binary(
     The reference's own nodata and ``nodata_values`` become 255; ``isa_values`` mean
     ISA, anything else not. Works for any map on any grid (e.g. the bilinear baseline).
     """
-    geobox, map_nodata = _read_map(map_path)
-    try:
-        with rasterio.open(map_path) as ds:
-            map_isa = read_binary(ds, map_nodata)
-    except RasterError as exc:
-        raise CompareError(str(exc)) from exc
+    geobox, map_isa = read_map(map_path)
     sentinel = _unused_value(reference_path)
     values, nodata = read_on_grid(reference_path, geobox, fill=sentinel)
     nod = list(nodata_values) + [sentinel] + ([nodata] if nodata is not None else [])

@@ -28,8 +28,7 @@ import rasterio
 import rasterio.errors
 import yaml
 
-from jointseg.assess.compare import CompareError, read_on_grid
-from jointseg.assess.rasters import RasterError, read_binary, read_grid
+from jointseg.assess.compare import CompareError, read_map, read_on_grid
 from jointseg.products import NODATA_U8
 
 
@@ -93,12 +92,7 @@ def class_counts(map_path: str | os.PathLike, landcover_path: str | os.PathLike,
     Raises:
         CompareError: if the map or the reference cannot be read, or the map is not binary.
     """
-    geobox, map_nodata = read_grid(map_path)
-    try:
-        with rasterio.open(map_path) as ds:
-            isa = read_binary(ds, map_nodata)
-    except RasterError as exc:
-        raise CompareError(str(exc)) from exc
+    geobox, isa = read_map(map_path)
     try:
         with rasterio.open(landcover_path) as ds:
             nod = ds.nodata
