@@ -8,27 +8,17 @@ within 0.8-1.25 in every band; the reported shift within 3 m of the true one."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-from pyproj import Transformer
 
 from jointseg.bands import SR_BANDS, SR_FROM_S2
-from jointseg.grid import GeoBox
-from jointseg.products import QA_NO_OBSERVATION
-from jointseg.simulate.chips import composite_region
-from jointseg.simulate.hr import brightness, render_hr
-from jointseg.simulate.landcover import simulate_landscape
-from jointseg.simulate.layout import LayoutParams
-from jointseg.simulate.region import scene_dates
-from jointseg.simulate.sentinel2 import material_fractions, sun_position
 from jointseg.simulate.sources import write_training_sources
 from jointseg.trainingdata import ChipSettings, make_chips
-from tests.trainingdata_factory import Scene, write_composite
+from tests.trainingdata_factory import simulate_town, write_composite
 
 SIZE_M = 1920
 N_DATES = 10  # a composite of few dates keeps cloud residue that no HR can match
@@ -38,20 +28,9 @@ N_DATES = 10  # a composite of few dates keeps cloud residue that no HR can matc
 def made(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("acceptance")
     rng = np.random.default_rng(7)
-    grid = GeoBox.from_bounds("EPSG:32650", (660000, 3540000, 660000 + SIZE_M,
-                                             3540000 + SIZE_M), 1)
-    layout = LayoutParams.default(grid.shape, rng, centre_xy=(SIZE_M / 2, SIZE_M / 2),
-                                  core_radius_m=0.5 * SIZE_M, river=False)
-    ls = simulate_landscape(grid.shape, rng, layout)
-    centre = grid.transform @ (SIZE_M / 2, SIZE_M / 2)
-    lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(*centre)[1]
-    date = dt.date(2021, 7, 20)
-    tex = brightness(ls, rng, *sun_position(date, lat))
-    hr = render_hr(ls, tex, date)
-    s10, s20 = composite_region(material_fractions(ls.material, tex),
-                                scene_dates(2021, N_DATES, rng), rng, lat)
-    qa = np.where(s10[-1] > 0, 0, QA_NO_OBSERVATION).astype(np.uint16)
-    c10 = write_composite(Scene(grid, ls.isa, hr, np.concatenate([s10, qa[None]]), s20), d)
+    ls, scene = simulate_town(SIZE_M, rng, N_DATES, origin=(660000, 3540000), core_frac=0.5)
+    grid, hr = scene.grid_1m, scene.hr
+    c10 = write_composite(scene, d)
     info = write_training_sources(ls, grid, d / "sources", rng, year=2021,
                                   label_noise="clean", hr=hr)
     report = make_chips([info.hr], info.labels, [c10], d / "chips", ChipSettings())

@@ -26,7 +26,7 @@ from jointseg.io import write_cog
 from jointseg.products import QA_NO_OBSERVATION
 from jointseg.simulate.chips import composite_region
 from jointseg.simulate.hr import brightness, render_hr
-from jointseg.simulate.landcover import simulate_landscape
+from jointseg.simulate.landcover import Landscape, simulate_landscape
 from jointseg.simulate.layout import LayoutParams
 from jointseg.simulate.region import TAGS, scene_dates
 from jointseg.simulate.sentinel2 import material_fractions, sun_position
@@ -47,13 +47,15 @@ class Scene:
     s2_20m: np.ndarray
 
 
-def make_scene(size_m: int = 960, seed: int = 3, n_dates: int = 4) -> Scene:
-    """Simulate a town core of ``size_m`` x ``size_m`` metres (multiple of 60)."""
-    rng = np.random.default_rng(seed)
-    x0, y0 = ORIGIN
+def simulate_town(size_m: int, rng: np.random.Generator, n_dates: int,
+                  origin: tuple[int, int] = ORIGIN,
+                  core_frac: float = 0.6) -> tuple[Landscape, Scene]:
+    """Simulate a town core of ``size_m`` x ``size_m`` metres (multiple of 60) at
+    ``origin`` (lower-left, EPSG:32650), drawing from ``rng``: its landscape and scene."""
+    x0, y0 = origin
     grid = GeoBox.from_bounds(CRS, (x0, y0, x0 + size_m, y0 + size_m), 1)
     layout = LayoutParams.default(grid.shape, rng, centre_xy=(size_m / 2, size_m / 2),
-                                  core_radius_m=0.6 * size_m, river=False)
+                                  core_radius_m=core_frac * size_m, river=False)
     ls = simulate_landscape(grid.shape, rng, layout)
     cx, cy = grid.transform @ (size_m / 2, size_m / 2)
     _, lat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True).transform(cx, cy)
@@ -63,7 +65,12 @@ def make_scene(size_m: int = 960, seed: int = 3, n_dates: int = 4) -> Scene:
     s10, s20 = composite_region(material_fractions(ls.material, tex),
                                 scene_dates(2021, n_dates, rng), rng, lat)
     qa = np.where(s10[-1] > 0, 0, QA_NO_OBSERVATION).astype(np.uint16)
-    return Scene(grid, ls.isa, hr, np.concatenate([s10, qa[None]]), s20)
+    return ls, Scene(grid, ls.isa, hr, np.concatenate([s10, qa[None]]), s20)
+
+
+def make_scene(size_m: int = 960, seed: int = 3, n_dates: int = 4) -> Scene:
+    """Simulate a town core of ``size_m`` x ``size_m`` metres (multiple of 60)."""
+    return simulate_town(size_m, np.random.default_rng(seed), n_dates)[1]
 
 
 def write_composite(scene: Scene, out_dir: Path, twin: bool = True) -> Path:
