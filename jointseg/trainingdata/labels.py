@@ -36,6 +36,7 @@ from scipy import ndimage
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
+from jointseg.config import schema_default
 from jointseg.grid import GeoBox
 from jointseg.products import NODATA_U8
 from jointseg.trainingdata.osm import read_osm
@@ -47,19 +48,22 @@ PARQUET_EXT = (".parquet", ".geoparquet")
 OSM_EXT = (".osm.pbf", ".pbf")
 #: Width (m) of one lane when a road has ``lanes`` but no ``width``.
 LANE_WIDTH_M = 3.5
+#: The config schema's per-class road widths (``training_data.chips.highway_widths``):
+#: one definition for the workflow, the CLI and the library.
+_SCHEMA_WIDTHS: dict[str, float] = schema_default("training_data.chips.highway_widths")
 #: Width (m) of a line with neither ``width``, ``lanes`` nor a known ``highway`` class.
-DEFAULT_LINE_WIDTH_M = 7.0
-#: Paved width (m) per OSM ``highway`` class, 0 drops the class (paths, ways not built).
-#: The config's ``training_data.highway_widths`` (same values for the classes it names;
-#: its ``default`` key replaces :data:`DEFAULT_LINE_WIDTH_M`) overrides it per class.
+DEFAULT_LINE_WIDTH_M = float(_SCHEMA_WIDTHS["default"])
+#: Paved width (m) per OSM ``highway`` class, 0 drops the class (paths, ways not built):
+#: the schema's classes plus the link roads, paths and other classes it leaves out.
+#: The config's ``training_data.chips.highway_widths`` (its ``default`` key replaces
+#: :data:`DEFAULT_LINE_WIDTH_M`) overrides it per class.
 HIGHWAY_WIDTH_M: dict[str, float] = {
-    "motorway": 21.0, "motorway_link": 7.0, "trunk": 21.0, "trunk_link": 7.0,
-    "primary": 14.0, "primary_link": 7.0, "secondary": 14.0, "secondary_link": 7.0,
-    "tertiary": 7.0, "tertiary_link": 7.0, "unclassified": 7.0, "residential": 7.0,
-    "living_street": 7.0, "service": 3.5, "track": 3.5, "pedestrian": 6.0, "busway": 7.0,
-    "road": 7.0, "raceway": 10.0, "cycleway": 2.0, "footway": 2.0, "steps": 2.0,
-    "platform": 3.0, "path": 0.0, "bridleway": 0.0, "construction": 0.0, "proposed": 0.0,
-    "abandoned": 0.0, "corridor": 0.0, "elevator": 0.0,
+    "motorway_link": 7.0, "trunk_link": 7.0, "primary_link": 7.0, "secondary_link": 7.0,
+    "tertiary_link": 7.0, "pedestrian": 6.0, "busway": 7.0, "road": 7.0, "raceway": 10.0,
+    "cycleway": 2.0, "footway": 2.0, "steps": 2.0, "platform": 3.0, "path": 0.0,
+    "bridleway": 0.0, "construction": 0.0, "proposed": 0.0, "abandoned": 0.0,
+    "corridor": 0.0, "elevator": 0.0,
+    **{k: float(v) for k, v in _SCHEMA_WIDTHS.items() if k != "default"},
 }
 _NUMBER = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)")
 
