@@ -311,6 +311,8 @@ SIM_TRAIN_SOURCES = [
         "labels/region.osm.pbf",
     )
 ]
+# its clean truth: what training_data.reference names in the demo (checkpoint choice only)
+SIM_TRAIN_SOURCES.append(f"{SIM_DIR}/train/truth/isa_1m.tif")
 
 
 def simulated_training_outputs():
@@ -397,7 +399,11 @@ def training_composites(wildcards=None):
 def make_chips_inputs(wildcards):
     """make_chips inputs: HR rasters, label sources and the composites (per tile, or the
     composite batch manifests in batch mode)."""
-    inputs = {"hr": TRAINING["hr"], "labels": TRAINING["labels"]}
+    inputs = {
+        "hr": TRAINING["hr"],
+        "labels": TRAINING["labels"],
+        "reference": TRAINING.get("reference", []),
+    }
     if BATCH_BLOCK:
         base = f"{RESULTS}/{TRAIN_REGION}/{TRAIN_YEAR}/{STAGES['composite']}/batches"
         inputs["composites"] = [f"{base}/{b}.json" for b in batches_of(TRAIN_REGION)]
@@ -416,6 +422,7 @@ def chips_options():
     t, q = TRAINING["chips"], shlex.quote
     args = [f"--hr {q(p)}" for p in TRAINING["hr"]]
     args += [f"--labels {q(p)}" for p in TRAINING["labels"]]
+    args += [f"--reference {q(p)}" for p in TRAINING.get("reference", [])]
     args += [f"--composite {q(p)}" for p in training_composites()]
     args.append(
         shell_options(

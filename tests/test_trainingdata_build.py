@@ -154,3 +154,39 @@ def test_cli(inputs: dict, tmp_path: Path) -> None:
     assert qa["settings"]["ignore_edge_m"] == 1.0
     with rasterio.open(out / qa["chips"][0]["chip_id"] / "label.tif") as ds:
         assert (ds.read(1) == 255).mean() > 0.02  # the 1 m band each side of every edge
+
+
+def test_reference_labels_become_truth(inputs: dict, tmp_path: Path) -> None:
+    """--reference: each chip gets truth.tif (the checked labels, 255 where they do not
+    reach), qa.json their coverage, and training validates on them, not on the labels."""
+    from jointseg.io import write_cog
+    from jointseg.model.chips import load_chips, with_truth_labels
+
+    scene, g1 = inputs["scene"], inputs["scene"].grid_1m
+    ref = tmp_path / "reference.tif"
+    west = g1[:, : g1.width // 2]  # the western half: the east chips get no reference
+    write_cog(ref, scene.isa[:, : g1.width // 2], west, nodata=255)
+    out = tmp_path / "chips"
+    rep = make_chips([inputs["hr"]], [inputs["labels"]], [inputs["c10"]], out, SETTINGS,
+                     reference=[ref])
+    assert rep.reference_sources[0]["kind"] == "raster"
+    qa = json.loads((out / "qa.json").read_text())
+    assert sorted(c["reference_coverage"] for c in qa["chips"]) == [0.0, 0.0, 1.0, 1.0]
+    for chip in qa["chips"]:
+        with rasterio.open(out / chip["chip_id"] / "truth.tif") as ds:
+            truth, bounds = ds.read(1), ds.bounds
+        if chip["reference_coverage"] == 1.0:
+            r0, c0 = (g1.height - round(bounds.top - g1.bounds[1]),
+                      round(bounds.left - g1.bounds[0]))
+            assert (truth == scene.isa[r0:r0 + 320, c0:c0 + 320]).all()
+        else:
+            assert (truth == 255).all()
+    chips = load_chips(out)
+    validated, used = with_truth_labels(out, chips)
+    assert used and not all((a.label == b.label).all() for a, b in zip(chips, validated))
+    result = CliRunner().invoke(main, [
+        "chips", "--hr", str(inputs["hr"]), "--labels", str(inputs["labels"]),
+        "--reference", str(tmp_path / "missing.tif"), "--composite", str(inputs["c10"]),
+        "--out", str(tmp_path / "cli"), "--chip-size-m", "320", "--no-progress"])
+    assert result.exit_code != 0 and "missing.tif" in result.output
+    assert not (tmp_path / "cli").exists()

@@ -34,6 +34,10 @@ def _csv(value: Any) -> str:
 @click.option("--labels", "labels", multiple=True, required=True,
               type=click.Path(dir_okay=False, path_type=Path),
               help="Label source: raster mask, vector file or .osm.pbf; repeatable (union).")
+@click.option("--reference", "reference", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Checked label source (same formats, union), never trained on: written "
+                   "per chip as truth.tif, which training picks best.pt on; repeatable.")
 @click.option("--composite", "composites", multiple=True, required=True,
               type=click.Path(dir_okay=False, path_type=Path),
               help="Composite <tile>_10m.tif (its _20m.tif twin beside it); repeatable.")
@@ -62,7 +66,7 @@ def _csv(value: Any) -> str:
                    '\'{"residential": 8}\' (overrides the built-in table).')
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def chips(hr: tuple[Path, ...], hr_bands: str, labels: tuple[Path, ...],
-          composites: tuple[Path, ...], out_dir: Path, chip_size_m: int, min_coverage: float,
+          reference: tuple[Path, ...], composites: tuple[Path, ...], out_dir: Path, chip_size_m: int, min_coverage: float,
           max_shift_m: float, min_correlation: float, split_block_m: int,
           split_fractions: str, seed: int, ignore_edge_m: float, highway_widths: str | None,
           no_progress: bool) -> None:
@@ -78,7 +82,8 @@ def chips(hr: tuple[Path, ...], hr_bands: str, labels: tuple[Path, ...],
             min_correlation=min_correlation, split_block_m=split_block_m,
             split_fractions=fractions, seed=seed, ignore_edge_m=ignore_edge_m,
             highway_widths=widths, progress=not no_progress)
-        report = make_chips(list(hr), list(labels), list(composites), out_dir, settings)
+        report = make_chips(list(hr), list(labels), list(composites), out_dir, settings,
+                            reference=list(reference))
     except (TrainingDataError, OutputError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     splits = {s: sum(c["split"] == s for c in report.chips) for s in ("train", "val", "test")}

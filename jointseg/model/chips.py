@@ -13,8 +13,8 @@ does not list, and :func:`hr_target_mask` gives the per-band, per-pixel mask the
 loss uses, so such a chip still trains RGB super-resolution. ``index.csv`` may hold
 more columns than :data:`INDEX_COLUMNS`, and chip folders more files (``truth.tif``,
 ``landcover.tif``). Training reads ``truth.tif`` (uint8 clean 0/1, 255 nodata; simulated
-chips carry it) only to validate on, through :func:`with_truth_labels`; a user's own chips
-have none and validate on their labels.
+chips carry it, and chips cut with ``jointseg chips --reference``) only to validate on,
+through :func:`with_truth_labels`; chips without it validate on their labels.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 import rasterio
 
 from jointseg.bands import BANDS_10M, BANDS_20M, COUNT, MODEL_INPUT_10M, SR_BANDS
+from jointseg.products import NODATA_U8
 
 CHIP_FILES = {  # name -> (bands, resolution in CRS units, dtype)
     "s2_10m.tif": (len(MODEL_INPUT_10M), 10.0, "uint16"),
@@ -169,7 +170,8 @@ def load_chips(root: str | Path, split: str | None = None) -> list[Chip]:
 
 def with_truth_labels(root: str | Path, chips: list[Chip]) -> tuple[list[Chip], bool]:
     """``chips`` with ``label`` replaced by each chip's clean ``truth.tif`` when every chip
-    has one (simulated chips), else unchanged; returns (chips, True if truth was used).
+    has one (simulated chips; ``jointseg chips --reference``) and some of it is labelled,
+    else unchanged; returns (chips, True if truth was used).
 
     Raises:
         ChipError: if a ``truth.tif`` is not one uint8 band of the label's shape.
@@ -185,6 +187,8 @@ def with_truth_labels(root: str | Path, chips: list[Chip]) -> tuple[list[Chip], 
             raise ChipError(f"{path}: {truth.dtype} {truth.shape}, expected uint8 "
                             f"{chip.label.shape} like label.tif")
         out.append(dataclasses.replace(chip, label=truth))
+    if all((c.label == NODATA_U8).all() for c in out):
+        return chips, False
     return out, True
 
 

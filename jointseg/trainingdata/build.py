@@ -7,9 +7,10 @@ radiometric lines on the accepted blocks pooled (:mod:`.harmonise`). Per tile: w
 the accepted blocks onto the tile's 1 m grid with their shift corrected, harmonise,
 mosaic (the first HR file listed wins where several overlap), rasterise the labels
 (:mod:`.labels`), keep chips where HR and labels both cover ``min_coverage``, and
-write them. Splits are assigned by block (:mod:`.splits`), then ``index.csv`` (last),
-``qa.json`` and ``qa.png``. Everything is built in a staging folder beside ``out_dir``
-that replaces it only when complete.
+write them; with ``reference`` (checked labels, never trained on) each chip also gets
+``truth.tif``, which training validates against. Splits are assigned by block
+(:mod:`.splits`), then ``index.csv`` (last), ``qa.json`` and ``qa.png``. Everything is
+built in a staging folder beside ``out_dir`` that replaces it only when complete.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class ChipReport:
         hr_files: per HR file: path, status, blocks (tile, shift, correlation,
             status), fit (band -> gain, offset, r, n, ratio).
         label_sources: per label source: path, kind, features, repaired, dropped.
+        reference_sources: the same for the reference (checked) label sources.
         samples: per HR file, 10 m (harmonised HR, composite) sample pairs per band,
             for the QA plot.
     """
@@ -87,11 +89,13 @@ class ChipReport:
     rejected: list[dict] = field(default_factory=list)
     hr_files: list[dict] = field(default_factory=list)
     label_sources: list[dict] = field(default_factory=list)
+    reference_sources: list[dict] = field(default_factory=list)
     samples: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
 
 
 def make_chips(hr: list[Path], labels: list[Path], composites: list[Path], out_dir: Path,
-               settings: ChipSettings | None = None) -> ChipReport:
+               settings: ChipSettings | None = None,
+               reference: list[Path] | None = None) -> ChipReport:
     """Build a paired chip directory (docs/architecture.md "Paired training chips").
 
     Args:
@@ -99,6 +103,9 @@ def make_chips(hr: list[Path], labels: list[Path], composites: list[Path], out_d
         labels: label sources (raster mask, vector file, ``.osm.pbf``), combined as a union.
         composites: ``<tile>_10m.tif`` composites, each with its ``_20m`` twin.
         out_dir: the chip directory (replaced as a whole when complete).
+        reference: optional checked label sources (same formats as ``labels``, union),
+            written per chip as ``truth.tif`` (1/0, 255 uncovered): the clean labels that
+            training picks ``best.pt`` on (:func:`jointseg.model.chips.with_truth_labels`).
 
     Raises:
         TrainingDataError: bad input (one line naming the file), or no chip accepted.
@@ -110,10 +117,12 @@ def make_chips(hr: list[Path], labels: list[Path], composites: list[Path], out_d
         twin_path(Path(p))
     hr_srcs = [open_hr(Path(p), len(settings.hr_bands)) for p in hr]
     label_srcs = [open_labels(Path(p), settings.highway_widths) for p in labels]
+    ref_srcs = [open_labels(Path(p), settings.highway_widths) for p in reference or []]
     comps = [open_composite(Path(p)) for p in composites]
-    _check_label_overlap(label_srcs, hr_srcs)
+    _check_label_overlap(label_srcs + ref_srcs, hr_srcs)
     report = ChipReport(Path(out_dir), settings,
-                        label_sources=[s.summary() for s in label_srcs])
+                        label_sources=[s.summary() for s in label_srcs],
+                        reference_sources=[s.summary() for s in ref_srcs])
     blocks = _blocks(hr_srcs, comps, report)
     fits = _register_and_fit(hr_srcs, comps, blocks, settings, report)
     out_dir = Path(out_dir)
@@ -122,7 +131,8 @@ def make_chips(hr: list[Path], labels: list[Path], composites: list[Path], out_d
     stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         for t, comp in enumerate(comps):
-            _tile_chips(t, comp, hr_srcs, label_srcs, blocks, fits, settings, stage, report)
+            _tile_chips(t, comp, hr_srcs, (label_srcs, ref_srcs), blocks, fits, settings,
+                        stage, report)
         if not report.chips:
             reasons = sorted({r["reason"].split(":")[0] for r in report.rejected})
             raise TrainingDataError(
@@ -254,16 +264,18 @@ def _tile_hr(t: int, comp: Composite, hr_srcs: list[HrSource], blocks: list[Bloc
 
 
 def _tile_chips(t: int, comp: Composite, hr_srcs: list[HrSource],
-                label_srcs: list[LabelSource], blocks: list[Block],
+                sources: tuple[list[LabelSource], list[LabelSource]], blocks: list[Block],
                 fits: dict[int, list[BandFit]], settings: ChipSettings, stage: Path,
                 report: ChipReport) -> None:
-    """Cut, check and write the chips of one composite tile."""
+    """Cut, check and write the chips of one composite tile (``sources``: the label and
+    the reference label sources)."""
     tile_blocks = [b for b in blocks if b.tile == t]
     if not tile_blocks:
         return
     hr, owner = _tile_hr(t, comp, hr_srcs, blocks, fits, settings)
     g1 = comp.grid_10m.zoom_in(10)
-    label = label_raster(label_srcs, g1)
+    label = label_raster(sources[0], g1)
+    truth = label_raster(sources[1], g1) if sources[1] else None
     edged = ignore_edges(label, settings.ignore_edge_m / g1.res_m)  # coverage: before
     comp_valid = comp.valid_10m
     grids = chip_grids(comp, settings.chip_size_m)
@@ -294,23 +306,29 @@ def _tile_chips(t: int, comp: Composite, hr_srcs: list[HrSource],
             report.rejected.append({"chip_id": cid, "crs": g10.crs, "xmin": round(x0),
                                     "ymin": round(y0), "reason": reason})
             continue
-        _accept(t, cid, g10, comp, hr[(slice(None), *sl)], edged[sl], owner[sl], hr_srcs,
-                blocks, fits, settings, stage, report, float(lab_ok.mean()), float(both))
+        _accept(t, cid, g10, comp, hr[(slice(None), *sl)], (edged[sl], None if truth is None
+                else truth[sl]), owner[sl], hr_srcs, blocks, fits, settings, stage, report,
+                float(lab_ok.mean()), float(both))
 
 
-def _accept(t: int, cid: str, g10: GeoBox, comp: Composite, hr: np.ndarray, label: np.ndarray,
-            owner: np.ndarray, hr_srcs: list[HrSource], blocks: list[Block],
-            fits: dict[int, list[BandFit]], settings: ChipSettings, stage: Path,
-            report: ChipReport, label_cov: float, hr_cov: float) -> None:
-    """Write one accepted chip and record it (split assigned later)."""
+def _accept(t: int, cid: str, g10: GeoBox, comp: Composite, hr: np.ndarray,
+            labels: tuple[np.ndarray, np.ndarray | None], owner: np.ndarray,
+            hr_srcs: list[HrSource], blocks: list[Block], fits: dict[int, list[BandFit]],
+            settings: ChipSettings, stage: Path, report: ChipReport, label_cov: float,
+            hr_cov: float) -> None:
+    """Write one accepted chip and record it (split assigned later); ``labels``: (label,
+    reference truth or None) on the chip's 1 m grid."""
+    label, truth = labels
     ids, counts = np.unique(owner[owner >= 0], return_counts=True)
     main = int(ids[np.argmax(counts)])
     block = next(b for b in blocks if b.hr == main and b.tile == t)
     names = ",".join(hr_srcs[i].path.name for i in ids)
-    write_chip(stage / cid, comp, g10, hr, label, settings.hr_bands, names)
+    write_chip(stage / cid, comp, g10, hr, label, settings.hr_bands, names, truth=truth)
     labelled = label != NODATA_U8
     x0, y0 = g10.bounds[:2]
-    report.chips.append({
+    extra = {} if truth is None else {
+        "reference_coverage": round(float((truth != NODATA_U8).mean()), 4)}
+    report.chips.append({**extra,
         "chip_id": cid, "split": None, "crs": g10.crs, "xmin": round(x0), "ymin": round(y0),
         "size_m": settings.chip_size_m, "hr_file": hr_srcs[main].path.name,
         "hr_shift_m": list(block.shift.shift_m),

@@ -123,8 +123,10 @@ def chip_id(grid: GeoBox) -> str:
 
 
 def write_chip(chip_dir: Path, comp: Composite, g10: GeoBox, hr: np.ndarray,
-               label: np.ndarray, hr_bands: tuple[str, ...], hr_source: str) -> None:
-    """Write ``s2_10m.tif``, ``s2_20m.tif``, ``hr.tif`` and ``label.tif`` of one chip.
+               label: np.ndarray, hr_bands: tuple[str, ...], hr_source: str,
+               truth: np.ndarray | None = None) -> None:
+    """Write ``s2_10m.tif``, ``s2_20m.tif``, ``hr.tif``, ``label.tif`` and, given
+    ``truth``, ``truth.tif`` of one chip.
 
     Args:
         g10: the chip's 10 m grid (a window of the composite's).
@@ -133,6 +135,7 @@ def write_chip(chip_dir: Path, comp: Composite, g10: GeoBox, hr: np.ndarray,
         label: uint8 (rows, cols) 1/0/255 on the same 1 m grid.
         hr_bands: the HR bands present (tag ``JOINTSEG_HR_BANDS``).
         hr_source: the HR file name(s) (tag ``SOURCE``).
+        truth: optional uint8 (rows, cols) 1/0/255 reference labels on the 1 m grid.
     """
     w10 = comp.grid_10m.window_of(g10)
     g20 = g10.zoom_out(2)
@@ -159,3 +162,6 @@ def write_chip(chip_dir: Path, comp: Composite, g10: GeoBox, hr: np.ndarray,
               scales=[1e-4] * len(SR_BANDS))
     write_cog(chip_dir / "label.tif", label, g1, nodata=NODATA_U8, band_names=["isa"],
               tags={"JOINTSEG_PRODUCT": "chip_label"})
+    if truth is not None:
+        write_cog(chip_dir / "truth.tif", truth, g1, nodata=NODATA_U8, band_names=["isa"],
+                  tags={"JOINTSEG_PRODUCT": "chip_reference"})

@@ -35,6 +35,7 @@ def qa_dict(report: ChipReport) -> dict:
                     "splits": dict(splits)},
         "hr_files": report.hr_files,
         "label_sources": report.label_sources,
+        "reference_sources": report.reference_sources,
         "chips": report.chips,
         "rejected": report.rejected,
     }
