@@ -183,7 +183,8 @@ def test_reference_labels_become_truth(inputs: dict, tmp_path: Path) -> None:
             assert (truth == 255).all()
     chips = load_chips(out)
     validated, used = with_truth_labels(out, chips)
-    assert used and not all((a.label == b.label).all() for a, b in zip(chips, validated))
+    assert used and not all((a.label == b.label).all() for a, b in zip(chips, validated,
+                                                                           strict=True))
     result = CliRunner().invoke(main, [
         "chips", "--hr", str(inputs["hr"]), "--labels", str(inputs["labels"]),
         "--reference", str(tmp_path / "missing.tif"), "--composite", str(inputs["c10"]),

@@ -66,10 +66,10 @@ def _csv(value: Any) -> str:
                    '\'{"residential": 8}\' (overrides the built-in table).')
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def chips(hr: tuple[Path, ...], hr_bands: str, labels: tuple[Path, ...],
-          reference: tuple[Path, ...], composites: tuple[Path, ...], out_dir: Path, chip_size_m: int, min_coverage: float,
-          max_shift_m: float, min_correlation: float, split_block_m: int,
-          split_fractions: str, seed: int, ignore_edge_m: float, highway_widths: str | None,
-          no_progress: bool) -> None:
+          reference: tuple[Path, ...], composites: tuple[Path, ...], out_dir: Path,
+          chip_size_m: int, min_coverage: float, max_shift_m: float, min_correlation: float,
+          split_block_m: int, split_fractions: str, seed: int, ignore_edge_m: float,
+          highway_widths: str | None, no_progress: bool) -> None:
     """Cut paired training chips (s2_10m, s2_20m, hr, label) into OUT."""
     from jointseg.trainingdata import ChipSettings, TrainingDataError, make_chips
 
