@@ -37,7 +37,13 @@ from jointseg.metrics import BinaryCounts, binary_counts, binary_metrics
 from jointseg.model.chips import Chip, load_chips
 from jointseg.model.losses import LossConfig
 from jointseg.model.metrics import psnr
-from jointseg.model.train import TrainConfig, chip_tensors, load_checkpoint, train
+from jointseg.model.train import (
+    TrainConfig,
+    chip_tensors,
+    load_checkpoint,
+    train,
+    training_summary,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISE_LEVELS = ("clean", "osm", "heavy")
@@ -80,14 +86,15 @@ def width_masks(landcover: np.ndarray, small_m2: float) -> dict[str, np.ndarray]
 @torch.no_grad()
 def score(ckpt: Path, root: Path, chips: list[Chip], small_m2: float) -> dict:
     """Scores of a checkpoint on whole test chips against their clean truth."""
-    model, raw = load_checkpoint(ckpt)  # best.pt: highest val F1 on the (noisy) val labels
+    model, raw = load_checkpoint(ckpt)  # best.pt: highest val F1 against val truth.tif
+    threshold = training_summary(ckpt)["threshold"]  # calibrated on the val chips
     counts = BinaryCounts()
     per_class: dict[int, list[int]] = {}
     width: dict[str, list[int]] = {}
     se = n = 0.0
     for chip in chips:
         logit, sr = model(*chip_tensors(chip))
-        isa = (logit[0, 0] > 0).numpy()
+        isa = (torch.sigmoid(logit[0, 0]) >= threshold).numpy()
         truth, lc = read_truth(root, chip)
         counts += binary_counts(isa, truth)
         for code in np.unique(lc[lc > 0]):
@@ -109,7 +116,7 @@ def score(ckpt: Path, root: Path, chips: list[Chip], small_m2: float) -> dict:
             "width": {k: a / max(t, 1) for k, (a, t) in width.items()},
             "history": torch.load(ckpt.with_name("last.pt"), map_location="cpu",
                                   weights_only=False)["history"],
-            "best_epoch": raw["epoch"]}
+            "best_epoch": raw["epoch"], "threshold": threshold}
 
 
 def train_config(args: argparse.Namespace, arch: str) -> TrainConfig:
@@ -151,16 +158,16 @@ def plot_curves(results: dict, path: Path) -> None:
 
 
 def print_tables(results: dict, classes: dict[int, str]) -> None:
-    print("| noise | model | F1 | precision | recall | IoU | SR PSNR | PSNR ep1→last | "
+    print("| noise | model | F1 | precision | recall | IoU | cut | SR PSNR | PSNR ep1→last | "
           "road<10m | small bldg | train s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (noise, arch), r in results.items():
         h = r["history"]
         trend = f"{h[0]['val_psnr']:.2f}→{h[-1]['val_psnr']:.2f}" if arch == "jointseg" else "-"
         w = list(r["width"].values())
         print(f"| {noise} | {arch} | {r['f1']:.4f} | {r['precision']:.4f} | {r['recall']:.4f}"
-              f" | {r['iou']:.4f} | {r['psnr']:.2f} | {trend} | {w[0]:.3f} | {w[1]:.3f} | "
-              f"{r['seconds']:.0f} |")
+              f" | {r['iou']:.4f} | {r['threshold']:.2f} | {r['psnr']:.2f} | {trend} | "
+              f"{w[0]:.3f} | {w[1]:.3f} | {r['seconds']:.0f} |")
     codes = sorted({c for r in results.values() for c in r["classes"]})
     print("\nShare of each land-cover class mapped as ISA (ISA classes: 1 - omission; "
           "others: commission)")

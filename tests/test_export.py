@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,24 @@ def test_metadata(exported: dict) -> None:
     norm = meta["normalisation"]
     assert norm["mean_10m"] == pytest.approx(exported["model"].norm.mean_10m.tolist(), abs=1e-2)
     assert read_model_metadata(exported["fp16"])["precision"] == "fp16"
+
+
+def test_calibrated_threshold_travels_to_inference(exported: dict) -> None:
+    """The cut training calibrated (summary.json) is the ONNX model's threshold, which
+    predict uses when none is given."""
+    from jointseg.model.metadata import ModelInfo
+
+    meta = read_model_metadata(exported["fp32"])
+    summary = json.loads((Path(exported["fp32"]).parent / "run" / "summary.json").read_text())
+    assert meta["training"]["threshold"] == summary["threshold"]
+    assert summary["threshold_source"] == "calibrated"
+    assert summary["threshold"] == summary["best"]["val_threshold"]
+    assert 0.05 <= summary["threshold"] <= 0.95
+    props = {f"jointseg.{k}": json.dumps(v) if isinstance(v, dict | list) else str(v)
+             for k, v in meta.items()}
+    assert ModelInfo.from_props(props).threshold == summary["threshold"]
+    props["jointseg.training"] = json.dumps({"epochs": 1})  # a model from before calibration
+    assert ModelInfo.from_props(props).threshold == 0.5
 
 
 def test_metadata_errors(tmp_path: Path) -> None:

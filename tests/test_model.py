@@ -27,7 +27,7 @@ from jointseg.model.losses import (
     relativistic_d_loss,
     relativistic_g_loss,
 )
-from jointseg.model.metrics import psnr, ssim
+from jointseg.model.metrics import best_threshold, prob_histograms, psnr, ssim
 
 torch.set_num_threads(2)
 
@@ -254,3 +254,22 @@ def test_segmentation_branch_sees_swir() -> None:
         a, _ = model(s10, s20)
         b, sr_b = model(s10, s20b)
     assert not torch.allclose(a, b)
+
+
+def test_best_threshold_matches_brute_force() -> None:
+    """The histogram sweep finds the same F1-maximising cut as thresholding the pixels at
+    every candidate; 255 is ignored; no ISA pixel gives (0.5, nan)."""
+    from jointseg.metrics import binary_counts, binary_metrics
+
+    rng = np.random.default_rng(4)
+    label = (rng.random(20000) < 0.3).astype(np.uint8)
+    label[:500] = 255
+    prob = np.clip(np.where(label == 1, rng.normal(0.35, 0.12, label.size),
+                            rng.normal(0.12, 0.1, label.size)), 0, 1)
+    thr, f1 = best_threshold(prob_histograms(prob, label))
+    brute = {k / 100: float(binary_metrics(binary_counts(prob >= k / 100, label))["f1"])
+             for k in range(5, 96)}
+    assert f1 == pytest.approx(max(brute.values()), abs=1e-9)
+    assert brute[thr] == pytest.approx(f1, abs=1e-9) and thr < 0.5
+    empty = prob_histograms(prob, np.zeros_like(label))
+    assert best_threshold(empty)[0] == 0.5 and np.isnan(best_threshold(empty)[1])

@@ -82,13 +82,15 @@ def hostile_config(tmp: Path, *, demo: bool, batch_block: int) -> dict:
     if demo:  # the simulated training sources live under the (hostile) sim_dir
         src = f"{hostile['sim']}/train/sources"
         td.update(hr=[f"{src}/hr/hr.tif"],
-                  labels=[f"{src}/labels/{n}.gpkg" for n in ("buildings", "roads", "paved")])
+                  labels=[f"{src}/labels/{n}.gpkg" for n in ("buildings", "roads", "paved")],
+                  reference=[f"{hostile['sim']}/train/truth/isa_1m.tif"])
     else:  # a user's own HR image and labels (no simulated training region)
         td.pop("simulated")
         hr, labels = tmp / "h r $(touch pwned).tif", tmp / "lab els;touch pwned;.gpkg"
-        hr.write_bytes(b"")
-        labels.write_bytes(b"")
-        td.update(hr=[str(hr)], labels=[str(labels)])
+        ref = tmp / "refer ence $(touch pwned).tif"
+        for f in (hr, labels, ref):
+            f.write_bytes(b"")
+        td.update(hr=[str(hr)], labels=[str(labels)], reference=[str(ref)])
     return cfg
 
 
@@ -117,7 +119,8 @@ def test_hostile_config_values_reach_commands_as_one_verbatim_word(tmp_path, dem
               cfg["model"]["onnx"], cfg["model"]["chips"]["dir"],
               cfg["mosaic"]["output_crs"], a["worldcover"], a["cities"], a["city_field"]]
     values += [] if demo else [API_URL]
-    values += cfg["training_data"]["hr"] + cfg["training_data"]["labels"]
+    td = cfg["training_data"]
+    values += td["hr"] + td["labels"] + td["reference"]
     seen = set()
     for cmd in cmds:
         toks = tokens(cmd)

@@ -114,6 +114,14 @@ def test_train_writes_outputs_and_resumes_exactly(tmp_path: Path) -> None:
     assert [r["phase"] for r in rows] == ["sr_warmup", "joint"]
     assert 0 <= float(rows[-1]["val_f1"]) <= 1 and float(rows[-1]["val_psnr"]) > 10
     assert full["epochs"] == 2 and full["data"]["n_train"] == 4
+    # best.pt = the epoch of the highest F1 at its calibrated cut, which the summary keeps
+    cal = [float(r["val_f1_cal"]) for r in rows]
+    assert full["best"]["epoch"] == int(np.argmax(cal))
+    assert full["threshold"] == float(rows[int(np.argmax(cal))]["val_threshold"])
+    fixed = train(CHIPS, tmp_path / "fixed", TrainConfig(**{**cfg.__dict__, "epochs": 1,
+                                                           "calibrate": False}),
+                  progress=False)
+    assert (fixed["threshold"], fixed["threshold_source"]) == (0.5, "fixed")
 
     train(CHIPS, tmp_path / "part", TrainConfig(**{**cfg.__dict__, "epochs": 1}),
           progress=False)

@@ -53,8 +53,9 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
               default=schema_default("infer.overlap_10m"), show_default=True,
               help="Blend overlap between windows in 10 m pixels.")
 @click.option("--threshold", type=click.FloatRange(0, 1),
-              default=schema_default("infer.threshold"), show_default=True,
-              help="Probability threshold for the binary map.")
+              default=schema_default("infer.threshold"),
+              help="Probability threshold for the binary map [default: the model's own, "
+                   "calibrated in training; 0.5 for a model without one].")
 @click.option("--providers", default=",".join(schema_default("infer.providers")),
               show_default=True,
               help="Comma-separated: tensorrt, cuda, cpu (used in that order when available).")
@@ -82,7 +83,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
 def predict(
     model_path: str, input_path: str, output: str, prob_output: str | None,
     sr_output: str | None, threads: int | None, batch_size: int, window: int, overlap: int,
-    threshold: float, providers: str, cuda_options: tuple[str, ...], precision: str,
+    threshold: float | None, providers: str, cuda_options: tuple[str, ...], precision: str,
     cuda_graph: bool, trt_fp16: bool, trt_engine_cache: str | None, trt_timing_cache: bool,
     mask_snow: bool, compress: str, progress: bool,
 ) -> None:

@@ -83,7 +83,7 @@ def predict_tile(
     *,
     prob_output: str | os.PathLike | None = None,
     sr_output: str | os.PathLike | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     window: int = 96,
     overlap: int = 8,
     halo_10m: int | None = None,
@@ -101,7 +101,8 @@ def predict_tile(
         output: binary ISA map (band 1 uint8 0/1, 255 nodata; band 2 QA flags).
         prob_output: ISA probability (uint8 0..254, scale 1/254, 255 nodata).
         sr_output: SR RGB quicklook (uint8, 2-98 % stretch, 0 nodata).
-        threshold: probability threshold for the binary map.
+        threshold: probability threshold for the binary map; None = the model's own
+            (:attr:`~jointseg.model.metadata.ModelInfo.threshold`).
         window, overlap, halo_10m, batch_size: see
             :func:`~jointseg.inference.tiling.iter_blocks`.
         info: the :class:`~jointseg.inference.session.SessionInfo` from ``make_session``
@@ -112,11 +113,12 @@ def predict_tile(
     Returns:
         The written paths.
     """
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold {threshold} outside 0..1")
     predictor = session if isinstance(session, Predictor) else _predictor(session, info,
                                                                           batch_size)
     meta = info.model if info else model_info(predictor.session)
+    threshold = meta.threshold if threshold is None else threshold
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold {threshold} outside 0..1")
     output = Path(output)
     with contextlib.ExitStack() as stack:
         if not isinstance(scene, Scene):

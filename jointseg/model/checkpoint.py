@@ -61,15 +61,27 @@ def better(f1: float, best_f1: float) -> float:
     return f1 if f1 > best_f1 else best_f1
 
 
+def selection_score(row: dict[str, Any], calibrate: bool) -> float:
+    """The validation score ``best.pt`` is chosen by: F1 at the calibrated threshold
+    (``val_f1_cal``) with ``calibrate``, else F1 at p >= 0.5 (``val_f1``)."""
+    return row["val_f1_cal"] if calibrate and "val_f1_cal" in row else row["val_f1"]
+
+
 def training_summary(checkpoint: str | Path) -> dict[str, Any]:
     """JSON summary of a run from a checkpoint: data, epochs, world size, best and last
-    validation metrics."""
+    validation metrics, and ``threshold``: the probability cut of the binary map (the
+    best epoch's calibrated ``val_threshold`` with ``calibrate``, else 0.5)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     hist = ckpt["history"]
-    best = max(hist, key=lambda h: better(h["val_f1"], -1.0)) if hist else {}
-    pick = ("epoch", "val_f1", "val_precision", "val_recall", "val_iou", "val_psnr")
+    calibrate = bool(ckpt["config"].get("calibrate", False))
+    best = max(hist, key=lambda h: better(selection_score(h, calibrate), -1.0)) if hist else {}
+    pick = ("epoch", "val_f1", "val_precision", "val_recall", "val_iou", "val_psnr",
+            "val_f1_cal", "val_threshold")
+    threshold = best.get("val_threshold") if calibrate else None
     return {"arch": ckpt["config"]["arch"], "preset": ckpt["config"]["preset"],
             "data": ckpt.get("data", {}), "epochs": ckpt["epoch"] + 1,
             "seed": ckpt["config"]["seed"], "world_size": ckpt.get("world_size", 1),
+            "threshold": 0.5 if threshold is None else float(threshold),
+            "threshold_source": "calibrated" if threshold is not None else "fixed",
             "best": {k: best.get(k) for k in pick},
             "last": {k: hist[-1].get(k) for k in pick} if hist else {}}

@@ -7,10 +7,12 @@ from pathlib import Path
 
 from jointseg.io import atomic_path
 
-#: Columns of ``history.csv``, one row per epoch (losses unitless, PSNR in dB, lr of the
-#: non-trunk parameters at the epoch's last step).
+#: Columns of ``history.csv``, one row per epoch (losses unitless, PSNR in dB, F1 at the
+#: calibrated probability threshold and that threshold, lr of the non-trunk parameters
+#: at the epoch's last step).
 HISTORY_COLUMNS = ("epoch", "phase", "train_loss", "train_sr", "train_seg", "val_f1",
-                   "val_precision", "val_recall", "val_iou", "val_psnr", "lr", "seconds")
+                   "val_precision", "val_recall", "val_iou", "val_psnr", "val_f1_cal",
+                   "val_threshold", "lr", "seconds")
 
 
 def write_history(out_dir: Path, history: list[dict]) -> None:
@@ -38,8 +40,9 @@ def plot_history(history: list[dict], path: Path) -> None:
     a.set_ylabel("loss")
     a.set_yscale("log")
     a.legend()
-    for key in ("val_f1", "val_iou"):
-        b.plot(ep, [h[key] for h in history], marker=".", label=key)
+    for key in ("val_f1", "val_f1_cal", "val_iou"):
+        if all(key in h for h in history):
+            b.plot(ep, [h[key] for h in history], marker=".", label=key)
     b.set_xlabel("epoch")
     b.set_ylabel("score")
     b.set_ylim(0, 1)

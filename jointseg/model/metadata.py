@@ -152,3 +152,10 @@ class ModelInfo:
             scale_factor=meta["scale_factor"], multiple_10m=meta["multiple_10m"],
             halo_10m=meta["halo_10m"], meta=meta,
         )
+
+    @property
+    def threshold(self) -> float:
+        """The probability cut of the binary map recorded at training (``training`` /
+        ``threshold``: calibrated on the validation reference), 0.5 when absent."""
+        value = self.meta.get("training", {}).get("threshold")
+        return 0.5 if value is None else float(value)

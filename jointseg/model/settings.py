@@ -39,6 +39,9 @@ class TrainConfig:
         crops_per_chip: random crops drawn per training chip per epoch.
         augment: random flips / 90-degree rotations.
         device: torch device for training (``auto``: cuda when available, else cpu).
+        calibrate: choose ``best.pt`` by F1 at the probability threshold that maximises it
+            on the validation reference, and record that threshold as the model's cut
+            for the binary map (``infer.threshold: null``); False = F1 at 0.5, cut 0.5.
         loss: loss weights and schedule (:class:`LossConfig`).
     """
 
@@ -61,6 +64,7 @@ class TrainConfig:
     crops_per_chip: int = 1
     augment: bool = True
     device: str = "auto"
+    calibrate: bool = True
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:

@@ -9,7 +9,8 @@ learning rate, warm-up + cosine, gradient clipping, bf16 / channels_last on CUDA
 Every epoch it validates on the ``val`` chips (F1/IoU at 1 m, SR PSNR over the HR
 targets; F1 against the clean ``truth.tif`` where every val chip has one, as simulated
 chips do, else against ``label.tif``; ``summary.json`` names which), writes ``last.pt``,
-keeps ``best.pt`` (highest val F1), and rewrites ``history.csv`` and ``loss.png``. Runs
+keeps ``best.pt`` (highest val F1; with ``calibrate``, F1 at the threshold that maximises it,
+which the summary records for inference), and rewrites ``history.csv`` and ``loss.png``. Runs
 are reproducible: the weights come from ``seed`` and each epoch's crops/flips from
 ``(seed, epoch)``, so ``resume`` from ``last.pt`` continues exactly as an uninterrupted run would.
 
@@ -40,6 +41,7 @@ from jointseg.model.checkpoint import (
     check_arch_version,
     load_checkpoint,
     save_checkpoint,
+    selection_score,
     training_summary,
 )
 from jointseg.model.chips import Chip, band_stats, load_chips, random_crop, with_truth_labels
@@ -53,7 +55,7 @@ from jointseg.model.losses import (
     joint_loss,
     relativistic_d_loss,
 )
-from jointseg.model.metrics import psnr
+from jointseg.model.metrics import THRESHOLD_BINS, best_threshold, prob_histograms, psnr
 from jointseg.model.schedule import (
     LRSchedule,
     amp_dtype,
@@ -96,25 +98,30 @@ def resolve_device(name: str) -> torch.device:
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, chips: list[Chip], env: DistEnv | None = None
              ) -> dict[str, float]:
-    """F1 / precision / recall / IoU at 1 m (logit > 0) and SR PSNR over the HR targets
+    """F1 / precision / recall / IoU at 1 m (logit > 0, p >= 0.5), the F1-maximising
+    probability ``threshold`` and its F1 ``f1_cal``
+    (:func:`~jointseg.model.metrics.best_threshold`), and SR PSNR over the HR targets
     (hr != 0) of whole chips; under DDP each rank scores its share and the sums meet."""
     env = env or DistEnv()
     model.eval()
     device = next(model.parameters()).device
     counts = BinaryCounts()
+    hist = np.zeros((2, THRESHOLD_BINS), dtype=np.int64)
     se, n = 0.0, 0
     for chip in chips[env.rank::env.world_size]:
         logit, sr = (t.cpu() for t in model(*(t.to(device) for t in chip_tensors(chip))))
         counts += binary_counts((logit[0, 0] > 0).numpy(), chip.label)
+        hist += prob_histograms(torch.sigmoid(logit[0, 0].double()).numpy(), chip.label)
         hr = chip.hr.astype(np.float64) / 10000.0
         mask = chip.hr_mask
         se += float(np.sum(((sr[0].double().numpy() - hr) ** 2)[mask]))
         n += int(mask.sum())
-    tn, fp, fn, tp, se, n = dist_.all_reduce_sum(
-        [counts.tn, counts.fp, counts.fn, counts.tp, se, n], env)
+    tn, fp, fn, tp, se, n, *h = dist_.all_reduce_sum(
+        [counts.tn, counts.fp, counts.fn, counts.tp, se, n, *hist.ravel().tolist()], env)
     m = binary_metrics(BinaryCounts(int(tn), int(fp), int(fn), int(tp)))
     out = {k: float(m[k]) for k in ("precision", "recall", "f1", "iou")}
     out["psnr"] = float(psnr(np.zeros(1), np.array([math.sqrt(se / max(n, 1))])))
+    out["threshold"], out["f1_cal"] = best_threshold(np.reshape(h, hist.shape))
     return out
 
 
@@ -191,15 +198,17 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
                **{f"val_{k}": v for k, v in val.items()},
                "lr": run.opt.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2)}
         history.append(row)
+        score = selection_score(row, cfg.calibrate)
         if env.is_main:
-            log.info("epoch %d (%s): loss %.4f val F1 %.3f IoU %.3f PSNR %.2f dB", epoch,
-                     row["phase"], row["train_loss"], val["f1"], val["iou"], val["psnr"])
-            ckpt = run.checkpoint(cfg, epoch, history, better(val["f1"], best_f1), data)
-            if val["f1"] > best_f1 or not (out_dir / "best.pt").is_file():
+            log.info("epoch %d (%s): loss %.4f val F1 %.3f (%.3f at p >= %.2f) IoU %.3f "
+                     "PSNR %.2f dB", epoch, row["phase"], row["train_loss"], val["f1"],
+                     val["f1_cal"], val["threshold"], val["iou"], val["psnr"])
+            ckpt = run.checkpoint(cfg, epoch, history, better(score, best_f1), data)
+            if score > best_f1 or not (out_dir / "best.pt").is_file():
                 save_checkpoint(out_dir / "best.pt", ckpt)
             save_checkpoint(last, ckpt)
             write_history(out_dir, history)
-        best_f1 = better(val["f1"], best_f1)
+        best_f1 = better(score, best_f1)
         dist_.barrier(env)
     bar.close()
     summary = training_summary(last) if last.is_file() else {}
