@@ -22,7 +22,8 @@ Two layouts are read:
   (``*_B02.tif``, ``*_B8A.tif``), at native 10 m / 20 m resolution, as Sentinel-2
   products and BigEarthNet ship them. 60 m bands are ignored. Such a directory
   has no COUNT band: COUNT is 1 where every required band is non-zero (valid) at
-  that 10 m pixel and 0 elsewhere.
+  that 10 m pixel and 0 elsewhere. A baseline >= 04.00 product's offset (-1000 DN)
+  is added to every non-zero DN (:mod:`jointseg.inference.boa` finds it).
 
 Windows are read boundless: rows and columns outside the raster are filled by
 reflection about the edge pixels (numpy ``reflect`` mode, edge not repeated), on
@@ -46,6 +47,7 @@ from rasterio.windows import Window
 from jointseg.bands import BANDS_10M, BANDS_20M, MODEL_INPUT_10M, QA
 from jointseg.data.cloudmask import SNOW_NDSI_DEFAULTS, ndsi_snow_mask
 from jointseg.grid import GeoBox
+from jointseg.inference.boa import OffsetError, band_dir_offset
 from jointseg.products import QA_FILLED, QA_NO_OBSERVATION
 
 log = logging.getLogger(__name__)
@@ -404,6 +406,12 @@ def _open_band_files(directory: Path) -> tuple[dict[str, Path], dict, GeoBox]:
 
 def _open_band_dir(directory: Path) -> Scene:
     files, datasets, gb10 = _open_band_files(directory)
+    try:  # DN + offset on non-zero DN, as composite does (jointseg.inference.boa)
+        offset, evidence = band_dir_offset(directory, (*BANDS_10M, *BANDS_20M))
+    except OffsetError as exc:
+        for ds in datasets.values():
+            ds.close()
+        raise SceneError(str(exc)) from None
 
     def read_stack(bands: tuple[str, ...], window: Window) -> np.ndarray:
         out = []
@@ -412,7 +420,8 @@ def _open_band_dir(directory: Path) -> Scene:
                 out.append(datasets[b].read(1, window=window, out_dtype="float32"))
             except RasterioIOError as exc:
                 raise SceneError(f"{files[b]}: read failed ({_first_line(exc)})") from exc
-        return np.stack(out)
+        x = np.stack(out)
+        return np.where(x > 0, np.maximum(x + offset, 1), 0).astype(np.float32) if offset else x
 
     def read10(window: Window) -> np.ndarray:
         x10 = read_stack(BANDS_10M, window)
@@ -432,8 +441,8 @@ def _open_band_dir(directory: Path) -> Scene:
             ds.close()
 
     prefix = files["B02"].stem[: -len("B02")].rstrip("_-. ")
-    log.info("scene %s: band directory %s x %s px at 10 m (COUNT = 1 where valid)",
-             directory.name, gb10.height, gb10.width)
+    log.info("scene %s: band directory %s x %s px at 10 m (COUNT = 1 where valid), "
+             "offset %+d DN (%s)", directory.name, gb10.height, gb10.width, offset, evidence)
     return Scene(
         gb10,
         scenes=prefix or directory.name,
