@@ -46,6 +46,7 @@ from rasterio.windows import Window
 
 from jointseg.bands import BANDS_10M, BANDS_20M, MODEL_INPUT_10M, QA
 from jointseg.data.cloudmask import SNOW_NDSI_DEFAULTS, ndsi_snow_mask
+from jointseg.data.composite import harmonise
 from jointseg.grid import GeoBox
 from jointseg.inference.boa import OffsetError, band_dir_offset
 from jointseg.products import QA_FILLED, QA_NO_OBSERVATION
@@ -406,7 +407,7 @@ def _open_band_files(directory: Path) -> tuple[dict[str, Path], dict, GeoBox]:
 
 def _open_band_dir(directory: Path) -> Scene:
     files, datasets, gb10 = _open_band_files(directory)
-    try:  # DN + offset on non-zero DN, as composite does (jointseg.inference.boa)
+    try:  # the offset (jointseg.inference.boa), added as composite adds it
         offset, evidence = band_dir_offset(directory, (*BANDS_10M, *BANDS_20M))
     except OffsetError as exc:
         for ds in datasets.values():
@@ -421,7 +422,7 @@ def _open_band_dir(directory: Path) -> Scene:
             except RasterioIOError as exc:
                 raise SceneError(f"{files[b]}: read failed ({_first_line(exc)})") from exc
         x = np.stack(out)
-        return np.where(x > 0, np.maximum(x + offset, 1), 0).astype(np.float32) if offset else x
+        return harmonise(x, offset).astype(np.float32, copy=False) if offset else x
 
     def read10(window: Window) -> np.ndarray:
         x10 = read_stack(BANDS_10M, window)
