@@ -151,6 +151,29 @@ def test_resume_on_other_chips_starts_afresh(tmp_path: Path) -> None:
     assert len(ckpt["history"]) == 1 and s["data"]["n_train"] == 3
 
 
+def test_resume_rebuilds_a_removed_best_and_ignores_other_settings(tmp_path: Path) -> None:
+    """Snakemake removes best.pt before rerunning train_model: a resume of a finished run
+    rebuilds it from last.pt's copy of the best epoch (same weights); a last.pt trained
+    with another seed is not resumed, the run starts afresh."""
+    cfg = TrainConfig(epochs=2, batch_size=4, crops_per_chip=1, seed=3, threads=2, crop_10m=8)
+    run = tmp_path / "run"
+    train(CHIPS, run, cfg, progress=False)
+    want, want_ckpt = load_checkpoint(run / "best.pt")
+    (run / "best.pt").unlink()
+    train(CHIPS, run, cfg, resume=True, progress=False)
+    got, got_ckpt = load_checkpoint(run / "best.pt")
+    assert got_ckpt["epoch"] == want_ckpt["epoch"]
+    assert got_ckpt["history"] == want_ckpt["history"]
+    for (k, va), vb in zip(want.state_dict().items(), got.state_dict().values(), strict=True):
+        assert torch.equal(va, vb), k
+    (run / "best.pt").unlink()
+    s = train(CHIPS, run, TrainConfig(**{**cfg.__dict__, "seed": 4}), resume=True,
+              progress=False)
+    assert s["seed"] == 4 and s["epochs"] == 2 and (run / "best.pt").is_file()
+    _, ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["config"]["seed"] == 4 and len(ckpt["history"]) == 2
+
+
 def test_baseline_and_gan_paths_train(tmp_path: Path) -> None:
     cfg = config_from_dict({"model": {"arch": "bilinear", "epochs": 1, "batch_size": 4,
                                       "crop_10m": 8}})

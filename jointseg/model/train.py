@@ -13,6 +13,9 @@ keeps ``best.pt`` (highest val F1; with ``calibrate``, F1 at the threshold that 
 which the summary records for inference), and rewrites ``history.csv`` and ``loss.png``. Runs
 are reproducible: the weights come from ``seed`` and each epoch's crops/flips from
 ``(seed, epoch)``, so ``resume`` from ``last.pt`` continues exactly as an uninterrupted run would.
+``last.pt`` also keeps the best epoch's weights, so a ``best.pt`` that the workflow
+removed before a resumed run is rebuilt exactly; a ``last.pt`` from other chips or other
+settings is ignored (a fresh run).
 
 Under ``torchrun`` (:mod:`jointseg.model.distributed`) every process trains a
 DistributedDataParallel replica on its shard of the crops; rank 0 alone writes.
@@ -178,7 +181,12 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
     run = _Run.build(cfg, env, steps)
     last = out_dir / "last.pt"
     chips_sha = sha256_file(chips_dir / "index.csv")
-    history, best_f1, start = _resume(run, cfg, last, chips_sha) if resume else ([], -1.0, 0)
+    history, best_f1, start, best = (_resume(run, cfg, last, chips_sha) if resume
+                                      else ([], -1.0, 0, None))
+    if best is not None and env.is_main and not (out_dir / "best.pt").is_file():
+        log.warning("%s missing (removed by the workflow?); rewritten from last.pt's copy of "
+                    "epoch %d", out_dir / "best.pt", best["epoch"])
+        save_checkpoint(out_dir / "best.pt", best_checkpoint(last, best))
     if start == 0:
         stats = band_stats(train_chips)
         run.model.norm.set_stats(**stats)
@@ -204,9 +212,11 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
                      "PSNR %.2f dB", epoch, row["phase"], row["train_loss"], val["f1"],
                      val["f1_cal"], val["threshold"], val["iou"], val["psnr"])
             ckpt = run.checkpoint(cfg, epoch, history, better(score, best_f1), data)
-            if score > best_f1 or not (out_dir / "best.pt").is_file():
+            if score > best_f1 or best is None:
                 save_checkpoint(out_dir / "best.pt", ckpt)
-            save_checkpoint(last, ckpt)
+                # a copy: on the CPU ckpt["model"] holds the live parameters
+                best = {"epoch": epoch, "model": {k: v.clone() for k, v in ckpt["model"].items()}}
+            save_checkpoint(last, {**ckpt, "best_model": best})
             write_history(out_dir, history)
         best_f1 = better(score, best_f1)
         dist_.barrier(env)
@@ -272,27 +282,40 @@ class _Run:
                 "world_size": self.env.world_size, "data": data}
 
 
-def _resume(run: _Run, cfg: TrainConfig, last: Path,
-            chips_sha: str) -> tuple[list[dict], float, int]:
-    """Load ``last`` into ``run``; returns (history, best val F1, next epoch), or a fresh
-    start when ``last`` does not exist or was trained on other chips (``chips_sha``: the
-    sha256 of the chip set's index.csv).
+#: TrainConfig fields a resumed run may change: they do not alter the weights' course.
+RESUME_FREE = ("threads", "device", "gpus")
+
+
+def _resume(run: _Run, cfg: TrainConfig, last: Path, chips_sha: str
+            ) -> tuple[list[dict], float, int, dict | None]:
+    """Load ``last`` into ``run``; returns (history, best val score, next epoch, the best
+    epoch's {"epoch", "model"} copy), or a fresh start when ``last`` does not exist, was
+    trained on other chips (``chips_sha``: the sha256 of the chip set's index.csv) or
+    with other settings (any :class:`TrainConfig` field but :data:`RESUME_FREE`).
 
     Raises:
         TrainError: if the checkpoint's arch/preset differ from ``cfg``'s.
     """
+    fresh: tuple[list[dict], float, int, dict | None] = ([], -1.0, 0, None)
     if not last.is_file():
         log.warning("%s not found; starting a fresh run", last)
-        return [], -1.0, 0
+        return fresh
     ckpt = torch.load(last, map_location=run.device, weights_only=False)
     check_arch_version(last, ckpt)
     if ckpt.get("data", {}).get("index_sha256") != chips_sha:
         log.warning("%s was trained on other chips (index.csv differs); starting a fresh run",
                     last)
-        return [], -1.0, 0
+        return fresh
     if (ckpt["config"]["arch"], ckpt["config"]["preset"]) != (cfg.arch, cfg.preset):
         raise TrainError(f"{last}: checkpoint is {ckpt['config']['arch']}/"
                          f"{ckpt['config']['preset']}, asked for {cfg.arch}/{cfg.preset}")
+    now = asdict(cfg)
+    changed = sorted(k for k, v in ckpt["config"].items()
+                     if k not in RESUME_FREE and now.get(k) != v)
+    if changed or "best_model" not in ckpt:
+        log.warning("%s was trained with other settings (%s); starting a fresh run", last,
+                    ", ".join(changed) or "no copy of its best epoch")
+        return fresh
     if ckpt.get("world_size", 1) != run.env.world_size:
         log.warning("%s: trained by %d processes, resumed by %d: crops differ from an "
                     "uninterrupted run", last, ckpt.get("world_size", 1), run.env.world_size)
@@ -303,7 +326,18 @@ def _resume(run: _Run, cfg: TrainConfig, last: Path,
         run.d_opt.load_state_dict(ckpt["disc_optimizer"])
     torch.set_rng_state(ckpt["torch_rng"].cpu())
     log.info("resuming from %s at epoch %d", last, ckpt["epoch"] + 1)
-    return ckpt["history"], ckpt["best_f1"], ckpt["epoch"] + 1
+    best = {"epoch": ckpt["best_model"]["epoch"],
+            "model": {k: v.cpu() for k, v in ckpt["best_model"]["model"].items()}}
+    return ckpt["history"], ckpt["best_f1"], ckpt["epoch"] + 1, best
+
+
+def best_checkpoint(last: Path, best: dict) -> dict[str, Any]:
+    """``best.pt``'s content rebuilt from ``last.pt`` and its copy of the best epoch's
+    weights: that epoch's weights, number and history (no optimiser state)."""
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    ckpt.pop("best_model", None)
+    return {**ckpt, "model": best["model"], "epoch": best["epoch"], "optimizer": None,
+            "history": [h for h in ckpt["history"] if h["epoch"] <= best["epoch"]]}
 
 
 def _train_epoch(run: _Run, cfg: TrainConfig, epoch: int, chips: list[Chip],
