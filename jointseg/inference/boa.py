@@ -20,12 +20,9 @@ own, in this order:
 
 from __future__ import annotations
 
-import logging
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 #: ESA's ``band_id`` order in the product metadata.
 ESA_BAND_IDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09",
@@ -61,14 +58,15 @@ def metadata_offset(path: Path, bands: tuple[str, ...]) -> int:
         raise OffsetError(f"{path}: cannot read product metadata ({exc})") from None
     values: dict[str, int] = {}
     for el in root.iter():
-        if el.tag.rsplit("}", 1)[-1] not in OFFSET_TAGS:
+        tag = el.tag.rsplit("}", 1)[-1]  # without its namespace
+        if tag not in OFFSET_TAGS:
             continue
         try:
             band = ESA_BAND_IDS[int(el.get("band_id", ""))]
             values[band] = int(float((el.text or "").strip()))
         except (ValueError, IndexError):
-            raise OffsetError(f"{path}: bad {el.tag.rsplit('}', 1)[-1]} element "
-                              f"band_id={el.get('band_id')!r} value={el.text!r}") from None
+            raise OffsetError(f"{path}: bad {tag} element band_id={el.get('band_id')!r} "
+                              f"value={el.text!r}") from None
     used = {values[b] for b in bands if b in values}
     if len(used) > 1:
         raise OffsetError(f"{path}: the bands' offsets differ ({sorted(used)}); "
