@@ -183,10 +183,6 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
     chips_sha = sha256_file(chips_dir / "index.csv")
     history, best_f1, start, best = (_resume(run, cfg, last, chips_sha) if resume
                                       else ([], -1.0, 0, None))
-    if best is not None and env.is_main and not (out_dir / "best.pt").is_file():
-        log.warning("%s missing (removed by the workflow?); rewritten from last.pt's copy of "
-                    "epoch %d", out_dir / "best.pt", best["epoch"])
-        save_checkpoint(out_dir / "best.pt", best_checkpoint(last, best))
     if start == 0:
         stats = band_stats(train_chips)
         run.model.norm.set_stats(**stats)
@@ -291,7 +287,8 @@ def _resume(run: _Run, cfg: TrainConfig, last: Path, chips_sha: str
     """Load ``last`` into ``run``; returns (history, best val score, next epoch, the best
     epoch's {"epoch", "model"} copy), or a fresh start when ``last`` does not exist, was
     trained on other chips (``chips_sha``: the sha256 of the chip set's index.csv) or
-    with other settings (any :class:`TrainConfig` field but :data:`RESUME_FREE`).
+    with other settings (any :class:`TrainConfig` field but :data:`RESUME_FREE`). A
+    missing ``best.pt`` beside ``last`` is rebuilt from the loaded checkpoint (rank 0).
 
     Raises:
         TrainError: if the checkpoint's arch/preset differ from ``cfg``'s.
@@ -328,16 +325,20 @@ def _resume(run: _Run, cfg: TrainConfig, last: Path, chips_sha: str
     log.info("resuming from %s at epoch %d", last, ckpt["epoch"] + 1)
     best = {"epoch": ckpt["best_model"]["epoch"],
             "model": {k: v.cpu() for k, v in ckpt["best_model"]["model"].items()}}
+    best_path = last.with_name("best.pt")
+    if run.env.is_main and not best_path.is_file():
+        log.warning("%s missing (removed by the workflow?); rewritten from last.pt's copy of "
+                    "epoch %d", best_path, best["epoch"])
+        save_checkpoint(best_path, best_checkpoint(ckpt, best))
     return ckpt["history"], ckpt["best_f1"], ckpt["epoch"] + 1, best
 
 
-def best_checkpoint(last: Path, best: dict) -> dict[str, Any]:
-    """``best.pt``'s content rebuilt from ``last.pt`` and its copy of the best epoch's
-    weights: that epoch's weights, number and history (no optimiser state)."""
-    ckpt = torch.load(last, map_location="cpu", weights_only=False)
-    ckpt.pop("best_model", None)
-    return {**ckpt, "model": best["model"], "epoch": best["epoch"], "optimizer": None,
-            "history": [h for h in ckpt["history"] if h["epoch"] <= best["epoch"]]}
+def best_checkpoint(last_ckpt: dict[str, Any], best: dict) -> dict[str, Any]:
+    """``best.pt``'s content rebuilt from ``last.pt``'s dict and its copy of the best
+    epoch's weights: that epoch's weights, number and history (no optimiser state)."""
+    rest = {k: v for k, v in last_ckpt.items() if k != "best_model"}
+    return {**rest, "model": best["model"], "epoch": best["epoch"], "optimizer": None,
+            "history": [h for h in last_ckpt["history"] if h["epoch"] <= best["epoch"]]}
 
 
 def _train_epoch(run: _Run, cfg: TrainConfig, epoch: int, chips: list[Chip],
