@@ -306,9 +306,10 @@ def _tile_chips(t: int, comp: Composite, hr_srcs: list[HrSource],
             report.rejected.append({"chip_id": cid, "crs": g10.crs, "xmin": round(x0),
                                     "ymin": round(y0), "reason": reason})
             continue
-        _accept(t, cid, g10, comp, hr[(slice(None), *sl)], (edged[sl], None if truth is None
-                else truth[sl]), owner[sl], hr_srcs, blocks, fits, settings, stage, report,
-                float(lab_ok.mean()), float(both))
+        chip_truth = None if truth is None else truth[sl]
+        _accept(t, cid, g10, comp, hr[(slice(None), *sl)], (edged[sl], chip_truth), owner[sl],
+                hr_srcs, blocks, fits, settings, stage, report, float(lab_ok.mean()),
+                float(both))
 
 
 def _accept(t: int, cid: str, g10: GeoBox, comp: Composite, hr: np.ndarray,
@@ -326,9 +327,7 @@ def _accept(t: int, cid: str, g10: GeoBox, comp: Composite, hr: np.ndarray,
     write_chip(stage / cid, comp, g10, hr, label, settings.hr_bands, names, truth=truth)
     labelled = label != NODATA_U8
     x0, y0 = g10.bounds[:2]
-    extra = {} if truth is None else {
-        "reference_coverage": round(float((truth != NODATA_U8).mean()), 4)}
-    report.chips.append({**extra,
+    report.chips.append({
         "chip_id": cid, "split": None, "crs": g10.crs, "xmin": round(x0), "ymin": round(y0),
         "size_m": settings.chip_size_m, "hr_file": hr_srcs[main].path.name,
         "hr_shift_m": list(block.shift.shift_m),
@@ -337,6 +336,8 @@ def _accept(t: int, cid: str, g10: GeoBox, comp: Composite, hr: np.ndarray,
         "label_coverage": round(label_cov, 4), "hr_label_coverage": round(hr_cov, 4),
         "isa_fraction": round(float((label[labelled] == 1).mean()) if labelled.any() else 0.0, 4),
     })
+    if truth is not None:
+        report.chips[-1]["reference_coverage"] = round(float((truth != NODATA_U8).mean()), 4)
 
 
 def _assign(report: ChipReport, settings: ChipSettings) -> None:
