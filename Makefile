@@ -41,6 +41,13 @@ slurm:
 	@apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    chromium > /dev/null
 
+# --- Debian QGIS (python3-qgis, for /usr/bin/python3 only) for the test that opens the
+# .qgs projects in real QGIS and renders every layer (tests/test_qgis_render.py)
+/usr/lib/python3/dist-packages/qgis/__init__.py:
+	@echo ">> installing Debian python3-qgis (once, for the QGIS render test)"
+	@apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    python3-qgis > /dev/null
+
 $(PY):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
@@ -63,7 +70,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 # A run killed with -9 leaves .snakemake/locks behind: unlock it first unless a live
 # snakemake works in this directory (then snakemake stops with its usual lock message).
-DEMO_RUN    := $(SNAKEMAKE) --profile profiles/local --cores $(CORES)
+# The demo's settings are config/demo.yaml; a config file given with --configfile
+# replaces config.yaml (the template of a run of your own, README "Run on real data").
+DEMO_CONFIG := config/demo.yaml
+DEMO_RUN    := $(SNAKEMAKE) --profile profiles/local --cores $(CORES) --configfile $(DEMO_CONFIG)
 demo: setup
 	@$(PY) scripts/unlock_if_stale.py -- $(DEMO_RUN)
 	@$(DEMO_RUN)
@@ -80,16 +90,18 @@ demo-change: setup
 lint: setup
 	@$(VENV)/bin/ruff check jointseg tests benchmarks
 	@$(VENV)/bin/snakefmt --check Snakefile rules/ 2>&1 | tail -n 1
-	@$(SNAKEMAKE) --lint --cores 1 > .lint.log 2>&1 || { cat .lint.log; exit 1; }
+	@$(SNAKEMAKE) --lint --cores 1 --configfile $(DEMO_CONFIG) > .lint.log 2>&1 || { cat .lint.log; exit 1; }
 	@rm -f .lint.log
 
-unit: setup /usr/bin/chromium
+QGIS        := /usr/lib/python3/dist-packages/qgis/__init__.py
+
+unit: setup /usr/bin/chromium $(QGIS)
 	@$(VENV)/bin/pytest -q -m "not e2e"
 
 e2e: setup
 	@$(VENV)/bin/pytest -q -m e2e
 
-test: setup lint /usr/bin/chromium
+test: setup lint /usr/bin/chromium $(QGIS)
 	@$(VENV)/bin/pytest -q -ra
 
 clean-demo:

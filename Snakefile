@@ -1,7 +1,8 @@
 # JointSeg / ISA-1 production DAG.
 #
-#   snakemake --profile profiles/local               # the simulated demo region
-#   snakemake --profile slurm --config year=2019     # a cluster (see profiles/slurm)
+#   snakemake --profile profiles/local --configfile config/demo.yaml  # the simulated demo
+#   snakemake --profile profiles/local --configfile my.yaml           # your own run
+#   snakemake --profile slurm --configfile my.yaml --config year=2019 # a cluster
 #
 # One tile flows: search -> download -> cloudmask -> composite -> predict -> mosaic
 # (per tile, or per batch of tiles when grid.batch_block resolves to N > 0:
@@ -9,7 +10,12 @@
 # All logic lives in the `jointseg` package; rules only wire files together.
 
 
-configfile: "config.yaml"
+# config.yaml is the template of a run of your own. A config file given on the command
+# line (`--configfile my.yaml`; `make demo` gives config/demo.yaml) REPLACES it: the run
+# is exactly what that file says, every key it leaves out takes the schema's default.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 report: "report/workflow.rst"
@@ -34,7 +40,10 @@ else:
     include: "rules/predict.smk"
 
 
-include: "rules/model.smk"
+# training and export only where there is something to train (not with model.onnx)
+if TRAINING_ID:
+
+    include: "rules/model.smk"
 
 
 if TRAINING:

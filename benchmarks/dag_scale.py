@@ -83,7 +83,7 @@ def bench_config(
     production config, so the demo's simulated training region and its bilinear baseline
     give way to a user's training region (:data:`TRAINING`, placeholder files) and no
     baseline."""
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["regions"] = {region: {"aoi": str(aoi)}}
     cfg["grid"]["tile_size_m"] = tile_size_m
     if batch_block is not None:

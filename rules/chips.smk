@@ -12,9 +12,9 @@ rule make_chips:
         qa=f"{MAKE_CHIPS_DIR}/qa.json",
         plot=f"{MAKE_CHIPS_DIR}/qa.png",
     log:
-        f"logs/make_chips/{TRAIN_REGION}-{TRAIN_YEAR}.log",
+        f"logs/make_chips/{TRAIN_REGION}-{TRAIN_YEAR}-{TRAINING_ID}.log",
     benchmark:
-        f"benchmarks/out/make_chips/{TRAIN_REGION}-{TRAIN_YEAR}.tsv"
+        f"benchmarks/out/make_chips/{TRAIN_REGION}-{TRAIN_YEAR}-{TRAINING_ID}.tsv"
     conda:
         "../envs/gdal.yaml"
     threads: 1
@@ -24,5 +24,7 @@ rule make_chips:
     params:
         out=lambda w, output: str(Path(output.index).parent),
         options=lambda w: chips_options(),
+        training_id=TRAINING_ID,
     shell:
-        "jointseg -v chips {params.options} --out {params.out:q} --no-progress > {log:q} 2>&1"
+        "jointseg -v chips {params.options} --out {params.out:q}"
+        " --training-data-id {params.training_id:q} --no-progress > {log:q} 2>&1"

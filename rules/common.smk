@@ -1,6 +1,7 @@
 # Config validation, tile lists and input functions shared by every rule file.
 import json
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
@@ -9,9 +10,17 @@ from snakemake.logging import logger
 
 from jointseg.batch import STAGES, batches_for_tiles, resolve_batch_block
 from jointseg.config import ConfigError, config_years, validate_config
+from jointseg.identity import model_id, training_data_id
 from jointseg.regions import region_tiles
 
 min_version("9.0")
+
+
+def config_error(message):
+    """Stop while the workflow is read, with ONE line on stderr (no traceback): for
+    configuration errors, which name the key and what to do."""
+    print(message, file=sys.stderr)
+    raise SystemExit(1)
 
 
 # Validate first with jointseg's validator (one line naming the key and what is
@@ -28,7 +37,7 @@ if isinstance(config.get("years"), list):
 try:
     validate_config(config, source="config")
 except ConfigError as exc:
-    raise WorkflowError(str(exc))
+    config_error(str(exc))
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 RESULTS = config["results_dir"]
@@ -45,7 +54,7 @@ if DEMO["enabled"] and not config["accuracy"]["cities"]:
     config["accuracy"]["cities"] = f"{SIM_DIR}/districts.gpkg"
     config["accuracy"]["city_field"] = "name"
 if DEMO["enabled"] and set(YEARS) - set(SIM_YEARS):
-    raise WorkflowError(
+    config_error(
         f"config: key 'years': {sorted(set(YEARS) - set(SIM_YEARS))} not simulated;"
         f" the demo simulates demo.years = {SIM_YEARS}"
     )
@@ -290,14 +299,14 @@ BASELINE_NAME = f"{MODEL_NAME}-bilinear"
 TRAIN_YEAR = (TRAINING["year"] or YEARS[0]) if TRAINING else None
 BASELINE = config["model"]["baseline"]
 if TRAINING and TRAIN_REGION in config["regions"]:
-    raise WorkflowError(
+    config_error(
         f"config: key 'regions.{TRAIN_REGION}': the name is reserved for training_data"
     )
 
 
 SIM_TRAIN = TRAINING.get("simulated") if TRAINING else None
 if SIM_TRAIN is not None and not DEMO["enabled"]:
-    raise WorkflowError(
+    config_error(
         "config: key 'training_data.simulated': needs stac.demo_server.enabled"
     )
 SIM_TRAIN_SOURCES = [
@@ -375,19 +384,44 @@ def chip_source():
             return None
         if DEMO["enabled"]:
             return "simulated"
-        raise WorkflowError(
-            "config: no training data: set training_data, model.chips.dir or model.onnx"
-            " (or model.chips.source: simulated for simulated training regions)"
+        config_error(
+            "config: no model and no training data: set model.onnx (a trained JointSeg"
+            " ONNX model) or training_data (README 'Train on your own region')"
         )
     if source == "training_data" and not TRAINING:
-        raise WorkflowError(
-            "config: model.chips.source is training_data but none is set"
+        config_error(
+            "config: model.chips.source is training_data but training_data is not set"
         )
     if source == "dir" and not chips["dir"]:
-        raise WorkflowError(
-            "config: model.chips.source is dir but model.chips.dir is null"
-        )
+        config_error("config: model.chips.source is dir but model.chips.dir is null")
     return source
+
+
+# Decided once, when the workflow is read: a config without a model and without
+# training data stops here in one line, whatever files lie around.
+CHIP_SOURCE = chip_source()
+if CHIP_SOURCE is None and BASELINE:
+    config_error(
+        "config: model.baseline trains the bilinear baseline and needs training data:"
+        " set training_data or model.chips.dir, or model.baseline: false"
+    )
+# chips and models are keyed by what they are made from (jointseg.identity): two
+# configs in one working directory never share or overwrite each other's
+TRAINING_ID = training_data_id(config, CHIP_SOURCE)
+
+
+def model_dir(arch):
+    """Folder of the model of architecture ``arch`` trained on TRAINING_ID, or None."""
+    if TRAINING_ID is None:
+        return None
+    key = model_id({**config["model"]["train"], "arch": arch}, TRAINING_ID)
+    name = BASELINE_NAME if arch == "bilinear" else MODEL_NAME
+    return f"{RESULTS}/models/{name}-{key}"
+
+
+MODEL_DIR = model_dir(config["model"]["train"]["arch"])
+BASELINE_DIR = model_dir("bilinear")
+BASELINE_ONNX = f"{BASELINE_DIR}.onnx"
 
 
 def training_composites(wildcards=None):
@@ -443,34 +477,23 @@ def chips_options():
     return " ".join(args)
 
 
-MAKE_CHIPS_DIR = f"{RESOURCES}/chips/{TRAIN_REGION}-{TRAIN_YEAR}"
-SIM_CHIPS_DIR = (
-    f"{RESOURCES}/chips/sim-{config['model']['chips']['seed']}"
-    f"-{config['model']['chips']['label_noise']}"
-)
+MAKE_CHIPS_DIR = f"{RESULTS}/{TRAIN_REGION}/{TRAIN_YEAR}/chips/{TRAINING_ID}"
+SIM_CHIPS_DIR = f"{RESOURCES}/chips/sim-{TRAINING_ID}"
 
 
 def chips_index(wildcards):
     """index.csv of the training chips (see chip_source)."""
-    source = chip_source()
-    if source == "training_data":
+    if CHIP_SOURCE == "training_data":
         return f"{MAKE_CHIPS_DIR}/index.csv"
-    if source == "dir":
+    if CHIP_SOURCE == "dir":
         return f"{config['model']['chips']['dir']}/index.csv"
-    if source == "simulated":
-        return f"{SIM_CHIPS_DIR}/index.csv"
-    raise WorkflowError(
-        "config: model.onnx is set and there are no training chips; unset model.onnx to"
-        " train, or set training_data / model.chips.dir"
-    )
+    return f"{SIM_CHIPS_DIR}/index.csv"
 
 
 def model_onnx(wildcards):
-    """The ONNX model predict uses: model.onnx (already trained) or the exported one."""
-    if config["model"]["onnx"]:
-        return config["model"]["onnx"]
-    suffix = "_fp16" if config["model"]["precision"] == "fp16" else ""
-    return f"models/{MODEL_NAME}{suffix}.onnx"
+    """The ONNX model predict uses: model.onnx (already trained) or the exported one
+    (its fp16 twin <name>_fp16.onnx lies beside it: infer.precision picks)."""
+    return config["model"]["onnx"] or f"{MODEL_DIR}.onnx"
 
 
 def product_tiles(wildcards, product, subdir=""):
@@ -492,15 +515,6 @@ def product_tiles(wildcards, product, subdir=""):
 def output_crs(wildcards):
     crs = config["regions"][wildcards.region].get("output_crs")
     return crs or config["mosaic"]["output_crs"]
-
-
-PAPER_TABLES = [
-    "table1_products",
-    "table2_baseline",
-    "table3_cities",
-    "table4_isa_area",
-    "table5_growth",
-]
 
 
 def worldcover_source(wildcards):

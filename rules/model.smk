@@ -1,5 +1,6 @@
-# JointSeg training and ONNX export. Training chips (rules/common.smk chip_source): cut
-# by make_chips from the training region (training_data, rules/chips.smk), the user's
+# JointSeg training and ONNX export, into <results_dir>/models/<name>-<model id>/ (the
+# id keys the training data and the model.train settings: jointseg.identity). Training
+# chips (rules/common.smk chip_source): cut by make_chips from the training region (training_data, rules/chips.smk), the user's
 # own chips (model.chips.dir), or simulated training regions whose seeds differ from the
 # demo region's, so the demo map is out-of-sample. With model.onnx set none of this runs.
 
@@ -22,25 +23,27 @@ rule simulate_chips:
         chips=config["model"]["chips"],
         # a fixed year (not the mapped one): changing `year` must not retrain
         year=TRAIN_YEAR or 2021,
+        training_id=TRAINING_ID,
     shell:
         "jointseg -v simulate chips --out {params.out:q} --seed {params.chips[seed]:q}"
         " --n-regions {params.chips[n_regions]:q}"
         " --region-size-m {params.chips[region_size_m]:q}"
         " --chip-size-m {params.chips[chip_size_m]:q} --year {params.year}"
-        " --label-noise {params.chips[label_noise]:q} > {log:q} 2>&1"
+        " --label-noise {params.chips[label_noise]:q}"
+        " --training-data-id {params.training_id:q} > {log:q} 2>&1"
 
 
 rule train_model:
     input:
         chips=chips_index,
     output:
-        best=f"models/{MODEL_NAME}/best.pt",
-        history=f"models/{MODEL_NAME}/history.csv",
-        plot=f"models/{MODEL_NAME}/loss.png",
+        best=f"{MODEL_DIR}/best.pt",
+        history=f"{MODEL_DIR}/history.csv",
+        plot=f"{MODEL_DIR}/loss.png",
     log:
-        f"logs/train_model/{MODEL_NAME}.log",
+        f"logs/train_model/{Path(MODEL_DIR).name}.log",
     benchmark:
-        f"benchmarks/out/train_model/{MODEL_NAME}.tsv"
+        f"benchmarks/out/train_model/{Path(MODEL_DIR).name}.tsv"
     conda:
         "../envs/train.yaml"
     threads: 2
@@ -62,14 +65,14 @@ rule train_model:
 
 rule export_onnx:
     input:
-        best=f"models/{MODEL_NAME}/best.pt",
+        best=f"{MODEL_DIR}/best.pt",
     output:
-        fp32=f"models/{MODEL_NAME}.onnx",
-        fp16=f"models/{MODEL_NAME}_fp16.onnx",
+        fp32=f"{MODEL_DIR}.onnx",
+        fp16=f"{MODEL_DIR}_fp16.onnx",
     log:
-        f"logs/export_onnx/{MODEL_NAME}.log",
+        f"logs/export_onnx/{Path(MODEL_DIR).name}.log",
     benchmark:
-        f"benchmarks/out/export_onnx/{MODEL_NAME}.tsv"
+        f"benchmarks/out/export_onnx/{Path(MODEL_DIR).name}.tsv"
     conda:
         "../envs/train.yaml"
     threads: 2
@@ -88,13 +91,13 @@ rule export_onnx:
 # Only in the DAG with model.baseline (accuracy_inputs asks for its mosaic).
 use rule train_model as train_baseline with:
     output:
-        best=f"models/{BASELINE_NAME}/best.pt",
-        history=f"models/{BASELINE_NAME}/history.csv",
-        plot=f"models/{BASELINE_NAME}/loss.png",
+        best=f"{BASELINE_DIR}/best.pt",
+        history=f"{BASELINE_DIR}/history.csv",
+        plot=f"{BASELINE_DIR}/loss.png",
     log:
-        f"logs/train_model/{BASELINE_NAME}.log",
+        f"logs/train_model/{Path(BASELINE_DIR).name}.log",
     benchmark:
-        f"benchmarks/out/train_model/{BASELINE_NAME}.tsv"
+        f"benchmarks/out/train_model/{Path(BASELINE_DIR).name}.tsv"
     params:
         out=lambda w, output: str(Path(output.best).parent),
         chips=lambda w, input: str(Path(input.chips).parent),
@@ -103,13 +106,27 @@ use rule train_model as train_baseline with:
 
 use rule export_onnx as export_baseline with:
     input:
-        best=f"models/{BASELINE_NAME}/best.pt",
+        best=f"{BASELINE_DIR}/best.pt",
     output:
-        fp32=f"models/{BASELINE_NAME}.onnx",
-        fp16=f"models/{BASELINE_NAME}_fp16.onnx",
+        fp32=f"{BASELINE_DIR}.onnx",
+        fp16=f"{BASELINE_DIR}_fp16.onnx",
     log:
-        f"logs/export_onnx/{BASELINE_NAME}.log",
+        f"logs/export_onnx/{Path(BASELINE_DIR).name}.log",
     benchmark:
-        f"benchmarks/out/export_onnx/{BASELINE_NAME}.tsv"
+        f"benchmarks/out/export_onnx/{Path(BASELINE_DIR).name}.tsv"
     params:
         name=BASELINE_NAME,
+
+
+# Named targets, since the keyed paths are long: `snakemake --configfile my.yaml chips`
+# cuts (or simulates) the training chips only, `... model` trains and exports the model.
+rule chips:
+    input:
+        chips_index,
+    localrule: True
+
+
+rule model:
+    input:
+        f"{MODEL_DIR}.onnx",
+    localrule: True

@@ -173,7 +173,7 @@ def test_empty_aoi_polygon_and_aoi_without_features(tmp_path: Path) -> None:
 ])
 def test_year_outside_l2a_and_invalid_values_name_the_key(override: dict, expected: str) -> None:
     with pytest.raises(ConfigError) as err:
-        load_config(REPO / "config.yaml", override)
+        load_config(REPO / "config" / "demo.yaml", override)
     assert expected in one_line(str(err.value))
 
 

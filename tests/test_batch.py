@@ -69,7 +69,7 @@ def test_partition_covers_every_tile_once_and_never_mixes_zones():
 def test_config_key_is_validated():
     from jointseg.config import ConfigError, validate_config
 
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["grid"]["batch_block"] = 8
     validate_config(cfg, source="config")
     cfg["grid"]["batch_block"] = -1

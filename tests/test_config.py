@@ -17,11 +17,11 @@ def write(tmp_path, cfg):
 
 
 def base():
-    return yaml.safe_load((REPO / "config.yaml").read_text())
+    return yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
 
 
 def test_default_config_is_valid_and_gets_defaults():
-    cfg = load_config(REPO / "config.yaml")
+    cfg = load_config(REPO / "config" / "demo.yaml")
     assert cfg["year"] == 2021
     assert cfg["stac"]["demo_server"]["enabled"] is True
     assert cfg["download"]["retries"] == 5  # filled from the schema default
@@ -42,14 +42,14 @@ def test_default_config_is_valid_and_gets_defaults():
 )
 def test_bad_values_name_the_key(tmp_path, override, expected):
     with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
-        load_config(REPO / "config.yaml", override)
+        load_config(REPO / "config" / "demo.yaml", override)
 
 
 def test_year_in_the_future_and_reversed_window(tmp_path):
     with pytest.raises(ConfigError, match="in the future"):
-        load_config(REPO / "config.yaml", {"year": 2099, "years": None})
+        load_config(REPO / "config" / "demo.yaml", {"year": 2099, "years": None})
     with pytest.raises(ConfigError, match="start 10-01 is after end 03-01"):
-        load_config(REPO / "config.yaml", {"stac.date_window": {"start": "10-01", "end": "03-01"}})
+        load_config(REPO / "config" / "demo.yaml", {"stac.date_window": {"start": "10-01", "end": "03-01"}})
 
 
 def test_missing_file_and_bad_yaml(tmp_path):

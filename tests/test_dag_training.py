@@ -24,7 +24,7 @@ def job_counts(output: str) -> dict[str, int]:
 def production_config(tmp_path, **model) -> dict:
     """The repository's config as a real region would have it: demo server off, a https
     STAC API, the demo's simulated training region removed."""
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["stac"]["api_url"] = "https://stac.invalid/v1"
     cfg["stac"]["demo_server"]["enabled"] = False
     cfg.pop("training_data")
@@ -91,7 +91,7 @@ def test_production_asks_for_baseline_and_simulated_chips(tmp_path):
 
 
 def test_demo_trains_from_make_chips_on_simulated_sources(tmp_path):
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["results_dir"], cfg["resources_dir"] = "results", "resources"
     rc, out, jobs = dry_run(tmp_path, cfg)
     assert rc == 0, out[-3000:]
@@ -102,7 +102,7 @@ def test_demo_trains_from_make_chips_on_simulated_sources(tmp_path):
 
 
 def test_simulated_training_region_needs_the_demo_server(tmp_path):
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["stac"]["demo_server"]["enabled"] = False
     cfg["stac"]["api_url"] = "https://stac.invalid/v1"
     rc, out, _ = dry_run(tmp_path, cfg)

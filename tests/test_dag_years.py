@@ -16,7 +16,7 @@ YEAR_FREE = ("simulate region", "jointseg -v chips", "jointseg -v train", "joint
 
 
 def demo_config(tmp_path) -> None:
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["results_dir"], cfg["resources_dir"] = "results", "resources"
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
 
@@ -68,7 +68,7 @@ def test_another_year_reuses_simulation_and_model(workdir):
     simulate_demo nor training (their outputs exist; the 2019 data lie beside 2021's)."""
     out, _ = dry_run(workdir, "year=2021")
     made = [ln.split("output: ", 1)[1] for ln in out.splitlines() if "output: " in ln]
-    keep = ("resources/demo/", "resources/chips/", "models/")
+    keep = ("resources/demo/", "results/training/", "results/models/")
     for line in made:
         for path in line.split(", "):
             if path.startswith(keep):

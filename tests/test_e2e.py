@@ -32,7 +32,7 @@ TILES = ["32650_663000_3543000", "32650_663000_3543600", "32650_663600_3543000",
 
 
 def e2e_config(workdir: Path) -> dict:
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["regions"]["demo"]["bbox"] = BBOX
     cfg["grid"]["tile_size_m"] = 600
     cfg["demo"]["n_dates"] = 4
@@ -151,11 +151,16 @@ def test_full_dag_to_mosaic_accuracy_and_tables(workdir):
     assert report["inputs"]["map"]["simulated"] is True
     tables = workdir / "results" / "paper_tables"
     assert (tables / "index.md").exists() and (tables / "table2_baseline.csv").exists()
-    assert (workdir / "models" / "jointseg-tiny.onnx").exists()
-    assert (workdir / "models" / "jointseg-tiny_fp16.onnx").exists()
-    chips = workdir / "resources" / "chips" / "training-2021"
+    # models and chips are keyed by what they were trained on / cut from
+    models = sorted((workdir / "results" / "models").glob("jointseg-tiny-*.onnx"))
+    assert [m.name for m in models if "_fp16" in m.name] == [
+        m.stem + "_fp16.onnx" for m in models if "_fp16" not in m.name]
+    assert sum("bilinear" not in m.name for m in models) == 2  # fp32 + fp16
+    (chips,) = (workdir / "results" / "training" / "2021" / "chips").iterdir()
     assert (chips / "index.csv").exists() and (chips / "qa.json").exists()
-    assert not (workdir / "resources" / "chips" / "sim-1000-osm").exists()
+    assert json.loads((chips / "provenance.json").read_text()) == {
+        "training_data_id": chips.name, "simulated": True}
+    assert not (workdir / "resources" / "chips").exists()
     # a rerun has nothing to do
     again = snakemake(workdir, "-n", "all", "paper_tables")
     assert "Nothing to be done" in again.stdout + again.stderr

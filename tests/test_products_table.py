@@ -43,7 +43,7 @@ def test_products_table_rows(tmp_path):
 
 
 def test_demo_paper_tables_plans_assess_products(tmp_path):
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["results_dir"], cfg["resources_dir"] = "results", "resources"
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     r = run_snakemake(tmp_path, "-n", "paper_tables", timeout=300)

@@ -54,7 +54,7 @@ def option(toks: list[str], name: str) -> str:
 
 def hostile_config(tmp: Path, *, demo: bool, batch_block: int) -> dict:
     """The repository's config with hostile strings wherever config reaches a shell."""
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     hostile = {
         "results": tmp / "res ults;$(touch pwned)&'q'",
         "resources": tmp / 'reso urces `touch pwned` "dq" |x',
@@ -97,7 +97,7 @@ def hostile_config(tmp: Path, *, demo: bool, batch_block: int) -> dict:
 def real_config() -> dict:
     """The repository's config turned into a production one: no demo server, so no
     simulated training region either (a pretrained model instead)."""
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["stac"]["demo_server"]["enabled"] = False
     cfg.pop("training_data")
     cfg["model"]["onnx"] = str(REPO / "tests/data/models/tiny_rf.onnx")
@@ -174,7 +174,7 @@ def test_search_rule_with_a_hostile_api_url_runs_nothing_else(tmp_path):
 
 @pytest.mark.e2e
 def test_configfile_given_on_the_command_line_is_the_one_used(tmp_path):
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     mine = tmp_path / "elsewhere" / "other.yaml"
     mine.parent.mkdir()
@@ -195,7 +195,7 @@ def test_configfile_given_on_the_command_line_is_the_one_used(tmp_path):
 
 def test_search_takes_config_values_for_options_not_given(tmp_path):
     dead = f"http://127.0.0.1:{free_port()}"
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["stac"].update(api_url=dead, timeout_s=2)
     cfg["stac"]["demo_server"]["enabled"] = False
     cfg["download"] = {"retries": 0}

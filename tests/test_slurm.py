@@ -128,7 +128,7 @@ def _reduced_demo_config(path: Path) -> None:
     """config.yaml with a 1.2 km x 1.2 km demo region: 4 tiles of 600 m, 4 dates."""
     import yaml
 
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["regions"] = {
         "demo": {"bbox": [663000, 3543000, 664200, 3544200], "bbox_crs": "EPSG:32650"}
     }

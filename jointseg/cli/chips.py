@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from jointseg.io import OutputError
+from jointseg.provenance import ProvenanceError
 
 
 def _default(key: str) -> Any:
@@ -64,13 +65,20 @@ def _csv(value: Any) -> str:
 @click.option("--highway-widths", default=None,
               help='JSON object of road widths (m) per OSM highway class, e.g. '
                    '\'{"residential": 8}\' (overrides the built-in table).')
+@click.option("--training-data-id", default=None,
+              help="Name of this training data, recorded in OUT/provenance.json and, through "
+                   "training, in the model and its maps (default: sha256 of index.csv).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def chips(hr: tuple[Path, ...], hr_bands: str, labels: tuple[Path, ...],
           reference: tuple[Path, ...], composites: tuple[Path, ...], out_dir: Path,
           chip_size_m: int, min_coverage: float, max_shift_m: float, min_correlation: float,
           split_block_m: int, split_fractions: str, seed: int, ignore_edge_m: float,
-          highway_widths: str | None, no_progress: bool) -> None:
-    """Cut paired training chips (s2_10m, s2_20m, hr, label) into OUT."""
+          highway_widths: str | None, training_data_id: str | None, no_progress: bool) -> None:
+    """Cut paired training chips (s2_10m, s2_20m, hr, label) into OUT.
+
+    OUT/provenance.json records the training-data id and whether the chips are
+    simulated (any composite tagged JOINTSEG_SIMULATED=true).
+    """
     from jointseg.trainingdata import ChipSettings, TrainingDataError, make_chips
 
     try:
@@ -84,11 +92,22 @@ def chips(hr: tuple[Path, ...], hr_bands: str, labels: tuple[Path, ...],
             highway_widths=widths, progress=not no_progress)
         report = make_chips(list(hr), list(labels), list(composites), out_dir, settings,
                             reference=list(reference))
-    except (TrainingDataError, OutputError, ValueError) as exc:
+        _write_provenance(out_dir, training_data_id, composites)
+    except (TrainingDataError, OutputError, ProvenanceError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     splits = {s: sum(c["split"] == s for c in report.chips) for s in ("train", "val", "test")}
     click.echo(f"{out_dir}: {len(report.chips)} chips ({splits['train']} train, "
                f"{splits['val']} val, {splits['test']} test), {len(report.rejected)} rejected")
+
+
+def _write_provenance(out_dir: Path, training_data_id: str | None,
+                      composites: tuple[Path, ...]) -> None:
+    """OUT/provenance.json: the id (default: sha256 of index.csv) and the simulated flag."""
+    from jointseg.model.chips import index_training_data_id, write_chips_provenance
+    from jointseg.provenance import file_sha256, is_simulated
+
+    tid = training_data_id or index_training_data_id(file_sha256(out_dir / "index.csv"))
+    write_chips_provenance(out_dir, tid, any(is_simulated(c) for c in composites))
 
 
 def _highway_widths(text: str | None) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -88,13 +89,20 @@ def stac(out_dir, file_base_url) -> None:
               default=schema_default("model.chips.label_noise"), show_default=True,
               help="label.tif = the clean truth, or OSM-like label sources rasterised "
                    "(docs/simulation.md); truth.tif and landcover.tif are written beside.")
+@click.option("--training-data-id", default=None,
+              help="Name of this chip set in OUT/provenance.json (simulated: true) "
+                   "(default: sha256 of index.csv).")
 def chips(out_dir, seed, n_regions, region_size_m, chip_size_m, year, n_dates, val_regions,
-          test_regions, label_noise) -> None:
+          test_regions, label_noise, training_data_id) -> None:
     """Simulate paired training chips (s2_10m, s2_20m, hr, label, truth, landcover +
-    index.csv)."""
+    index.csv, provenance.json)."""
+    from jointseg.model.chips import index_training_data_id, write_chips_provenance
+    from jointseg.provenance import file_sha256
     from jointseg.simulate.chips import default_splits, simulate_chips
 
     splits = default_splits(n_regions, val_regions, test_regions)
     index = simulate_chips(out_dir, seed, n_regions, region_size_m, chip_size_m, year, splits,
                            n_dates, label_noise=label_noise)
+    tid = training_data_id or index_training_data_id(file_sha256(index))
+    write_chips_provenance(Path(out_dir), tid, simulated=True)
     click.echo(str(index))
