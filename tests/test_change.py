@@ -18,15 +18,15 @@ from affine import Affine
 from click.testing import CliRunner
 from shapely.geometry import box
 
-from jointseg.assess import changescan as change
 from jointseg.assess.change import (
     ChangeError,
     annual_growth_pct,
     biennial_change,
     check_same_grid,
     parse_year_paths,
+    scan,
 )
-from jointseg.assess.changemaps import change_codes
+from jointseg.assess.change.maps import change_codes
 from jointseg.assess.consistency import consistent_step
 from jointseg.cli import main
 from jointseg.grid import GeoBox
@@ -104,7 +104,7 @@ def test_rules_by_hand():
 
 def test_areas_growth_and_maps_without_consistency(three_years, tmp_path, monkeypatch):
     paths, _, cities = three_years
-    monkeypatch.setattr(change, "BLOCK_ROWS", 4)  # two blocks: rows 0-3, 4-5
+    monkeypatch.setattr(scan, "BLOCK_ROWS", 4)  # two blocks: rows 0-3, 4-5
     res = biennial_change(paths, tmp_path / "out", cities=cities, city_field="name",
                           region="demo")
     reg = res["groups"]["region"]["demo"]
@@ -147,7 +147,7 @@ def test_areas_growth_and_maps_without_consistency(three_years, tmp_path, monkey
 
 def test_consistency_rule(three_years, tmp_path, monkeypatch):
     paths, probs, _ = three_years
-    monkeypatch.setattr(change, "BLOCK_ROWS", 4)
+    monkeypatch.setattr(scan, "BLOCK_ROWS", 4)
     res = biennial_change(paths, tmp_path / "out", probs=probs, consistency=True,
                           confident=0.8, region="demo")
     reg = res["groups"]["region"]["demo"]
@@ -197,7 +197,7 @@ def test_cli(three_years, tmp_path):
 def test_reads_band_1_of_maps_with_a_qa_band(three_years, tmp_path, monkeypatch):
     """A QA band (flags 0..7) after the map changes nothing: only band 1 is read."""
     paths, probs, cities = three_years
-    monkeypatch.setattr(change, "BLOCK_ROWS", 4)
+    monkeypatch.setattr(scan, "BLOCK_ROWS", 4)
     qa = np.arange(60, dtype=np.uint8).reshape(6, 10) % 8
     two = {}
     for y, p in paths.items():

@@ -3,7 +3,7 @@
 * ``area_per_year.png``: ISA area of the region per year from the pixel count (after
   the consistency rule when applied) and, where an accuracy report gave one, the
   error-adjusted area with its 95 % CI as error bars.
-* ``growth_map.png``: the year of first ISA (:mod:`jointseg.assess.changemaps`), one
+* ``growth_map.png``: the year of first ISA (:mod:`jointseg.assess.change.maps`), one
   colour per year, never-ISA light grey, nodata white; subsampled by a stride to at
   most :data:`MAX_PLOT_PX` pixels a side (display only).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jointseg.assess.changemaps import NEVER_ISA, NODATA_YEAR
+from jointseg.assess.change.maps import NEVER_ISA, NODATA_YEAR
 from jointseg.assess.report.plots import _pyplot, _save
 
 MAX_PLOT_PX = 2000

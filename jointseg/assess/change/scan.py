@@ -22,8 +22,8 @@ import numpy as np
 import rasterio
 from tqdm import tqdm
 
-from jointseg.assess.changeaccuracy import TruthSeries, new_isa_counts
-from jointseg.assess.changemaps import CHANGE_CLASSES, change_codes, first_isa_year
+from jointseg.assess.change.accuracy import TruthSeries, new_isa_counts
+from jointseg.assess.change.maps import CHANGE_CLASSES, change_codes, first_isa_year
 from jointseg.assess.consistency import consistent_step
 from jointseg.assess.groups import PolygonGroups
 from jointseg.assess.rasters import BLOCK_ROWS, read_binary, read_grid

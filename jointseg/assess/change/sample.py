@@ -1,7 +1,7 @@
 """Stratified change sample: area of new ISA with a CI (Olofsson et al. 2014).
 
 **Strata** are the map's change classes of the first -> last period
-(:data:`jointseg.assess.changemaps.CHANGE_CLASSES`: stable non-ISA, stable ISA, new
+(:data:`jointseg.assess.change.maps.CHANGE_CLASSES`: stable non-ISA, stable ISA, new
 ISA and, when the map has any, lost ISA); nodata pixels are not sampled.
 
 **Allocation**: the total size follows Olofsson et al. (2014) eq. 13
@@ -29,7 +29,7 @@ import geopandas as gpd
 import numpy as np
 from shapely.geometry import Point
 
-from jointseg.assess.changemaps import CHANGE_CLASSES, CHANGE_KEYS, NEW_ISA
+from jointseg.assess.change.maps import CHANGE_CLASSES, CHANGE_KEYS, NEW_ISA
 from jointseg.assess.estimators import olofsson_estimates
 from jointseg.assess.sampling import allocate, sample_size, write_sample
 from jointseg.grid import GeoBox

@@ -1,26 +1,9 @@
-"""Biennial ISA change of a region: areas per year and group, growth, change maps.
+"""The entrance of a change analysis: :func:`biennial_change` over yearly ISA maps.
 
-Input: one binary 1 m ISA map per year (the ``isa_1m.tif`` of each year, encoded as
-in :mod:`jointseg.products`: uint8 1 = ISA, 0 = not, 255 = nodata), all on **one grid**
-(same CRS, transform and shape; checked), optionally the ISA probability of each year
-(``isa_prob_1m.tif``) on the same grid, the accuracy report of each year and a
-reference (truth) raster per year. Band 1 of each file is read.
-
-* **Areas**: ISA area (km²) = ISA pixel count x pixel area (m², from the projected
-  map grid) / 1e6, for the whole region and per polygon group
-  (:mod:`jointseg.assess.groups`: cities / districts with a name field, zones). With
-  the accuracy report of a year (``report.json`` of ``jointseg accuracy-report``), its
-  design-based error-adjusted ISA area ± 95 % CI from the stratified reference sample
-  (Olofsson et al. 2014) is added for the region and each city; without one the area
-  is the pixel count only (``area_method`` says which).
-* **Growth** between two years y0 < y1: absolute ``A1 - A0`` km² and annualised
-  ``((A1 / A0) ** (1 / (y1 - y0)) - 1) x 100`` % (undefined when ``A0 = 0``).
-* **Temporal consistency** (optional): :mod:`jointseg.assess.consistency`; its effect
-  is measured (pixels changed per year; with a reference, change F1 with and without).
-* **Change maps**: :mod:`jointseg.assess.changemaps` (classes per consecutive pair and
-  the year of first ISA, as GAIA).
-* **Change accuracy** against a reference per year: :mod:`jointseg.assess.changeaccuracy`;
-  **stratified change sample**: :mod:`jointseg.assess.changesample`.
+It checks that the maps share one grid, runs one pass over them
+(:mod:`jointseg.assess.change.scan`), writes the change maps, the change sample, the
+plots and ``change.json`` / ``change.csv`` / ``change.md``, and returns the
+``change.json`` dict (schema :data:`SCHEMA`). See :mod:`jointseg.assess.change`.
 """
 
 from __future__ import annotations
@@ -34,16 +17,16 @@ from pathlib import Path
 import geopandas as gpd
 from pyproj import CRS
 
-from jointseg.assess import changescan
-from jointseg.assess.changeaccuracy import accuracy_entry
-from jointseg.assess.changemaps import (
+from jointseg.assess.change import scan as changescan
+from jointseg.assess.change.accuracy import accuracy_entry
+from jointseg.assess.change.maps import (
     CHANGE_CLASSES,
     CHANGE_KEYS,
     write_change_maps,
     write_first_year_map,
 )
-from jointseg.assess.changereport import write_change_csv, write_change_markdown
-from jointseg.assess.changesample import change_sample
+from jointseg.assess.change.report import write_change_csv, write_change_markdown
+from jointseg.assess.change.sample import change_sample
 from jointseg.assess.consistency import RULE
 from jointseg.assess.groups import GroupError, load_groups
 from jointseg.assess.rasters import RasterError, read_grid
@@ -285,7 +268,8 @@ def biennial_change(
         consistency: apply the temporal-consistency rule.
         confident: probability of non-ISA needed to accept a loss (0.5..1).
         region: region name written in the outputs.
-        sample_target_se, sample_floor, seed: change sample design (changesample).
+        sample_target_se, sample_floor, seed: change sample design
+            (:mod:`jointseg.assess.change.sample`).
         plots: write the PNG plots.
         progress: progress bar over row blocks.
 
@@ -338,7 +322,7 @@ def biennial_change(
         "groups": _group_results(tally, years, px_km2, reps),
     }
     if plots:
-        from jointseg.assess.changeplots import write_change_plots
+        from jointseg.assess.change.plots import write_change_plots
 
         result["plots"] = write_change_plots(result, scan.first_year, out_dir)
     write_json(out_dir / "change.json", result)
