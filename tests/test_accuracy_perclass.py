@@ -13,10 +13,10 @@ from affine import Affine
 from jointseg.assess.perclass import (
     ClassTable,
     ClassTableError,
+    default_classes,
     load_class_table,
     markdown_table,
     per_class_rates,
-    simulator_classes,
 )
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
@@ -47,7 +47,7 @@ def test_rates_per_class_for_map_and_baseline(tmp_path: Path) -> None:
     base = np.zeros((10, 20), np.uint8)  # baseline on a 2 m grid: only the road found
     base[:5, 10:] = 1
     base_grid = GeoBox("EPSG:32650", Affine(2, 0, 660000, 0, -2, 3550000), 20, 10)
-    rates = per_class_rates(write(tmp_path / "m.tif", m), lc, simulator_classes(),
+    rates = per_class_rates(write(tmp_path / "m.tif", m), lc, default_classes(),
                             baseline_path=write(tmp_path / "b.tif", base, base_grid))
     rows = {r["name"]: r for r in rates["rows"]}
     assert rates["products"] == ["map", "baseline"]

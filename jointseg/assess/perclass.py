@@ -1,7 +1,7 @@
 """Per-class error rates: the share of each land-cover class that a binary ISA map calls ISA.
 
-Given a land-cover reference raster (class codes, e.g. the simulator's
-``truth/landcover_1m.tif`` with the codes of :data:`jointseg.simulate.materials.CLASSES`)
+Given a land-cover reference raster (class codes, by default those of
+:mod:`jointseg.landcover`, as in the demo's simulated ``truth/landcover_1m.tif``)
 and a :class:`ClassTable` saying which codes are impervious, the reference is read onto
 the map's grid (nearest neighbour) and, per class,
 
@@ -29,6 +29,8 @@ import rasterio.errors
 import yaml
 
 from jointseg.assess.compare import CompareError, read_map, read_on_grid
+from jointseg.landcover import ISA_CODES, LANDCOVER_CLASSES
+from jointseg.landcover import NODATA as LANDCOVER_NODATA
 from jointseg.products import NODATA_U8
 
 
@@ -57,11 +59,10 @@ class ClassTable:
                                   f"{sorted(self.names)}")
 
 
-def simulator_classes() -> ClassTable:
-    """The simulator's land-cover classes (:mod:`jointseg.simulate.materials`); 0 = nodata."""
-    from jointseg.simulate.materials import CLASSES, ISA_CLASSES
-
-    return ClassTable({k: v for k, v in CLASSES.items() if k != 0}, tuple(ISA_CLASSES), (0,))
+def default_classes() -> ClassTable:
+    """The land-cover table of :mod:`jointseg.landcover` (the demo's truth uses it)."""
+    return ClassTable({k: v for k, v in LANDCOVER_CLASSES.items() if k != LANDCOVER_NODATA},
+                      ISA_CODES, (LANDCOVER_NODATA,))
 
 
 def load_class_table(path: str | os.PathLike) -> ClassTable:

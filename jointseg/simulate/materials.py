@@ -1,7 +1,8 @@
-"""The simulator's class and material tables: truth classes and surface materials.
+"""The simulator's material table, and the truth classes the materials belong to.
 
 ``material`` rasters (uint8 :data:`MATERIALS` ids) are what the spectra are rendered
-from; ``landcover`` rasters (uint8 :data:`CLASSES` codes) are the truth classes. Each
+from; ``landcover`` rasters (uint8 :data:`CLASSES` codes, the product's land-cover
+table :data:`jointseg.landcover.LANDCOVER_CLASSES`) are the truth classes. Each
 material belongs to exactly one class (:data:`MATERIAL_TO_CLASS`). Materials 17-23 are
 variants the renderer puts in place of part of a class (humic, deep and turbid water:
 :func:`with_water_variants`, for the HR image and the scenes alike; conifers, clear-cuts,
@@ -14,23 +15,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from jointseg.landcover import ISA_CODES, LANDCOVER_CLASSES
 from jointseg.simulate.noise import hash01
 
-#: Land-cover truth codes (uint8). ISA = 1-4.
-CLASSES: dict[int, str] = {
-    0: "nodata",
-    1: "road",
-    2: "building",
-    3: "paved",
-    4: "industrial_ground",
-    5: "tree",
-    6: "grass",
-    7: "crop",
-    8: "water",
-    9: "bare_soil",
-    10: "snow",
-}
-ISA_CLASSES: tuple[int, ...] = (1, 2, 3, 4)
+#: Land-cover truth codes (uint8): the product's table (:mod:`jointseg.landcover`),
+#: 0 = nodata. ISA = 1-4.
+CLASSES: dict[int, str] = LANDCOVER_CLASSES
+ISA_CLASSES: tuple[int, ...] = ISA_CODES
 
 #: Surface materials (uint8 ids) -> (name, land-cover class).
 MATERIALS: dict[int, tuple[str, int]] = {

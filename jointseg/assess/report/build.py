@@ -16,7 +16,7 @@ import numpy as np
 
 from jointseg.assess import compare, worldcover
 from jointseg.assess.groups import GroupLoader, isa_area_by_group
-from jointseg.assess.perclass import ClassTable, per_class_rates, simulator_classes
+from jointseg.assess.perclass import ClassTable, default_classes, per_class_rates
 from jointseg.assess.rasters import read_grid
 from jointseg.assess.report.comparisons import (
     OnGrid,
@@ -173,7 +173,7 @@ def accuracy_report(
         progress: progress bars.
         landcover_path: a land-cover reference raster (class codes): per-class rates
             (:mod:`jointseg.assess.perclass`) for the map and the baseline.
-        landcover_classes: its class table (default: the simulator's classes).
+        landcover_classes: its class table (default: :mod:`jointseg.landcover`'s).
 
     Raises:
         ReportError, CompareError, WorldCoverError, SamplingError, RasterError, GroupError:
@@ -216,7 +216,7 @@ def accuracy_report(
         log.info("report %s %s: per-class rates against %s", region, year, landcover_path)
         inputs["landcover"] = input_provenance_of(landcover_path)
         per_class = per_class_rates(map_path, landcover_path,
-                                    landcover_classes or simulator_classes(),
+                                    landcover_classes or default_classes(),
                                     baseline_path=baseline_path)
         per_class["simulated"] = any_simulated(inputs, "map", "landcover")
 
