@@ -1,8 +1,21 @@
 # Biennial change between the configured years, and the paper's tables
-# filled from whatever this run computed (each table names its sources).
+# filled from whatever this run computed (each table names its sources and epochs).
 
 
 CHANGE_PAIRS = [f"{y0}_{y1}" for y0, y1 in zip(YEARS[:-1], YEARS[1:])]
+
+# The file stems of jointseg.assess.tables.PAPER_TABLES (tests/test_tables.py checks).
+PAPER_TABLES = [
+    "table1_products",
+    "table2_baseline",
+    "table3_cities",
+    "table4_isa_area",
+    "table5_growth",
+]
+# One folder per set of years (results/paper_tables/2017-2019-2021-2023/): a run of
+# other years writes its own tables, never over these.
+PAPER_EPOCHS = "-".join(str(y) for y in sorted(YEARS))
+PAPER_TABLES_DIR = f"{RESULTS}/paper_tables/{PAPER_EPOCHS}"
 
 
 rule change:
@@ -86,22 +99,29 @@ rule paper_tables:
         products=products_targets(),
         change=change_targets(),
     output:
-        index=report(f"{RESULTS}/paper_tables/index.md", category="Paper tables"),
+        index=report(
+            f"{PAPER_TABLES_DIR}/index.md",
+            category="Paper tables",
+            subcategory=PAPER_EPOCHS,
+        ),
+        index_json=f"{PAPER_TABLES_DIR}/index.json",
         tables=report(
             multiext(
-                f"{RESULTS}/paper_tables/",
+                f"{PAPER_TABLES_DIR}/",
                 *[f"{t}.{ext}" for t in PAPER_TABLES for ext in ("csv", "md")],
             ),
             category="Paper tables",
+            subcategory=PAPER_EPOCHS,
         ),
         change_accuracy=report(
-            multiext(f"{RESULTS}/paper_tables/change_accuracy", ".csv", ".md"),
+            multiext(f"{PAPER_TABLES_DIR}/change_accuracy", ".csv", ".md"),
             category="Paper tables",
+            subcategory=PAPER_EPOCHS,
         ),
     log:
-        "logs/paper_tables.log",
+        f"logs/paper_tables/{PAPER_EPOCHS}.log",
     benchmark:
-        "benchmarks/out/paper_tables.tsv"
+        f"benchmarks/out/paper_tables/{PAPER_EPOCHS}.tsv"
     conda:
         "../envs/gdal.yaml"
     threads: 1

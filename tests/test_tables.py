@@ -2,7 +2,8 @@
 
 Two small maps (2020, 2021) of one region are built from the real WorldCover cut-out
 with random flips; ``accuracy_report`` and ``biennial_change`` run on them, then
-``jointseg paper-tables``. Every number in the CSVs must equal the one in the JSONs.
+``jointseg paper-tables``. Every number in the CSVs must equal the one in the JSONs,
+and every set of tables names the epochs (years) it holds.
 """
 
 from __future__ import annotations
@@ -19,13 +20,21 @@ from shapely.geometry import box
 
 from jointseg.assess.change import biennial_change
 from jointseg.assess.report.build import accuracy_report
-from jointseg.assess.tables import NO_DATA, TableError, build_tables, sort_inputs
+from jointseg.assess.tables import (
+    INDEX_SCHEMA,
+    NO_DATA,
+    PAPER_TABLES,
+    TableError,
+    build_tables,
+    sort_inputs,
+)
 from jointseg.assess.worldcover import read_worldcover
 from jointseg.cli import main
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
 
 from .test_compare import CUTOUT
+from .test_rules import REPO
 
 X0, Y1, SIZE = 246000.0, 37600.0, 300
 GRID = GeoBox("EPSG:32632", Affine(1, 0, X0, 0, -1, Y1), SIZE, SIZE)
@@ -150,3 +159,75 @@ def test_rejects_other_json(tmp_path):
     p.write_text('{"precision": 1}')
     with pytest.raises(TableError, match="x.json: schema"):
         sort_inputs([p])
+
+
+def _paper_tables(reports, out, change=None):
+    args = ["paper-tables", "--reports", *map(str, reports), "--out", str(out)]
+    return CliRunner().invoke(main, args + (["--change", str(change)] if change else []))
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_tables_name_their_epochs(run):
+    d, reports, change_json = run
+    out = d / "epochs" / "2020-2021"
+    r = _paper_tables(reports, out, change_json)
+    assert r.exit_code == 0, r.output
+    assert "epochs 2020-2021" in r.output
+    index = json.loads((out / "index.json").read_text())
+    assert index["schema"] == INDEX_SCHEMA and index["epochs"] == [2020, 2021]
+    assert index["regions"] == ["demo"] and index["simulated"] is True
+    assert [x["name"] for x in index["tables"]] == [*PAPER_TABLES, "change_accuracy"]
+    assert all(x["epochs"] == [2020, 2021] for x in index["tables"])
+    assert (out / "index.md").read_text().startswith("# Paper tables: 2020-2021\n")
+    for name in PAPER_TABLES:
+        assert "**Epochs: 2020, 2021 " in (out / f"{name}.md").read_text()
+        rows = _csv(out / f"{name}.csv")
+        assert all(row["epochs"] == "2020 2021" for row in rows), name
+    assert _csv(out / "table5_growth.csv")  # growth 2020 -> 2021 from the change file
+    # an empty table names its epochs too
+    only = d / "epochs" / "2020"
+    assert _paper_tables(reports[:1], only).exit_code == 0
+    assert "**Epochs: 2020 " in (only / "table2_baseline.md").read_text()
+    assert json.loads((only / "index.json").read_text())["epochs"] == [2020]
+
+
+def test_fewer_epochs_never_replace_a_fuller_set(run):
+    d, reports, change_json = run
+    full, fewer = d / "sets" / "2020-2021", d / "sets" / "2020"
+    assert _paper_tables(reports, full, change_json).exit_code == 0
+    before = _files(full)
+    assert _paper_tables(reports[:1], fewer).exit_code == 0
+    assert _files(full) == before  # two year-sets, two folders
+    assert json.loads((fewer / "index.json").read_text())["epochs"] == [2020]
+    # the fewer years into the fuller set's folder: refused in one line, nothing written
+    r = _paper_tables(reports[:1], full)
+    assert r.exit_code != 0
+    msg = r.output.strip().splitlines()
+    assert len(msg) == 1 and "holds the paper tables of 2020-2021" in msg[0]
+    assert "inputs are of 2020" in msg[0] and str(d / "sets" / "2020") in msg[0]
+    assert _files(full) == before
+    # the same years again: rewritten in place
+    assert _paper_tables(reports, full, change_json).exit_code == 0
+
+
+def test_the_rule_names_the_library_tables():
+    smk = (REPO / "rules" / "report.smk").read_text()
+    assert all(f'"{name}"' in smk for name in PAPER_TABLES)
+
+
+def test_two_year_sets_plan_two_folders(tmp_path):
+    """snakemake paper_tables: each set of years has its own folder of tables."""
+    from .test_dag_years import demo_config, dry_run
+
+    demo_config(tmp_path)
+    for years, folder in (("[2021,2023]", "2021-2023"),
+                          ("[2017,2019,2021,2023]", "2017-2019-2021-2023")):
+        out, jobs = dry_run(tmp_path, f"years={years}", target="paper_tables")
+        assert jobs["paper_tables"] == 1
+        made = next(ln for ln in out.splitlines() if "output: results/paper_tables/" in ln)
+        paths = made.split("output: ", 1)[1].split(", ")
+        assert f"results/paper_tables/{folder}/index.json" in paths
+        assert all(p.startswith(f"results/paper_tables/{folder}/") for p in paths)

@@ -20,6 +20,12 @@ Every row carries ``source`` (the JSON file it came from) and ``simulated``; eac
 table's caption says what was measured on what. A table without data says "no data
 in this run". Numbers are copied, not recomputed, except growth rates from report
 areas (:func:`jointseg.assess.change.growth`) when no change file exists.
+
+A set of tables names the **epochs** it holds (the years of its reports and change
+files): a line under each Markdown title, an ``epochs`` column in each CSV, and
+``index.json``. A folder of tables is never replaced by tables of other epochs
+(:func:`write_tables` refuses); the workflow writes one folder per set of years,
+``results/paper_tables/<y1>-<y2>-.../``.
 """
 
 from __future__ import annotations
@@ -35,13 +41,18 @@ from pathlib import Path
 
 from jointseg.assess.change import growth
 from jointseg.assess.otherproducts.table import products_rows
-from jointseg.io import atomic_path
+from jointseg.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
 NO_DATA = "no data in this run"
 REPORT_SCHEMA = "jointseg.accuracy_report"
 CHANGE_SCHEMA = "jointseg.assess.change"
+#: Schema of the ``index.json`` of a set of tables.
+INDEX_SCHEMA = "jointseg.paper_tables/1"
+#: The file stems of the paper's tables, in order (and :data:`CHANGE_ACCURACY_TABLE`).
+PAPER_TABLES = ("table1_products", "table2_baseline", "table3_cities", "table4_isa_area",
+                "table5_growth")
 
 
 class TableError(ValueError):
@@ -57,6 +68,8 @@ class Table:
     caption: str
     columns: list[str]
     rows: list[dict] = field(default_factory=list)
+    #: the years of the inputs the table was built from (all of them, not only its rows')
+    epochs: list[int] = field(default_factory=list)
 
     def sources(self) -> list[str]:
         """Distinct ``source`` values of the rows, in order."""
@@ -101,6 +114,18 @@ def sort_inputs(paths: Iterable[str | os.PathLike]) -> tuple[list[dict], list[di
                              f"{REPORT_SCHEMA}/1 (report.json) or {CHANGE_SCHEMA}/1 (change.json)")
     reports.sort(key=lambda r: (str(r.get("region")), int(r.get("year", 0))))
     return reports, changes
+
+
+def epochs_of(reports: Sequence[Mapping], changes: Sequence[Mapping] = ()) -> list[int]:
+    """The years the inputs hold: each report's ``year`` and each change file's ``years``."""
+    years = {int(r["year"]) for r in reports if r.get("year") is not None}
+    years.update(int(y) for ch in changes for y in ch.get("years", []))
+    return sorted(years)
+
+
+def epochs_label(epochs: Sequence[int]) -> str:
+    """``2017-2019-2021-2023``: the name of a set of years (a folder name in the DAG)."""
+    return "-".join(str(y) for y in sorted(epochs)) or "none"
 
 
 # ---------------------------------------------------------------------- tables
@@ -335,10 +360,15 @@ def change_accuracy_table(changes: Sequence[Mapping]) -> Table:
 
 
 def build_tables(reports: Sequence[Mapping], changes: Sequence[Mapping] = ()) -> list[Table]:
-    """The five paper tables and the change-accuracy table (a table may have no rows)."""
-    return [products_table(reports), baseline_table(reports), cities_table(reports),
-            area_table(reports, changes), growth_table(reports, changes),
-            change_accuracy_table(changes)]
+    """The five paper tables and the change-accuracy table (a table may have no rows),
+    each naming the epochs of all the inputs (:func:`epochs_of`)."""
+    tables = [products_table(reports), baseline_table(reports), cities_table(reports),
+              area_table(reports, changes), growth_table(reports, changes),
+              change_accuracy_table(changes)]
+    epochs = epochs_of(reports, changes)
+    for t in tables:
+        t.epochs = epochs
+    return tables
 
 
 # ---------------------------------------------------------------------- output
@@ -358,9 +388,16 @@ def _md_value(v: object) -> str:
     return str(v)
 
 
+def epochs_line(epochs: Sequence[int]) -> str:
+    """The line that names a table's epochs."""
+    return (f"Epochs: {', '.join(str(y) for y in epochs)} (the years of this run's reports "
+            "and change files)." if epochs else "Epochs: none (no report or change file).")
+
+
 def table_markdown(t: Table) -> str:
-    """A table as Markdown: title, caption, sources, rows (or "no data in this run")."""
-    lines = [f"## {t.title}", "", t.caption, ""]
+    """A table as Markdown: title, epochs, caption, sources, rows (or "no data in this
+    run")."""
+    lines = [f"## {t.title}", "", f"**{epochs_line(t.epochs)}**", "", t.caption, ""]
     if not t.rows:
         return "\n".join(lines + [f"*{NO_DATA}.*", ""])
     if any(r.get("simulated") for r in t.rows):
@@ -388,24 +425,63 @@ def _change_links(changes: Sequence[Mapping], out_dir: Path) -> list[str]:
     return ["", "## Change reports and plots", "", *lines] if lines else []
 
 
+def check_epochs(out_dir: Path, epochs: Sequence[int]) -> None:
+    """Refuse to write tables of ``epochs`` over a folder holding tables of other epochs.
+
+    Raises:
+        TableError: naming both sets of years, when ``out_dir/index.json`` names others.
+    """
+    index = out_dir / "index.json"
+    if not index.exists():
+        return
+    try:
+        held = [int(y) for y in json.loads(index.read_text())["epochs"]]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise TableError(f"{index}: cannot read the epochs of the tables there ({exc}); "
+                         "write to another folder or remove it") from exc
+    if sorted(held) != sorted(epochs):
+        raise TableError(f"{out_dir} holds the paper tables of {epochs_label(held)}; these "
+                         f"inputs are of {epochs_label(epochs)}: write them to another folder "
+                         f"(e.g. {out_dir.parent / epochs_label(epochs)})")
+
+
+def _index_json(tables: Sequence[Table], epochs: Sequence[int]) -> dict:
+    """``index.json``: the epochs, regions and every table's rows, files and sources."""
+    regions = sorted({str(r["region"]) for t in tables for r in t.rows if r.get("region")})
+    return {"schema": INDEX_SCHEMA, "epochs": list(epochs), "regions": regions,
+            "simulated": any(r.get("simulated") for t in tables for r in t.rows),
+            "tables": [{"name": t.name, "title": t.title, "epochs": list(t.epochs),
+                        "rows": len(t.rows), "files": [f"{t.name}.csv", f"{t.name}.md"],
+                        "sources": t.sources() if t.rows else []} for t in tables]}
+
+
 def write_tables(tables: Sequence[Table], out_dir: str | os.PathLike,
                  changes: Sequence[Mapping] = ()) -> list[Path]:
-    """Write ``<name>.csv`` and ``<name>.md`` per table and ``index.md``, atomically.
+    """Write ``<name>.csv`` and ``<name>.md`` per table, ``index.md`` and ``index.json``,
+    atomically.
 
-    CSV floats are written with full precision (``repr``); empty cells are None.
-    ``index.md`` links the change reports and plots of ``changes``.
+    CSV floats are written with full precision (``repr``); empty cells are None; each
+    row's ``epochs`` names the years of the inputs (``2017 2019``). ``index.md`` links the
+    change reports and plots of ``changes``; ``index.json`` (:data:`INDEX_SCHEMA`)
+    names the epochs, regions and each table's rows and sources.
+
+    Raises:
+        TableError: when ``out_dir`` holds tables of other epochs (:func:`check_epochs`).
     """
     out_dir = Path(out_dir)
+    epochs = sorted({y for t in tables for y in t.epochs})
+    check_epochs(out_dir, epochs)
     written = []
-    index = ["# Paper tables", "",
+    index = [f"# Paper tables: {epochs_label(epochs)}", "", epochs_line(epochs), "",
              "Reproduced from this run's data; each table names the files it came from.", ""]
     for t in tables:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=t.columns, lineterminator="\n",
-                           extrasaction="ignore")
+        cols = [*t.columns, "epochs"]
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
         w.writeheader()
         for r in t.rows:
-            w.writerow({c: _csv_value(r.get(c)) for c in t.columns})
+            w.writerow({**{c: _csv_value(r.get(c)) for c in t.columns},
+                        "epochs": " ".join(str(y) for y in t.epochs)})
         with atomic_path(out_dir / f"{t.name}.csv") as tmp:
             tmp.write_text(buf.getvalue())
         with atomic_path(out_dir / f"{t.name}.md") as tmp:
@@ -420,5 +496,5 @@ def write_tables(tables: Sequence[Table], out_dir: str | os.PathLike,
     index += _change_links(changes, out_dir)
     with atomic_path(out_dir / "index.md") as tmp:
         tmp.write_text("\n".join(index) + "\n")
-    written.append(out_dir / "index.md")
-    return written
+    write_json(out_dir / "index.json", _index_json(tables, epochs))
+    return [*written, out_dir / "index.md", out_dir / "index.json"]

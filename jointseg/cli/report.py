@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
                    "as ISA (commission / omission per class), for the map and the baseline.")
 @click.option("--landcover-classes", type=click.Path(exists=True, dir_okay=False),
               default=None, help="Its class table (JSON/YAML: classes, isa, nodata) "
-                                 "[default: the simulator's classes].")
+                                 "[default: jointseg/landcover.py, the demo's classes].")
 @click.option("--threshold", type=click.FloatRange(0, 1),
               default=schema_default("accuracy.threshold"), show_default=True,
               help="ISA fraction at or above which an aggregated 10 m pixel is ISA.")
@@ -112,11 +112,13 @@ def accuracy_report(map_path: str, prob_path: str | None, worldcover: str, year:
 @click.option("--change", "changes", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="change.json files of `jointseg change` (repeatable).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for table*.csv/.md and index.md.")
+              help="Folder for table*.csv/.md, index.md and index.json (one folder per set "
+                   "of years: a folder holding tables of other years is refused).")
 @click.argument("more", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 def paper_tables(reports: tuple[str, ...], changes: tuple[str, ...], out_dir: str,
                  more: tuple[str, ...]) -> None:
-    """Tables in the layout of the paper's, filled from the run's report and change JSONs.
+    """Tables in the layout of the paper's, filled from the run's report and change JSONs,
+    naming the years (epochs) they hold.
 
     Extra arguments are JSON files sorted by their schema (shell globs after --reports
     or --change).
@@ -128,8 +130,9 @@ def paper_tables(reports: tuple[str, ...], changes: tuple[str, ...], out_dir: st
         written = tables.write_tables(tables.build_tables(reps, chs), out_dir, chs)
     except tables.TableError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{out_dir}: {len(written)} tables from {len(reps)} reports and "
-               f"{len(chs)} change files")
+    click.echo(f"{out_dir}: {len(written)} files from {len(reps)} reports and "
+               f"{len(chs)} change files, epochs "
+               f"{tables.epochs_label(tables.epochs_of(reps, chs))}")
 
 
 @click.command("change")
