@@ -3,8 +3,12 @@
 Written with the standard library only (no QGIS needed): one raster layer per file (a
 group per layer when a product is split in tiles), paletted renderers for class maps
 (ISA, WorldCover), a pseudocolour ramp for the probability, a stretched RGB for the
-composite and the SR quicklooks. Data sources are relative to the project file, so the
-project moves with the results folder. Written for QGIS 3.x project format.
+composite and the SR quicklooks: the viewer's styles (:mod:`jointseg.view.layers`,
+:mod:`jointseg.view.styles`), whose numbers are stored DN. QGIS draws a band after its
+scale and offset (the probability's 1/254, the composite's 1e-4), so each value is
+converted with the scale and offset read from the file itself. Data sources are relative
+to the project file, so the project moves with the results folder. Written for the QGIS
+3.22 project format (Debian 12); ``tests/test_qgis_render.py`` renders it in QGIS.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import rasterio
 
 from jointseg.io import atomic_path
 from jointseg.view import styles
-from jointseg.view.layers import Layer, Manifest
+from jointseg.view.layers import STRETCH_PERCENTILES, Layer, Manifest
 
-QGIS_VERSION = "3.28.0-Firenze"
+#: the oldest QGIS whose project format this writes (Debian 12's; newer ones read it)
+QGIS_VERSION = "3.22.16-Białowieża"
 #: bottom to top in the viewer is top to bottom in QGIS's layer tree
 TREE_ORDER = ("isa", "baseline", "truth", "prob", "worldcover", "sr", "composite")
 
@@ -31,6 +36,15 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrib: str) -
     return el
 
 
+def layer_id(layer: Layer, index: int) -> str:
+    """The QGIS id of ``layer``'s ``index``-th file: ``jointseg_<layer>_<index>``.
+
+    QGIS keeps a project's layer id only when it is longer than 10 characters and makes
+    up a new one otherwise, which leaves the layer tree pointing at no layer.
+    """
+    return f"jointseg_{layer.id}_{index}"
+
+
 def _srs(parent: ET.Element, crs: rasterio.crs.CRS) -> None:
     ref = _sub(parent, "spatialrefsys", nativeFormat="Wkt")
     _sub(ref, "wkt", crs.to_wkt())
@@ -38,44 +52,89 @@ def _srs(parent: ET.Element, crs: rasterio.crs.CRS) -> None:
     _sub(ref, "authid", f"EPSG:{epsg}" if epsg else "")
 
 
-def _renderer(pipe: ET.Element, layer: Layer, opacity: float) -> None:
-    """The layer's rasterrenderer element (QGIS 3 names and attributes)."""
-    if layer.kind == "classes":
-        r = _sub(pipe, "rasterrenderer", type="paletted", band=layer.bands[0],
-                 opacity=opacity, alphaBand="-1", nodataColor="")
-        _sub(r, "rasterTransparency")
-        pal = _sub(r, "colorPalette")
-        for value, (colour, label) in layer.classes.items():
-            _sub(pal, "paletteEntry", value=value, color=colour, alpha="255", label=label)
-        return
-    if layer.kind == "ramp":
-        r = _sub(pipe, "rasterrenderer", type="singlebandpseudocolor", band=layer.bands[0],
-                 opacity=opacity, alphaBand="-1", classificationMin=layer.rescale[0][0],
-                 classificationMax=layer.rescale[0][1], nodataColor="")
-        _sub(r, "rasterTransparency")
-        shader = _sub(_sub(r, "rastershader"), "colorrampshader", colorRampType="INTERPOLATED",
-                      classificationMode="1", clip="0", minimumValue=layer.rescale[0][0],
-                      maximumValue=layer.rescale[0][1])
-        colours = styles.ramp_stops(layer.ramp)
-        lo, hi = layer.rescale[0]
-        for i, colour in enumerate(colours):
-            value = lo + (hi - lo) * i / (len(colours) - 1)
-            _sub(shader, "item", value=f"{value:g}", color=colour, alpha="255",
-                 label=f"{value * layer.value_scale:.2f}")
-        return
+def band_scaling(path: Path, bands: list[int]) -> list[tuple[float, float]]:
+    """(scale, offset) of each band as stored in the raster (1, 0 where none is set).
+
+    QGIS's GDAL provider draws ``DN * scale + offset``, not the stored DN the viewer
+    (rio-tiler) styles, so every value of a QGIS style goes through :func:`to_qgis`.
+    """
+    with rasterio.open(path) as ds:
+        return [(ds.scales[b - 1] or 1.0, ds.offsets[b - 1] or 0.0) for b in bands]
+
+
+def to_qgis(dn: float, scaling: tuple[float, float]) -> float:
+    """A stored DN in the units QGIS draws (after the band's scale and offset)."""
+    scale, offset = scaling
+    return dn * scale + offset
+
+
+def _paletted(pipe: ET.Element, layer: Layer, scaling: list[tuple[float, float]],
+              opacity: float) -> None:
+    """The class palette; values are DN (scale 1, offset 0) unless the file says otherwise."""
+    r = _sub(pipe, "rasterrenderer", type="paletted", band=layer.bands[0],
+             opacity=opacity, alphaBand="-1", nodataColor="")
+    _sub(r, "rasterTransparency")
+    pal = _sub(r, "colorPalette")
+    for value, (colour, label) in layer.classes.items():
+        _sub(pal, "paletteEntry", value=f"{to_qgis(value, scaling[0]):g}", color=colour,
+             alpha="255", label=label)
+
+
+def _pseudocolour(pipe: ET.Element, layer: Layer, scaling: list[tuple[float, float]],
+                  opacity: float) -> None:
+    """The viewer's ramp (``styles.ramp_stops``) over its ``rescale``, interpolated."""
+    lo_dn, hi_dn = layer.rescale[0]
+    lo, hi = (f"{to_qgis(v, scaling[0]):.10g}" for v in (lo_dn, hi_dn))
+    r = _sub(pipe, "rasterrenderer", type="singlebandpseudocolor", band=layer.bands[0],
+             opacity=opacity, alphaBand="-1", classificationMin=lo, classificationMax=hi,
+             nodataColor="")
+    _sub(r, "rasterTransparency")
+    _min_max_origin(r)
+    shader = _sub(_sub(r, "rastershader", minimumValue=lo, maximumValue=hi),
+                  "colorrampshader", colorRampType="INTERPOLATED", classificationMode="1",
+                  clip="0", minimumValue=lo, maximumValue=hi)
+    colours = styles.ramp_stops(layer.ramp)
+    for i, colour in enumerate(colours):
+        dn = lo_dn + (hi_dn - lo_dn) * i / (len(colours) - 1)
+        _sub(shader, "item", value=f"{to_qgis(dn, scaling[0]):.10g}", color=colour,
+             alpha="255", label=f"{dn * layer.value_scale:.2f}")
+
+
+def _multiband(pipe: ET.Element, layer: Layer, scaling: list[tuple[float, float]],
+               opacity: float) -> None:
+    """Three bands, each stretched linearly over the viewer's ``rescale`` (min, max)."""
     r = _sub(pipe, "rasterrenderer", type="multibandcolor", opacity=opacity, alphaBand="-1",
              redBand=layer.bands[0], greenBand=layer.bands[1], blueBand=layer.bands[2],
              nodataColor="")
     _sub(r, "rasterTransparency")
-    for name, (lo, hi) in zip(("red", "green", "blue"), layer.rescale, strict=True):
+    _min_max_origin(r)
+    for name, (lo, hi), band in zip(("red", "green", "blue"), layer.rescale, scaling,
+                                     strict=True):
         ce = _sub(r, f"{name}ContrastEnhancement")
-        _sub(ce, "minValue", f"{lo:g}")
-        _sub(ce, "maxValue", f"{hi:g}")
+        _sub(ce, "minValue", f"{to_qgis(lo, band):.10g}")
+        _sub(ce, "maxValue", f"{to_qgis(hi, band):.10g}")
         _sub(ce, "algorithm", "StretchToMinimumMaximum")
 
 
+def _min_max_origin(renderer: ET.Element) -> None:
+    """Say the limits are the project's own (``None``), so QGIS does not recompute them;
+    a user who picks "cumulative count cut" in QGIS gets the viewer's percentiles."""
+    lower, upper = (p / 100 for p in STRETCH_PERCENTILES)
+    origin = _sub(renderer, "minMaxOrigin")
+    for tag, text in (("limits", "None"), ("extent", "WholeRaster"), ("statAccuracy", "Estimated"),
+                      ("cumulativeCutLower", f"{lower:g}"), ("cumulativeCutUpper", f"{upper:g}"),
+                      ("stdDevFactor", "2")):
+        _sub(origin, tag, text)
+
+
+RENDERERS = {"classes": _paletted, "ramp": _pseudocolour, "rgb": _multiband}
+
+
 def _map_layer(parent: ET.Element, layer: Layer, layer_id: str, name: str, source: str,
-               crs: rasterio.crs.CRS) -> None:
+               path: Path) -> rasterio.crs.CRS:
+    """The layer's ``maplayer`` element, styled in ``path``'s units; returns its CRS."""
+    with rasterio.open(path) as ds:
+        crs = ds.crs
     ml = _sub(parent, "maplayer", type="raster", refreshOnNotifyEnabled="0",
               autoRefreshEnabled="0", hasScaleBasedVisibilityFlag="0")
     _sub(ml, "id", layer_id)
@@ -86,8 +145,8 @@ def _map_layer(parent: ET.Element, layer: Layer, layer_id: str, name: str, sourc
     if layer.attribution:
         meta = _sub(ml, "resourceMetadata")
         _sub(meta, "rights", layer.attribution)
-    pipe = _sub(ml, "pipe")
-    _renderer(pipe, layer, 1.0)
+    RENDERERS[layer.kind](_sub(ml, "pipe"), layer, band_scaling(path, layer.bands), 1.0)
+    return crs
 
 
 def build_project(manifest: Manifest, qgs_path: Path) -> ET.ElementTree:
@@ -105,16 +164,14 @@ def build_project(manifest: Manifest, qgs_path: Path) -> ET.ElementTree:
             tree, "layer-tree-group", name=layer.title, checked="Qt::Checked", expanded="0")
         for i, f in enumerate(layer.files):
             path = manifest.path(f)
-            with rasterio.open(path) as ds:
-                crs = ds.crs
-            project_crs = project_crs or crs
             source = "./" + os.path.relpath(path, qgs_path.parent.resolve()).replace(os.sep, "/")
-            lid = f"{layer.id}_{i}"
+            lid = layer_id(layer, i)
             name = layer.title if len(layer.files) == 1 else path.stem
             visible = layer.id in ("isa", "composite")
             _sub(group, "layer-tree-layer", id=lid, name=name, source=source, providerKey="gdal",
                  checked="Qt::Checked" if visible else "Qt::Unchecked", expanded="0")
-            _map_layer(project_layers, layer, lid, name, source, crs)
+            crs = _map_layer(project_layers, layer, lid, name, source, path)
+            project_crs = project_crs or crs
     _srs(_sub(root, "projectCrs"), project_crs)
     props = _sub(root, "properties")
     paths = _sub(props, "Paths")
