@@ -15,12 +15,19 @@ more columns than :data:`INDEX_COLUMNS`, and chip folders more files (``truth.ti
 ``landcover.tif``). Training reads ``truth.tif`` (uint8 clean 0/1, 255 nodata; simulated
 chips carry it, and chips cut with ``jointseg chips --reference``) only to validate on,
 through :func:`with_truth_labels`; chips without it validate on their labels.
+
+Training-data provenance: a chip directory may hold ``provenance.json``,
+``{"training_data_id": "<str>", "simulated": true|false}``, written by whatever made the
+chips (:func:`write_chips_provenance`). Training records it in the checkpoint, the
+training summary and the ONNX metadata as ``training_data`` (:func:`training_data_record`),
+so a model says which data it learnt from and whether they were simulated.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +35,9 @@ import numpy as np
 import rasterio
 
 from jointseg.bands import BANDS_10M, BANDS_20M, COUNT, MODEL_INPUT_10M, SR_BANDS
+from jointseg.io import sha256_file, write_json
 from jointseg.products import NODATA_U8
+from jointseg.provenance import is_simulated
 
 CHIP_FILES = {  # name -> (bands, resolution in CRS units, dtype)
     "s2_10m.tif": (len(MODEL_INPUT_10M), 10.0, "uint16"),
@@ -41,6 +50,8 @@ INDEX_COLUMNS = ("chip_id", "split", "crs", "xmin", "ymin", "size_m")
 HR_BANDS_TAG = "JOINTSEG_HR_BANDS"
 #: Names of the hr.tif bands, in order, as the tag spells them.
 HR_BAND_NAMES = ("R", "G", "B", "NIR")
+#: The chip directory's training-data provenance file (:func:`read_chips_provenance`).
+PROVENANCE_FILE = "provenance.json"
 
 
 class ChipError(ValueError):
@@ -237,3 +248,86 @@ def random_crop(chip: Chip, size_10m: int, rng: np.random.Generator, flip: bool 
         k = int(rng.integers(0, 4))
         out = [np.rot90(x, k, axes=(-2, -1)) for x in out]
     return tuple(np.ascontiguousarray(x) for x in out)  # type: ignore[return-value]
+
+
+def write_chips_provenance(chips_dir: Path, training_data_id: str, simulated: bool) -> Path:
+    """Write ``chips_dir/provenance.json`` (``training_data_id``, ``simulated``) atomically.
+
+    Args:
+        chips_dir: the chip directory (created if missing).
+        training_data_id: a stable name of the data the chips were cut from (non-empty).
+        simulated: True for chips of the simulator, False for real imagery and labels.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: if ``training_data_id`` is not a non-empty string or ``simulated``
+            not a bool.
+    """
+    if not isinstance(training_data_id, str) or not training_data_id.strip():
+        raise ValueError(f"training_data_id must be a non-empty string, got {training_data_id!r}")
+    if not isinstance(simulated, bool):
+        raise ValueError(f"simulated must be true or false, got {simulated!r}")
+    path = Path(chips_dir) / PROVENANCE_FILE
+    write_json(path, {"training_data_id": training_data_id, "simulated": simulated})
+    return path
+
+
+def read_chips_provenance(chips_dir: str | Path) -> dict | None:
+    """``chips_dir/provenance.json`` as ``{"training_data_id": str, "simulated": bool}``,
+    or None when the directory has none (chips made before it existed, a user's own).
+
+    Raises:
+        ChipError: if the file is not JSON or its keys are missing or of the wrong type.
+    """
+    path = Path(chips_dir) / PROVENANCE_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ChipError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ChipError(f"{path}: expected a JSON object")
+    tid, sim = raw.get("training_data_id"), raw.get("simulated")
+    if not isinstance(tid, str) or not tid.strip():
+        raise ChipError(f"{path}: 'training_data_id' must be a non-empty string, got {tid!r}")
+    if not isinstance(sim, bool):
+        raise ChipError(f"{path}: 'simulated' must be true or false, got {sim!r}")
+    return {"training_data_id": tid, "simulated": sim}
+
+
+def index_training_data_id(index_sha256: str) -> str:
+    """The training-data id of a chip set without ``provenance.json``: ``sha256:`` and
+    the first 16 hex digits of its ``index.csv``'s sha256."""
+    return f"sha256:{index_sha256[:16]}"
+
+
+def training_data_record(chips_dir: str | Path, index_sha256: str | None = None) -> dict:
+    """``{"id": str, "simulated": bool | None}``: what a model trained on ``chips_dir``
+    records as its ``training_data``.
+
+    From ``provenance.json`` when there is one. Without it the id is
+    :func:`index_training_data_id` of the index (``index_sha256``, else hashed here) and
+    ``simulated`` is True when a chip's ``s2_10m.tif`` carries ``JOINTSEG_SIMULATED=true``
+    (the simulator's tag), else None: unknown, since an untagged chip is not proof of
+    real data.
+
+    Raises:
+        ChipError: if ``provenance.json`` is malformed or the index missing.
+    """
+    prov = read_chips_provenance(chips_dir)
+    if prov is not None:
+        return {"id": prov["training_data_id"], "simulated": prov["simulated"]}
+    root = Path(chips_dir)
+    rows = read_index(root)
+    sha = index_sha256 or sha256_file(root / "index.csv")
+    return {"id": index_training_data_id(sha),
+            "simulated": True if any(_tagged_simulated(root / r["chip_id"] / "s2_10m.tif")
+                                     for r in rows) else None}
+
+
+def _tagged_simulated(path: Path) -> bool:
+    """True when ``path`` exists and carries ``JOINTSEG_SIMULATED=true``."""
+    return path.is_file() and is_simulated(path)

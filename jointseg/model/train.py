@@ -13,9 +13,23 @@ keeps ``best.pt`` (highest val F1; with ``calibrate``, F1 at the threshold that 
 which the summary records for inference), and rewrites ``history.csv`` and ``loss.png``. Runs
 are reproducible: the weights come from ``seed`` and each epoch's crops/flips from
 ``(seed, epoch)``, so ``resume`` from ``last.pt`` continues exactly as an uninterrupted run would.
-``last.pt`` also keeps the best epoch's weights, so a ``best.pt`` that the workflow
-removed before a resumed run is rebuilt exactly; a ``last.pt`` from other chips or other
-settings is ignored (a fresh run).
+
+Every path writes every output (``best.pt``, ``history.csv``, ``loss.png``,
+``summary.json``; each atomically: temporary file + rename), because Snakemake deletes a
+job's declared outputs before it reruns ``train_model`` and fails the job on any that is
+missing. ``last.pt`` keeps the best epoch's weights and the per-epoch history, so a
+resumed run that finds ``last.pt`` finished trains nothing and rebuilds ``best.pt`` (that
+epoch's exact weights), ``history.csv`` and ``loss.png`` from it
+(:func:`~jointseg.model.checkpoint.complete_outputs`). A ``last.pt`` that cannot be
+resumed starts a fresh run, which writes everything again: trained on other chips
+(``index.csv`` or the declared training data differ), with other settings, for another
+network layout, or of an older format without the best epoch's weights or a full
+history (:func:`~jointseg.model.checkpoint.why_not_resumable`). Such an old ``last.pt``
+is retrained rather than given a history made up from what it holds: past epochs'
+validation scores need those epochs' weights, and training again reproduces them.
+
+The chips' ``provenance.json`` (:func:`jointseg.model.chips.training_data_record`) is
+copied into the checkpoints and the summary as ``training_data``.
 
 Under ``torchrun`` (:mod:`jointseg.model.distributed`) every process trains a
 DistributedDataParallel replica on its shard of the crops; rank 0 alone writes.
@@ -41,13 +55,21 @@ from jointseg.model import distributed as dist_
 from jointseg.model.checkpoint import (
     TrainError,
     better,
-    check_arch_version,
+    complete_outputs,
     load_checkpoint,
     save_checkpoint,
     selection_score,
     training_summary,
+    why_not_resumable,
 )
-from jointseg.model.chips import Chip, band_stats, load_chips, random_crop, with_truth_labels
+from jointseg.model.chips import (
+    Chip,
+    band_stats,
+    load_chips,
+    random_crop,
+    training_data_record,
+    with_truth_labels,
+)
 from jointseg.model.distributed import DistEnv
 from jointseg.model.history import write_history
 from jointseg.model.jointseg import ARCH_VERSION, build_model
@@ -181,15 +203,18 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
     run = _Run.build(cfg, env, steps)
     last = out_dir / "last.pt"
     chips_sha = sha256_file(chips_dir / "index.csv")
-    history, best_f1, start, best = (_resume(run, cfg, last, chips_sha) if resume
-                                      else ([], -1.0, 0, None))
+    record = training_data_record(chips_dir, chips_sha)
+    data = {"chips_dir": str(chips_dir), "n_train": len(train_chips), "n_val": len(val_chips),
+            "val_reference": val_reference, "index_sha256": chips_sha}
+    history, best_f1, start, best, resumed = (
+        _resume(run, cfg, last, chips_sha, record) if resume else ([], -1.0, 0, None, None))
+    if env.is_main and resumed is not None:  # what the workflow removed, before training on
+        complete_outputs(out_dir, resumed, data, record)
+    del resumed
     if start == 0:
         stats = band_stats(train_chips)
         run.model.norm.set_stats(**stats)
         log.info("normalisation from %d training chips: %s", len(train_chips), stats)
-    data = {"chips_dir": str(chips_dir), "n_train": len(train_chips), "n_val": len(val_chips),
-            "val_reference": val_reference, "simulated": _simulated(train_chips[0], chips_dir),
-            "index_sha256": chips_sha}
     bar = tqdm(total=cfg.epochs * steps, initial=start * steps,
                disable=not (progress and env.is_main), desc=f"train {cfg.arch}/{cfg.preset}",
                unit="step")
@@ -207,7 +232,7 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
             log.info("epoch %d (%s): loss %.4f val F1 %.3f (%.3f at p >= %.2f) IoU %.3f "
                      "PSNR %.2f dB", epoch, row["phase"], row["train_loss"], val["f1"],
                      val["f1_cal"], val["threshold"], val["iou"], val["psnr"])
-            ckpt = run.checkpoint(cfg, epoch, history, better(score, best_f1), data)
+            ckpt = run.checkpoint(cfg, epoch, history, better(score, best_f1), data, record)
             if score > best_f1 or best is None:
                 save_checkpoint(out_dir / "best.pt", ckpt)
                 # a copy: on the CPU ckpt["model"] holds the live parameters
@@ -217,6 +242,7 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
         best_f1 = better(score, best_f1)
         dist_.barrier(env)
     bar.close()
+    dist_.barrier(env)
     summary = training_summary(last) if last.is_file() else {}
     if env.is_main:
         write_json(out_dir / "summary.json", summary)
@@ -267,7 +293,7 @@ class _Run:
                    amp_dtype(cfg.amp, device), cfg.channels_last, steps)
 
     def checkpoint(self, cfg: TrainConfig, epoch: int, history: list[dict], best_f1: float,
-                   data: dict[str, Any]) -> dict[str, Any]:
+                   data: dict[str, Any], training_data: dict[str, Any]) -> dict[str, Any]:
         """The checkpoint dict after ``epoch`` (weights on cpu, optimisers, torch RNG)."""
         return {"model": {k: v.cpu() for k, v in self.model.state_dict().items()},
                 "optimizer": self.opt.state_dict(),
@@ -275,43 +301,29 @@ class _Run:
                 "disc_optimizer": self.d_opt.state_dict() if self.d_opt is not None else None,
                 "epoch": epoch, "arch_version": ARCH_VERSION, "config": asdict(cfg),
                 "history": history, "best_f1": best_f1, "torch_rng": torch.get_rng_state(),
-                "world_size": self.env.world_size, "data": data}
+                "world_size": self.env.world_size, "data": data,
+                "training_data": training_data}
 
 
-#: TrainConfig fields a resumed run may change: they do not alter the weights' course.
-RESUME_FREE = ("threads", "device", "gpus")
-
-
-def _resume(run: _Run, cfg: TrainConfig, last: Path, chips_sha: str
-            ) -> tuple[list[dict], float, int, dict | None]:
+def _resume(run: _Run, cfg: TrainConfig, last: Path, chips_sha: str, record: dict[str, Any]
+            ) -> tuple[list[dict], float, int, dict | None, dict | None]:
     """Load ``last`` into ``run``; returns (history, best val score, next epoch, the best
-    epoch's {"epoch", "model"} copy), or a fresh start when ``last`` does not exist, was
-    trained on other chips (``chips_sha``: the sha256 of the chip set's index.csv) or
-    with other settings (any :class:`TrainConfig` field but :data:`RESUME_FREE`). A
-    missing ``best.pt`` beside ``last`` is rebuilt from the loaded checkpoint (rank 0).
+    epoch's {"epoch", "model"} copy, the loaded checkpoint dict), or a fresh start when
+    ``last`` does not exist or cannot be resumed (:func:`why_not_resumable`: other chips,
+    ``chips_sha`` being the sha256 of their index.csv and ``record`` their training-data
+    record, other settings, another network layout, an older format).
 
     Raises:
         TrainError: if the checkpoint's arch/preset differ from ``cfg``'s.
     """
-    fresh: tuple[list[dict], float, int, dict | None] = ([], -1.0, 0, None)
+    fresh: tuple[list[dict], float, int, dict | None, dict | None] = ([], -1.0, 0, None, None)
     if not last.is_file():
         log.warning("%s not found; starting a fresh run", last)
         return fresh
-    ckpt = torch.load(last, map_location=run.device, weights_only=False)
-    check_arch_version(last, ckpt)
-    if ckpt.get("data", {}).get("index_sha256") != chips_sha:
-        log.warning("%s was trained on other chips (index.csv differs); starting a fresh run",
-                    last)
-        return fresh
-    if (ckpt["config"]["arch"], ckpt["config"]["preset"]) != (cfg.arch, cfg.preset):
-        raise TrainError(f"{last}: checkpoint is {ckpt['config']['arch']}/"
-                         f"{ckpt['config']['preset']}, asked for {cfg.arch}/{cfg.preset}")
-    now = asdict(cfg)
-    changed = sorted(k for k, v in ckpt["config"].items()
-                     if k not in RESUME_FREE and now.get(k) != v)
-    if changed or "best_model" not in ckpt:
-        log.warning("%s was trained with other settings (%s); starting a fresh run", last,
-                    ", ".join(changed) or "no copy of its best epoch")
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    reason = why_not_resumable(last, ckpt, asdict(cfg), chips_sha, record)
+    if reason:
+        log.warning("%s %s; starting a fresh run", last, reason)
         return fresh
     if ckpt.get("world_size", 1) != run.env.world_size:
         log.warning("%s: trained by %d processes, resumed by %d: crops differ from an "
@@ -322,23 +334,11 @@ def _resume(run: _Run, cfg: TrainConfig, last: Path, chips_sha: str
         run.disc.load_state_dict(ckpt["disc"])
         run.d_opt.load_state_dict(ckpt["disc_optimizer"])
     torch.set_rng_state(ckpt["torch_rng"].cpu())
-    log.info("resuming from %s at epoch %d", last, ckpt["epoch"] + 1)
+    log.info("resuming from %s at epoch %d of %d", last, ckpt["epoch"] + 1, cfg.epochs)
     best = {"epoch": ckpt["best_model"]["epoch"],
             "model": {k: v.cpu() for k, v in ckpt["best_model"]["model"].items()}}
-    best_path = last.with_name("best.pt")
-    if run.env.is_main and not best_path.is_file():
-        log.warning("%s missing (removed by the workflow?); rewritten from last.pt's copy of "
-                    "epoch %d", best_path, best["epoch"])
-        save_checkpoint(best_path, best_checkpoint(ckpt, best))
-    return ckpt["history"], ckpt["best_f1"], ckpt["epoch"] + 1, best
-
-
-def best_checkpoint(last_ckpt: dict[str, Any], best: dict) -> dict[str, Any]:
-    """``best.pt``'s content rebuilt from ``last.pt``'s dict and its copy of the best
-    epoch's weights: that epoch's weights, number and history (no optimiser state)."""
-    rest = {k: v for k, v in last_ckpt.items() if k != "best_model"}
-    return {**rest, "model": best["model"], "epoch": best["epoch"], "optimizer": None,
-            "history": [h for h in last_ckpt["history"] if h["epoch"] <= best["epoch"]]}
+    ckpt["best_model"] = best
+    return ckpt["history"], ckpt["best_f1"], ckpt["epoch"] + 1, best, ckpt
 
 
 def _train_epoch(run: _Run, cfg: TrainConfig, epoch: int, chips: list[Chip],
@@ -414,10 +414,3 @@ def _average_gradients(module: torch.nn.Module, env: DistEnv) -> None:
         if p.grad is not None:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad /= env.world_size
-
-
-def _simulated(chip: Chip, chips_dir: Path) -> bool:
-    import rasterio
-
-    with rasterio.open(chips_dir / chip.chip_id / "s2_10m.tif") as ds:
-        return ds.tags().get("JOINTSEG_SIMULATED", "").lower() == "true"
