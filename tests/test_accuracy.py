@@ -47,8 +47,9 @@ HA_PER_PIXEL = 0.09
 
 @pytest.fixture(scope="module")
 def olofsson():
+    """The paper's numbers: its plain (Wald) variance."""
     return olofsson_estimates(COUNTS_MAP_ROWS, MAP_PIXELS, area_scale=HA_PER_PIXEL,
-                              area_unit="ha")
+                              area_unit="ha", interval="wald")
 
 
 def test_olofsson_2014_users_and_overall_accuracy(olofsson):
@@ -86,8 +87,12 @@ def test_unweighted_accuracy_is_not_the_estimate():
     assert round(naive_pa[0], 2) == round(66 / 69, 2) == 0.96  # not 0.75
 
 
-def test_per_unit_estimator_equals_closed_form(olofsson):
-    """Stehman's per-unit form with strata = map classes reproduces the closed form."""
+@pytest.mark.parametrize("interval", ["wald", "agresti-coull"])
+def test_per_unit_estimator_equals_closed_form(interval):
+    """Stehman's per-unit form with strata = map classes reproduces the closed form,
+    with the paper's variance and with the per-stratum Agresti-Coull pseudo-units."""
+    olofsson = olofsson_estimates(COUNTS_MAP_ROWS, MAP_PIXELS, area_scale=HA_PER_PIXEL,
+                                  area_unit="ha", interval=interval)
     strata, mapped, ref = [], [], []
     for i in range(4):
         for j in range(4):
@@ -96,7 +101,8 @@ def test_per_unit_estimator_equals_closed_form(olofsson):
             ref += [j] * COUNTS_MAP_ROWS[i, j]
     est = stratified_estimates(strata, mapped, ref, {f"s{i}": n for i, n in
                                                      enumerate(MAP_PIXELS)},
-                               [0, 1, 2, 3], area_scale=HA_PER_PIXEL, area_unit="ha")
+                               [0, 1, 2, 3], area_scale=HA_PER_PIXEL, area_unit="ha",
+                               interval=interval)
     for name in ("ua", "ua_se", "pa", "pa_se", "area_prop", "area_prop_se", "area", "area_se"):
         np.testing.assert_allclose(getattr(est, name), getattr(olofsson, name), rtol=1e-10)
     assert est.oa == pytest.approx(olofsson.oa) and est.oa_se == pytest.approx(olofsson.oa_se)
@@ -108,8 +114,8 @@ def test_fpc_shrinks_variance_only_slightly():
     mapped = [1] * 4 + [0] * 4
     ref = [1, 1, 1, 0, 0, 0, 0, 1]
     sizes = {"a": 10, "b": 30}
-    no = stratified_estimates(strata, mapped, ref, sizes, [0, 1])
-    yes = stratified_estimates(strata, mapped, ref, sizes, [0, 1], fpc=True)
+    no = stratified_estimates(strata, mapped, ref, sizes, [0, 1], interval="wald")
+    yes = stratified_estimates(strata, mapped, ref, sizes, [0, 1], fpc=True, interval="wald")
     assert no.oa == yes.oa == pytest.approx((10 * 0.75 + 30 * 0.75) / 40)
     # stratum a: s2 = 0.25, f = 0.4; b: s2 = 0.25 * 4/3, f = 4/30 ... by hand:
     s2 = 0.75 * 0.25 * 4 / 3

@@ -8,6 +8,13 @@ matrices.
   for the whole population and each group. They give the error matrix in area
   proportions, overall/user's/producer's accuracy and error-adjusted class areas, each
   with a standard error and a ``z``-based confidence interval (95 % for ``z = 1.96``).
+* **Interval** (``interval``): ``"agresti-coull"`` (default) keeps the design-based point
+  estimates and computes every variance with z² pseudo-units per stratum, spread evenly
+  over the reference classes (Agresti & Coull 1998 within each stratum; for two classes
+  p~_h = (x_h + z²/2) / (n_h + z²)), so a stratum whose sample shows no error still
+  contributes variance; ``"wald"`` is the plain textbook variance of the papers (a
+  stratum without observed error contributes 0, and the interval shrinks exactly when
+  it should be widest). :data:`INTERVALS` describes both.
 * **Multi-class matrices**: :func:`confusion_matrix` and the per-class user's /
   producer's accuracy, F1 and IoU of a count or proportion matrix.
 
@@ -29,11 +36,13 @@ References:
     Stehman, S. V. (2014). Estimating area and map accuracy for stratified random
     sampling when the strata are different from the map classes. Int. J. Remote Sens.
     35, 4923-4939.
+    Agresti, A., Coull, B. A. (1998). Approximate is better than "exact" for interval
+    estimation of binomial proportions. Am. Stat. 52, 119-126.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +50,26 @@ import numpy as np
 from jointseg.metrics import ratio
 
 Z95 = 1.96
+INTERVALS = {
+    "agresti-coull": "design-based estimate ± z SE, SE from each stratum's sample plus z² "
+                     "pseudo-units spread evenly over the reference classes (Agresti-Coull "
+                     "within each stratum): a stratum without observed error still "
+                     "contributes variance",
+    "wald": "design-based estimate ± z SE with the plain stratified variance (Olofsson et "
+            "al. 2014; Stehman 2014): a stratum without observed error contributes 0",
+}
+DEFAULT_INTERVAL = "agresti-coull"
+
+
+def pseudo_units(interval: str, z: float) -> float:
+    """Pseudo-units added to each stratum's variance: z² (``agresti-coull``) or 0.
+
+    Raises:
+        ValueError: for an unknown interval.
+    """
+    if interval not in INTERVALS:
+        raise ValueError(f"interval {interval!r}: expected one of {sorted(INTERVALS)}")
+    return z * z if interval == "agresti-coull" else 0.0
 
 
 # ------------------------------------------------------------------------- matrices
@@ -121,6 +150,8 @@ class StratifiedEstimate:
         map_area: mapped area per class in ``area_unit`` (what the map claims).
         n: sample units used.
         z: normal quantile of the confidence intervals (1.96 -> 95 %).
+        notes: remarks on the estimate (strata with one unit, dropped units).
+        interval: how the standard errors were made (a key of :data:`INTERVALS`).
     """
 
     classes: tuple
@@ -140,6 +171,7 @@ class StratifiedEstimate:
     n: int
     z: float = Z95
     notes: list[str] = field(default_factory=list)
+    interval: str = DEFAULT_INTERVAL
 
     def ci(self, se: float | np.ndarray) -> float | np.ndarray:
         """Half-width of the confidence interval: ``z * se``."""
@@ -163,6 +195,7 @@ class StratifiedEstimate:
         return {
             "n_samples": int(self.n),
             "confidence_z": self.z,
+            "interval": self.interval, "interval_method": INTERVALS[self.interval],
             "area_unit": self.area_unit,
             "overall_accuracy": _f(self.oa),
             "overall_accuracy_ci": _f(self.z * self.oa_se),
@@ -186,6 +219,7 @@ def olofsson_estimates(
     area_scale: float = 1.0,
     area_unit: str = "pixels",
     z: float = Z95,
+    interval: str = DEFAULT_INTERVAL,
 ) -> StratifiedEstimate:
     """Olofsson et al. (2013, 2014) estimators when the strata are the map classes.
 
@@ -201,6 +235,8 @@ def olofsson_estimates(
     * p_.k = sum_i W_i n_ik / n_i.;  S(p_.k)^2 = sum_i W_i^2 (n_ik/n_i.)(1 - n_ik/n_i.)
       / (n_i. - 1);  area A_k = A p_.k,  S(A_k) = A S(p_.k)
 
+    With ``interval="agresti-coull"`` the variances use (n_ij + z²/q) / (n_i. + z²) in
+    place of n_ij / n_i. (the estimates do not change); ``"wald"`` is the paper's.
     No finite-population correction (as in the paper). A stratum with one sample unit
     contributes 0 to the variances (noted in ``notes``).
 
@@ -212,13 +248,16 @@ def olofsson_estimates(
             30 m pixel).
         area_unit: name of the area unit of the outputs.
         z: normal quantile for the CIs.
+        interval: a key of :data:`INTERVALS`.
 
     Raises:
-        ValueError: on shape mismatch, negative counts or a stratum without samples.
+        ValueError: on shape mismatch, negative counts, a stratum without samples or
+            an unknown interval.
     """
     n = np.asarray(counts, np.float64)
     a = np.asarray(map_area, np.float64)
     q = n.shape[0]
+    kappa = pseudo_units(interval, z)
     if n.shape != (q, q) or a.shape != (q,):
         raise ValueError(f"counts must be (q, q) and map_area (q,), got {n.shape}, {a.shape}")
     if (n < 0).any() or (a < 0).any():
@@ -236,15 +275,16 @@ def olofsson_estimates(
     w = a / total
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(ni[:, None] > 0, n / ni[:, None], 0.0)  # n_ij / n_i.
+        vfrac = np.where(ni[:, None] > 0, (n + kappa / q) / (ni[:, None] + kappa), 0.0)
         dof = np.where(ni > 1, ni - 1, np.inf)  # 1-unit strata -> zero variance
         p = w[:, None] * frac
         oa = float(np.trace(p))
         ua = np.diag(p) / p.sum(axis=1)
         pa = np.diag(p) / p.sum(axis=0)
-        ua0 = np.nan_to_num(ua)
-        oa_var = float(np.sum(w**2 * ua0 * (1 - ua0) / dof))
-        ua_var = ua0 * (1 - ua0) / dof
-        cell_var = frac * (1 - frac) / dof[:, None]  # (n_ij/n_i.)(1 - n_ij/n_i.)/(n_i. - 1)
+        ua_v = np.diag(vfrac)  # U_i as the variance sees it
+        oa_var = float(np.sum(w**2 * ua_v * (1 - ua_v) / dof))
+        ua_var = ua_v * (1 - ua_v) / dof
+        cell_var = vfrac * (1 - vfrac) / dof[:, None]  # (n_ij/n_i.)(1 - n_ij/n_i.)/(n_i. - 1)
         area_prop = p.sum(axis=0)
         area_prop_var = np.sum((w**2)[:, None] * cell_var, axis=0)
         nhat_j = (a[:, None] * frac).sum(axis=0)  # N_.j in map_area units
@@ -260,23 +300,38 @@ def olofsson_estimates(
         area=area_prop * total * area_scale,
         area_se=np.sqrt(area_prop_var) * total * area_scale,
         area_unit=area_unit, map_area=a * area_scale, n=int(n.sum()), z=z, notes=notes,
+        interval=interval,
     )
+
+
+# A per-unit variable as a function of the reference labels (map class and domain fixed)
+UnitVariable = Callable[[np.ndarray], np.ndarray]
 
 
 class _Strata:
     """The strata of a stratified sample: totals and ratio estimators of per-unit variables.
 
+    A variable is a function of the reference labels (:data:`UnitVariable`), so that the
+    variance can add ``kappa`` pseudo-units per stratum: copies of the stratum's domain
+    units with each reference class in turn, of total weight ``kappa`` (Agresti-Coull
+    within the stratum and domain). The estimates use the real units only.
+
     Args:
         strata: stratum label per sample unit.
         stratum_sizes: N_h per stratum label, every stratum of the population.
+        reference: reference label per unit.
+        classes: the reference classes the pseudo-units take.
+        domain: boolean per unit (the units the pseudo-units copy).
         fpc: apply the finite-population correction f_h = n_h / N_h.
+        kappa: pseudo-units per stratum (0 = the plain variance).
 
     Raises:
         ValueError: for a stratum of positive size without sample units.
     """
 
     def __init__(self, strata: np.ndarray, stratum_sizes: Mapping[object, float],
-                 fpc: bool) -> None:
+                 reference: np.ndarray, classes: Sequence[object], domain: np.ndarray,
+                 fpc: bool, kappa: float = 0.0) -> None:
         labels = list(stratum_sizes)
         self.sizes = np.array([float(stratum_sizes[h]) for h in labels])
         self.members = [strata == h for h in labels]
@@ -291,36 +346,58 @@ class _Strata:
                               f"{[str(h) for h, k in zip(labels, self.nh, strict=True) if k == 1]}")
         sizes = self.sizes
         self.f = np.where(fpc & (sizes > 0), self.nh / np.where(sizes > 0, sizes, 1), 0.0)
+        self.reference = reference
+        self.classes = list(classes)
+        self.kappa = float(kappa)
+        self.domain = np.asarray(domain, bool)
 
     def _strata(self) -> Iterator[tuple[np.ndarray, float, float, float]]:
         """(members, N_h, n_h, f_h) per stratum."""
         return zip(self.members, self.sizes, self.nh, self.f, strict=True)
 
-    def total(self, y: np.ndarray) -> tuple[float, float]:
+    def _s2(self, mb: np.ndarray, k: float, e: UnitVariable) -> float:
+        """Sample variance (ddof 1) of ``e`` in one stratum, with the pseudo-units."""
+        v = e(self.reference)[mb]
+        dom = self.domain[mb]
+        m = int(dom.sum())
+        if self.kappa <= 0 or m == 0:
+            return float(v.var(ddof=1))
+        pw = self.kappa / (m * len(self.classes))  # weight of each pseudo-unit
+        alts = [e(np.full(self.reference.shape, c, dtype=object))[mb][dom]
+                for c in self.classes]
+        vals = np.concatenate([v, *alts])
+        wts = np.concatenate([np.ones(v.size), np.full(m * len(alts), pw)])
+        mu = np.average(vals, weights=wts)
+        return float(np.sum(wts * (vals - mu) ** 2) / wts.sum() * k / (k - 1))
+
+    def total(self, y: UnitVariable) -> tuple[float, float]:
         """Y_hat = sum_h N_h ybar_h and V(Y_hat) of a per-unit variable."""
         t = v = 0.0
+        yy = y(self.reference)
         for mb, size, k, fh in self._strata():
             if k == 0:
                 continue
-            yh = y[mb]
-            t += size * yh.mean()
+            t += size * yy[mb].mean()
             if k > 1:
-                v += size**2 * (1 - fh) * yh.var(ddof=1) / k
+                v += size**2 * (1 - fh) * self._s2(mb, k, y) / k
         return t, v
 
-    def ratio(self, y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
-        """R_hat = Y_hat / X_hat and its variance (Stehman 2014, eq. 28)."""
+    def ratio(self, y: UnitVariable, x: UnitVariable) -> tuple[float, float]:
+        """R_hat = Y_hat / X_hat and its variance (Stehman 2014, eq. 28): the variance
+        of the linearised e = y - R x per stratum."""
         ty, _ = self.total(y)
         tx, _ = self.total(x)
         if tx == 0:
             return float("nan"), float("nan")
         rr = ty / tx
+
+        def e(r: np.ndarray) -> np.ndarray:
+            return y(r) - rr * x(r)
+
         v = 0.0
         for mb, size, k, fh in self._strata():
             if k > 1:
-                cov = np.cov(y[mb], x[mb], ddof=1)
-                v += size**2 * (1 - fh) * (cov[0, 0] + rr**2 * cov[1, 1]
-                                           - 2 * rr * cov[0, 1]) / k
+                v += size**2 * (1 - fh) * self._s2(mb, k, e) / k
         return rr, v / tx**2
 
 
@@ -336,13 +413,15 @@ def stratified_estimates(
     area_unit: str = "pixels",
     fpc: bool = False,
     z: float = Z95,
+    interval: str = DEFAULT_INTERVAL,
 ) -> StratifiedEstimate:
     """Stratified random sampling estimators per sample unit (Stehman 2014).
 
     Works when the strata differ from the map classes (e.g. map class x zone) and
-    for a *domain* (a zone, a city: ``domain`` is a boolean per unit). Each target is
-    a ratio R = Y / X of population totals estimated as Y_hat = sum_h N_h ybar_h with
-    variance (Stehman 2014, eq. 28)
+    for a *domain* (a zone, a city: ``domain`` is a boolean per unit). Each unit of
+    stratum h has inclusion probability pi_h = n_h / N_h and weight N_h / n_h. Each
+    target is a ratio R = Y / X of population totals estimated as Y_hat = sum_h N_h
+    ybar_h with variance (Stehman 2014, eq. 28)
 
         V(R_hat) = X_hat^-2 sum_h N_h^2 (1 - f_h) (s2_yh + R^2 s2_xh - 2 R s_xyh) / n_h
 
@@ -351,7 +430,7 @@ def stratified_estimates(
     PA_k y = d[m = r = k], x = d[r = k]; area proportion p_k y = d[r = k], x = d; the
     error-adjusted area A_k = Y_hat (x ``area_scale``) with V = sum_h N_h^2 (1 - f_h)
     s2_yh / n_h. With strata = map classes and no domain this equals
-    :func:`olofsson_estimates`.
+    :func:`olofsson_estimates` (for either ``interval``).
 
     Args:
         strata, map_class, reference: one entry per sample unit.
@@ -363,10 +442,11 @@ def stratified_estimates(
         area_unit: name of the unit of ``area``.
         fpc: apply the finite-population correction.
         z: normal quantile for the CIs.
+        interval: a key of :data:`INTERVALS` (the pseudo-units copy domain units).
 
     Raises:
-        ValueError: on length mismatch, a unit in an unknown stratum, or a stratum
-            of positive size without sample units.
+        ValueError: on length mismatch, a unit in an unknown stratum, a stratum of
+            positive size without sample units or an unknown interval.
     """
     s = np.asarray(strata, dtype=object)
     m = np.asarray(map_class, dtype=object)
@@ -378,32 +458,38 @@ def stratified_estimates(
     unknown = set(s.tolist()) - set(stratum_sizes)
     if unknown:
         raise ValueError(f"sample units in strata without a size: {sorted(map(str, unknown))}")
-    design = _Strata(s, stratum_sizes, fpc)
+    design = _Strata(s, stratum_sizes, r, classes, d, fpc, pseudo_units(interval, z))
     total, ratio = design.total, design.ratio
     q = len(classes)
     df = d.astype(np.float64)
+
+    def const(v: np.ndarray) -> UnitVariable:
+        return lambda _r: v
+
+    def ref_is(k: object, base: np.ndarray = d) -> UnitVariable:
+        return lambda rr: (base & (rr == k)).astype(float)
+
     is_m = [(m == c) & d for c in classes]
-    is_r = [(r == c) & d for c in classes]
-    oa, oa_var = ratio(((m == r) & d).astype(float), df)
+    oa, oa_var = ratio(lambda rr: ((m == rr) & d).astype(float), const(df))
     ua, ua_var, pa, pa_var = (np.empty(q) for _ in range(4))
     ap, ap_var, area, area_var, map_area = (np.empty(q) for _ in range(5))
     p = np.empty((q, q))
-    for k in range(q):
-        hit = (is_m[k] & is_r[k]).astype(float)
-        ua[k], ua_var[k] = ratio(hit, is_m[k].astype(float))
-        pa[k], pa_var[k] = ratio(hit, is_r[k].astype(float))
-        ap[k], ap_var[k] = ratio(is_r[k].astype(float), df)
-        area[k], area_var[k] = total(is_r[k].astype(float))
-        map_area[k], _ = total(is_m[k].astype(float))
-        for j in range(q):
-            p[k, j], _ = ratio((is_m[k] & is_r[j]).astype(float), df)
+    for k, c in enumerate(classes):
+        hit = ref_is(c, is_m[k])
+        ua[k], ua_var[k] = ratio(hit, const(is_m[k].astype(float)))
+        pa[k], pa_var[k] = ratio(hit, ref_is(c))
+        ap[k], ap_var[k] = ratio(ref_is(c), const(df))
+        area[k], area_var[k] = total(ref_is(c))
+        map_area[k], _ = total(const(is_m[k].astype(float)))
+        for j, cj in enumerate(classes):
+            p[k, j], _ = ratio(ref_is(cj, is_m[k]), const(df))
     return StratifiedEstimate(
         classes=tuple(classes), error_matrix=p, oa=oa, oa_se=float(np.sqrt(oa_var)),
         ua=ua, ua_se=np.sqrt(ua_var), pa=pa, pa_se=np.sqrt(pa_var),
         area_prop=ap, area_prop_se=np.sqrt(ap_var),
         area=area * area_scale, area_se=np.sqrt(area_var) * area_scale,
         area_unit=area_unit, map_area=map_area * area_scale, n=int(d.sum()), z=z,
-        notes=design.notes,
+        notes=design.notes, interval=interval,
     )
 
 
