@@ -171,12 +171,15 @@ def run_batch(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    fatal: tuple[type[BaseException], ...] = (),
 ) -> BatchResult:
     """Run ``fn(tile_id, outputs(tile_id))`` for every tile whose outputs are not done yet.
 
     ``fn`` must write every file of ``outputs(tile_id)`` (atomically). Tiles whose files
     all exist and validate are skipped unless ``overwrite``. A tile whose ``fn`` raises
-    (or leaves an output missing) is logged with its id and the loop goes on.
+    (or leaves an output missing) is logged with its id and the loop goes on, unless
+    the error is one of ``fatal`` (it concerns every tile, e.g. the model): that one
+    stops the batch at once and is raised as it is.
 
     Raises:
         BatchError: after the loop, naming every failed tile and its error.
@@ -197,6 +200,8 @@ def run_batch(
             missing = [str(p) for p in files.values() if not p.is_file()]
             if missing:
                 raise BatchError(f"did not write {', '.join(missing)}")
+        except fatal:
+            raise
         except Exception as exc:  # every tile error is collected, reported at the end
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.error("%s %s: failed: %s", stage, tile_id, msg)

@@ -1,12 +1,11 @@
 # Batch mode (grid.batch_block resolved to N > 0): one job per stage and batch of up to
 # N x N neighbouring tiles of one UTM zone, instead of one per tile (see jointseg/batch.py and
-# benchmarks/README.md "DAG scale"). Each job runs `jointseg batch STAGE`, which loops
-# over the batch's tiles calling the per-tile command with the options after `--`,
-# writes the per-tile files at their usual paths (docs/architecture.md), skips tiles
-# whose files exist and validate (a rerun resumes inside a batch), reports failed tiles
-# together at the end and writes, last, the batch manifest that is the rule's output.
-# The per-tile options come from the same functions as the per-tile rules'
-# (rules/common.smk: search_options(), download_options()...).
+# benchmarks/README.md "DAG scale"). Each job runs `jointseg batch STAGE`, which builds
+# the stage's settings once from the same `--settings` word as the per-tile rule's
+# (rules/common.smk: stage_settings), loops over the batch's tiles calling the stage's one
+# function, writes the per-tile files at their usual paths (docs/architecture.md), skips
+# tiles whose files exist and validate (a rerun resumes inside a batch), reports failed
+# tiles together at the end and writes, last, the batch manifest that is the rule's output.
 
 
 rule search_scenes:
@@ -27,9 +26,9 @@ rule search_scenes:
         network=1,
     params:
         tiles=tiles_of_batch,
-        options=search_options,
+        settings=stage_settings("search"),
     shell:
-        batch_cmd("search") + " -- {params.options} > {log:q} 2>&1"
+        batch_cmd("search") + " {params.settings} > {log:q} 2>&1"
 
 
 rule download:
@@ -50,9 +49,9 @@ rule download:
         network=1,
     params:
         tiles=tiles_of_batch,
-        options=download_options(),
+        settings=stage_settings("download"),
     shell:
-        batch_cmd("download") + " -- {params.options} > {log:q} 2>&1"
+        batch_cmd("download") + " {params.settings} > {log:q} 2>&1"
 
 
 rule cloudmask:
@@ -72,9 +71,9 @@ rule cloudmask:
         runtime=batch_runtime(2),
     params:
         tiles=tiles_of_batch,
-        options=cloudmask_options(),
+        settings=stage_settings("cloudmask"),
     shell:
-        batch_cmd("cloudmask") + " -- {params.options} > {log:q} 2>&1"
+        batch_cmd("cloudmask") + " {params.settings} > {log:q} 2>&1"
 
 
 rule composite:
@@ -95,9 +94,9 @@ rule composite:
         runtime=batch_runtime(2),
     params:
         tiles=tiles_of_batch,
-        options=composite_options(),
+        settings=stage_settings("composite"),
     shell:
-        batch_cmd("composite") + " -- {params.options} > {log:q} 2>&1"
+        batch_cmd("composite") + " {params.settings} > {log:q} 2>&1"
 
 
 # With infer.sr_quicklook each tile's {tile}_sr.tif is written beside its _isa.tif and
@@ -121,19 +120,18 @@ rule predict:
         gpu=1,
     params:
         tiles=tiles_of_batch,
-        sr="--sr-quicklook" if SR_QUICKLOOK else "",
         stage="predict",
-        options=predict_options(),
+        settings=stage_settings("predict"),
     shell:
         batch_cmd("{params.stage}")
-        + " {params.sr} -- --model {input.model:q} --threads {threads}"
-        " {params.options} > {log:q} 2>&1"
+        + " --model {input.model:q} {params.settings} -- --threads {threads}"
+        " > {log:q} 2>&1"
 
 
 use rule predict as predict_baseline with:
     input:
         composite=batch_manifest("composite"),
-        model=f"models/{BASELINE_NAME}.onnx",
+        model=BASELINE_ONNX,
     output:
         manifest=batch_manifest("predict_baseline"),
     log:
@@ -142,9 +140,8 @@ use rule predict as predict_baseline with:
         "benchmarks/out/{region}/{year}/predict_baseline/{batch}.tsv"
     params:
         tiles=tiles_of_batch,
-        sr="--sr-quicklook" if SR_QUICKLOOK else "",
         stage="predict_baseline",
-        options=predict_options(),
+        settings=stage_settings("predict_baseline"),
 
 
 localrules:

@@ -17,7 +17,7 @@ rule cloudmask:
         mem_mb=3000,
         runtime=30,
     params:
-        options=cloudmask_options(),
+        settings=stage_settings("cloudmask"),
     shell:
-        "jointseg -v cloudmask {input.manifest:q} {output.mask:q} {params.options}"
+        "jointseg -v cloudmask {input.manifest:q} {output.mask:q} {params.settings}"
         " > {log:q} 2>&1"

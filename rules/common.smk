@@ -157,9 +157,9 @@ def batch_cmd(stage):
     )
 
 
-# --- the options of each tile stage: ONE definition for the per-tile rules
-# (stac/download/cloudmask/composite/predict.smk) and the batch rules (batch.smk).
-# Every value is shell-quoted here; the rules insert the string as it is.
+# --- the settings of each tile stage: ONE definition for the per-tile rules
+# (stac/download/cloudmask/composite/predict.smk) and the batch rules (batch.smk), the
+# stage's config section as one shell-quoted JSON word (jointseg/settings.py).
 
 
 def shell_options(pairs):
@@ -174,104 +174,13 @@ def shell_options(pairs):
     return " ".join(parts)
 
 
-def search_options(wildcards):
-    """`jointseg search` options from config (all of them: the CLI reads no config file)."""
-    s, dl = config["stac"], config["download"]
-    window = s["date_window"]
-    pairs = [
-        ("--collection", s["collection"]),
-        ("--provider", s["provider"]),
-        ("--start", f"{wildcards.year}-{window['start']}"),
-        ("--end", f"{wildcards.year}-{window['end']}"),
-        ("--max-cloud-cover", s["max_cloud_cover"]),
-        ("--max-scenes", s["max_scenes"]),
-        ("--tile-size-m", TILE_SIZE_M),
-        ("--sign" if s["sign_planetary_computer"] else "--no-sign", True),
-        ("--allow-http", s["allow_http"]),
-        ("--timeout-s", s["timeout_s"]),
-        ("--retries", dl["retries"]),
-        ("--backoff-s", dl["backoff_s"]),
-    ]
-    if DEMO["enabled"]:
-        pairs += [
-            ("--demo-sim-dir", DEMO["sim_dir"]),
-            ("--demo-stac-port", DEMO["stac_port"]),
-            ("--demo-file-port", DEMO["file_port"]),
-            ("--demo-state-dir", DEMO["state_dir"]),
-        ]
-    else:
-        pairs.append(("--api-url", s["api_url"]))
-    return shell_options(pairs)
+def stage_settings(stage):
+    """params function: `--settings JSON` of a tile stage, its config section
+    shell-quoted (a function, so Snakemake leaves the JSON's braces alone)."""
+    from jointseg.settings import stage_settings_section
 
-
-def download_options():
-    """`jointseg download` options from config."""
-    bands = config["bands"]["b10m"] + config["bands"]["b20m"] + ["SCL"]
-    return shell_options(
-        [
-            ("--tile-size-m", TILE_SIZE_M),
-            ("--bands", ",".join(bands)),
-            ("--retries", config["download"]["retries"]),
-            ("--backoff-s", config["download"]["backoff_s"]),
-            ("--give-up-s", config["download"]["give_up_s"]),
-            ("--timeout-s", config["stac"]["timeout_s"]),
-            ("--allow-http", config["stac"]["allow_http"]),
-        ]
-    )
-
-
-def cloudmask_options():
-    """`jointseg cloudmask` options from config."""
-    c = config["cloudmask"]
-    return shell_options(
-        [
-            ("--scl-classes", ",".join(str(v) for v in c["scl_masked_classes"])),
-            ("--dilation-m", c["dilation_m"]),
-            ("--combine", c["combine"]),
-            ("--s2c-threshold", c["s2cloudless"]["threshold"]),
-            ("--s2c-average-over", c["s2cloudless"]["average_over"]),
-            ("--s2c-dilation-size", c["s2cloudless"]["dilation_size"]),
-            ("--snow-ndsi", c["snow"]["ndsi"]),
-            ("--snow-min-nir", c["snow"]["min_nir"]),
-            ("--snow-min-green", c["snow"]["min_green"]),
-            ("--no-snow-test", not c["snow"]["enabled"]),
-        ]
-    )
-
-
-def composite_options():
-    """`jointseg composite` options from config."""
-    c = config["composite"]
-    return shell_options(
-        [
-            ("--method", c["method"]),
-            ("--min-clear", c["min_clear"]),
-            ("--block-rows", c["block_rows"]),
-        ]
-    )
-
-
-def predict_options():
-    """`jointseg predict` options from config (not --threads: the rule's {threads})."""
-    i = config["infer"]
-    pairs = [
-        ("--batch-size", i["batch_size"]),
-        ("--window", i["window_10m"]),
-        ("--overlap", i["overlap_10m"]),
-        ("--threshold", i["threshold"]),
-        ("--providers", ",".join(i["providers"])),
-    ]
-    pairs += [("--cuda-option", f"{k}={v}") for k, v in i["cuda"].items() if v]
-    t = i["tensorrt"]
-    pairs += [
-        ("--precision", i["precision"]),
-        ("--cuda-graph", i["cuda_graph"]),
-        ("--no-trt-fp16", not t["fp16"]),
-        ("--trt-engine-cache", t["engine_cache_dir"]),
-        ("--no-trt-timing-cache", not t["timing_cache"]),
-        ("--no-mask-snow", not i["mask_snow"]),
-    ]
-    return shell_options(pairs)
+    word = shlex.quote(json.dumps(stage_settings_section(config, stage)))
+    return lambda wildcards: f"--settings {word}"
 
 
 def predict_outputs(subdir=""):

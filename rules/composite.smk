@@ -20,7 +20,7 @@ rule composite:
         mem_mb=4000,
         runtime=30,
     params:
-        options=composite_options(),
+        settings=stage_settings("composite"),
     shell:
         "jointseg -v composite {input.manifest:q} {input.mask:q} {output.c10:q}"
-        " {output.c20:q} {params.options} > {log:q} 2>&1"
+        " {output.c20:q} {params.settings} > {log:q} 2>&1"

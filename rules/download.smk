@@ -20,7 +20,7 @@ rule download:
         network=1,
     params:
         out_dir=lambda w, output: str(Path(output.manifest).parent),
-        options=download_options(),
+        settings=stage_settings("download"),
     shell:
         "jointseg -v download {input.scenes:q} --out-dir {params.out_dir:q}"
-        " {params.options} > {log:q} 2>&1"
+        " {params.settings} > {log:q} 2>&1"

@@ -22,19 +22,19 @@ rule predict:
         runtime=60,
         gpu=1,
     params:
-        options=predict_options(),
+        settings=stage_settings("predict"),
     shell:
         "jointseg -v predict --model {input.model:q} --input {input.c10:q}"
         " --output {output.isa:q} --prob-output {output.prob:q}"
         + (" --sr-output {output.sr:q}" if SR_QUICKLOOK else "")
-        + " --threads {threads} {params.options} --no-progress > {log:q} 2>&1"
+        + " {params.settings} --threads {threads} --no-progress > {log:q} 2>&1"
 
 
 use rule predict as predict_baseline with:
     input:
         c10=f"{RESULTS}/{{region}}/{{year}}/composite/{{tile}}_10m.tif",
         c20=f"{RESULTS}/{{region}}/{{year}}/composite/{{tile}}_20m.tif",
-        model=f"models/{BASELINE_NAME}.onnx",
+        model=BASELINE_ONNX,
     output:
         **predict_outputs("baseline/"),
     log:

@@ -20,7 +20,7 @@ rule search_scenes:
         runtime=10,
         network=1,
     params:
-        options=search_options,
+        settings=stage_settings("search"),
     shell:
-        "jointseg -v search {params.options} --region {wildcards.region}"
+        "jointseg -v search {params.settings} --region {wildcards.region}"
         " --year {wildcards.year} --tile {wildcards.tile} --out {output:q} > {log:q} 2>&1"

@@ -3,6 +3,7 @@ file given with --configfile is the one used, and CLI defaults are the schema's.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -50,6 +51,20 @@ def tokens(cmd: str) -> list[str]:
 
 def option(toks: list[str], name: str) -> str:
     return toks[toks.index(name) + 1]
+
+
+def settings_of(toks: list[str]) -> dict:
+    """The stage settings a tile command was given (`--settings JSON`), or {}."""
+    return json.loads(option(toks, "--settings")) if "--settings" in toks else {}
+
+
+def strings_in(value: object) -> list[str]:
+    """Every string inside a JSON value."""
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings_in(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings_in(v)]
+    return [value] if isinstance(value, str) else []
 
 
 def hostile_config(tmp: Path, *, demo: bool, batch_block: int) -> dict:
@@ -118,7 +133,7 @@ def test_hostile_config_values_reach_commands_as_one_verbatim_word(tmp_path, dem
               s["demo_server"]["sim_dir"], s["demo_server"]["state_dir"],
               cfg["model"]["onnx"], cfg["model"]["chips"]["dir"],
               cfg["mosaic"]["output_crs"], a["worldcover"], a["cities"], a["city_field"]]
-    values += [] if demo else [API_URL]
+    values.append(API_URL)  # in the stac settings word, demo or not
     td = cfg["training_data"]
     values += td["hr"] + td["labels"] + td["reference"]
     seen = set()
@@ -126,20 +141,21 @@ def test_hostile_config_values_reach_commands_as_one_verbatim_word(tmp_path, dem
         toks = tokens(cmd)
         # the only shell operators are the log redirection `> log 2>&1`
         assert {t for t in toks if set(t) <= set("();<>|&")} <= {">", ">&"}, cmd
-        for t in toks:
+        settings = settings_of(toks)
+        words = [w for t in toks for w in (strings_in(settings) if settings and t == option(
+            toks, "--settings") else [t])]
+        for t in words:
             if "pwned" in t:
                 match = [v for v in values if t == v or t.startswith(v.rstrip("/") + "/")]
                 assert match, f"{t!r} is not a whole config value in: {cmd}"
                 seen.update(match)
         rule = toks[1:3]
         if rule[-1] == "search" or (rule[-1] == "batch" and toks[3] == "search"):
-            assert option(toks, "--collection") == s["collection"]
-            if demo:
-                assert option(toks, "--demo-sim-dir") == s["demo_server"]["sim_dir"]
-                assert option(toks, "--demo-state-dir") == s["demo_server"]["state_dir"]
-                assert "--api-url" not in toks
-            else:
-                assert option(toks, "--api-url") == API_URL
+            # the stac section in one word, as the config holds it
+            assert settings["collection"] == s["collection"]
+            assert settings["api_url"] == s["api_url"]
+            assert settings["demo_server"] == {**settings["demo_server"], **s["demo_server"]}
+            assert "--api-url" not in toks and "--demo-sim-dir" not in toks
             assert "--config" not in toks  # the CLI reads no config file
         if "--results-dir" in toks:
             assert option(toks, "--results-dir") == cfg["results_dir"]
@@ -187,9 +203,10 @@ def test_configfile_given_on_the_command_line_is_the_one_used(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     (cmd,) = [c for c in shell_commands(r.stdout + r.stderr) if "jointseg -v search" in c]
     toks = tokens(cmd)
-    assert option(toks, "--demo-stac-port") == str(port)
-    assert option(toks, "--demo-state-dir") == "other-state"
-    assert option(toks, "--max-scenes") == "3"
+    settings = settings_of(toks)
+    assert settings["demo_server"]["stac_port"] == port
+    assert settings["demo_server"]["state_dir"] == "other-state"
+    assert settings["max_scenes"] == 3
     assert "--config" not in toks and "config.yaml" not in cmd
 
 
@@ -243,10 +260,11 @@ CLI_DEFAULTS = [
         ("s2c_dilation_size", "s2cloudless.dilation_size")]],
     *[(("composite",), p, schema_default(f"composite.{p}"))
       for p in ("method", "min_clear", "block_rows")],
-    (("predict",), "batch_size", schema_default("infer.batch_size")),
-    (("predict",), "window", schema_default("infer.window_10m")),
-    (("predict",), "overlap", schema_default("infer.overlap_10m")),
-    (("predict",), "threshold", schema_default("infer.threshold")),
+    (("composite",), "fill", schema_default("composite.fill")),
+    *[(("predict",), p, schema_default(f"infer.{p}"))
+      for p in ("batch_size", "window_10m", "overlap_10m", "threshold", "threads",
+                "sr_quicklook", "precision", "cuda_graph", "mask_snow", "compress",
+                "allow_simulated_model")],
     (("predict",), "providers", _joined("infer.providers")),
     (("mosaic",), "output_crs", schema_default("mosaic.output_crs")),
     (("mosaic",), "threads", schema_default("mosaic.threads")),

@@ -1,25 +1,64 @@
-"""``jointseg batch``: run one per-tile stage over a batch of tiles (see :mod:`jointseg.batch`).
+"""``jointseg batch``: run one tile stage over a batch of tiles (see :mod:`jointseg.batch`).
 
     jointseg batch composite --region demo --year 2019 --batch B32650_0_3540000 \\
         --tiles 32650_663000_3543000,32650_663600_3543000 \\
         --manifest results/demo/2019/composite/batches/B32650_0_3540000.json \\
-        -- --method median --min-clear 1
+        --settings '{"method": "median", "min_clear": 1}'
 
-Everything after ``--`` is passed to the per-tile command of the stage (``jointseg
-search|download|cloudmask|composite|predict``) with the same meaning; the batch command
-adds each tile's input and output paths. ``predict`` loads the model once per batch.
+The stage's settings are built once, as the per-tile command builds them
+(:mod:`jointseg.cli.settings`): ``--settings`` (the config section) and, after ``--``,
+any of the per-tile command's setting options (``-- --threads 4``). Every tile then runs
+the stage's one function (:func:`jointseg.data.stac.run_search`,
+:func:`~jointseg.data.download.run_download`,
+:func:`~jointseg.data.cloudmask.run_cloudmask`,
+:func:`~jointseg.data.composite.run_composite`,
+:func:`jointseg.inference.predict.run_predict`) with those settings; ``predict`` loads
+the model once per batch.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from jointseg.config import schema_default
+from jointseg.settings import StageSettings, settings_class
 
 log = logging.getLogger(__name__)
+
+#: stage -> "module:attribute" of its per-tile click command
+TILE_COMMANDS: dict[str, str] = {
+    "search": "jointseg.cli.stac:search",
+    "download": "jointseg.cli.download:download",
+    "cloudmask": "jointseg.cli.cloudmask:cloudmask",
+    "composite": "jointseg.cli.composite:composite",
+    "predict": "jointseg.cli.predict:predict",
+    "predict_baseline": "jointseg.cli.predict:predict",
+}
+
+TileFn = Callable[[str, dict[str, Path]], None]
+FilesOf = Callable[[str, str], dict[str, Path]]
+
+
+def tile_command(stage: str) -> click.Command:
+    """The per-tile click command of ``stage``."""
+    import importlib
+
+    module, attr = TILE_COMMANDS[stage].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def stage_settings(stage: str, settings_json: str | None,
+                   stage_args: list[str]) -> StageSettings:
+    """The settings of ``stage`` from ``--settings`` and per-tile options, as the per-tile
+    command builds them."""
+    from jointseg.cli.settings import parse_stage_settings
+
+    return parse_stage_settings(tile_command(stage), settings_class(stage), stage_args,
+                                settings_json)
 
 
 def _tile_list(tiles: str | None, tiles_file: Path | None) -> list[str]:
@@ -33,54 +72,58 @@ def _tile_list(tiles: str | None, tiles_file: Path | None) -> list[str]:
     return out
 
 
-def _invoke(cmd: click.Command, args: list[str]) -> None:
-    """Run a per-tile click command in this process; raise on any failure."""
-    try:
-        cmd.main(args, prog_name=f"jointseg {cmd.name}", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        if exc.exit_code:
-            raise RuntimeError(f"exit status {exc.exit_code}") from None
-    except click.ClickException as exc:
-        raise RuntimeError(exc.format_message()) from None
+def _data_stage(stage: str, settings, files_of: FilesOf, region: str, year: int) -> TileFn:
+    """fn(tile, files) of a data stage: its one function with ``settings``."""
+    if stage == "search":
+        from jointseg.cli.stac import api_url
+        from jointseg.data.stac import run_search
+        from jointseg.grid import Tile
+
+        url: list[str] = []  # the demo servers start when the first tile needs them
+
+        def search(t: str, f: dict[str, Path]) -> None:
+            url[:] = url or [api_url(settings)]
+            footprint = Tile.from_id(t, settings.tile_size_m).footprint_lonlat()
+            run_search(settings, url[0], footprint, f["scenes"], tile_id=t, region=region,
+                       year=year)
+        return search
+    if stage == "download":
+        from jointseg.data.download import run_download
+
+        return lambda t, f: run_download(files_of("search", t)["scenes"],
+                                         f["manifest"].parent, settings)
+    if stage == "cloudmask":
+        from jointseg.data.cloudmask import run_cloudmask
+
+        return lambda t, f: run_cloudmask(files_of("download", t)["manifest"], f["mask"],
+                                          settings)
+    from jointseg.data.composite import run_composite
+
+    return lambda t, f: run_composite(files_of("download", t)["manifest"],
+                                      files_of("cloudmask", t)["mask"], f["c10"], f["c20"],
+                                      settings)
 
 
-def _predictor(stage_args: list[str], sr_quicklook: bool):
-    """Parse ``jointseg predict`` options once, load the model once; return fn(tile, files)."""
-    from jointseg.cli.predict import _default_threads, _parse_options
-    from jointseg.cli.predict import predict as predict_cmd
-    from jointseg.inference.products import predict_tile
-    from jointseg.inference.scene import open_scene
-    from jointseg.inference.session import make_session
+def _predict_stage(settings, model_path: str | None, files_of: FilesOf) -> TileFn:
+    """fn(tile, files) of predict: the model loaded once (by the first tile that runs)."""
+    from jointseg.inference.predict import load_model, run_predict
+    from jointseg.inference.products import ProductPaths
 
-    ctx = predict_cmd.make_context(
-        "jointseg predict", [*stage_args, "--input", "-", "--output", "-"]
-    )
-    p = ctx.params
-    session, info = make_session(
-        p["model_path"], providers=tuple(p["providers"].split(",")),
-        threads=p["threads"] or _default_threads(),
-        cuda_options=_parse_options(p["cuda_options"]),
-    )  # fmt: skip
+    if model_path is None:
+        raise click.UsageError("predict needs --model")
+    model = []
 
-    def run(tile_id: str, files: dict[str, Path], c10: Path) -> None:
-        with open_scene(str(c10)) as scene:
-            predict_tile(
-                session, scene, str(files["isa"]), prob_output=str(files["prob"]),
-                sr_output=str(files["sr"]) if sr_quicklook else None,
-                threshold=p["threshold"], window=p["window"], overlap=p["overlap"],
-                batch_size=p["batch_size"], info=info, compress=p["compress"], progress=False,
-            )  # fmt: skip
-
-    return run
+    def predict(t: str, f: dict[str, Path]) -> None:
+        model[:] = model or [load_model(model_path, settings)]
+        run_predict(model[0], files_of("composite", t)["c10"],
+                    ProductPaths(f["isa"], f["prob"], f.get("sr")), settings)
+    return predict
 
 
 @click.command(
     "batch", context_settings={"ignore_unknown_options": True, "allow_extra_args": False}
 )
-@click.argument(
-    "stage", type=click.Choice(["search", "download", "cloudmask", "composite", "predict",
-                                "predict_baseline"])
-)  # fmt: skip
+@click.argument("stage", type=click.Choice(list(TILE_COMMANDS)))
 @click.option("--tiles", default=None, help="Comma-separated tile ids <epsg>_<xmin>_<ymin>.")
 @click.option("--tiles-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="File of tile ids (whitespace-separated), added to --tiles.")
@@ -93,76 +136,51 @@ def _predictor(stage_args: list[str], sr_quicklook: bool):
               type=click.Path(file_okay=False, path_type=Path))
 @click.option("--resources-dir", default=schema_default("resources_dir"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
-@click.option("--sr-quicklook", is_flag=True,
-              help="predict: also write <tile>_sr.tif beside <tile>_isa.tif.")
+@click.option("--settings", "settings_json", default=None, metavar="JSON|@FILE",
+              help="The stage's settings, as its per-tile command takes them.")
+@click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False),
+              help="predict: the ONNX model (loaded once for the batch).")
 @click.option("--overwrite", is_flag=True, help="Redo tiles whose outputs exist already.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.argument("stage_args", nargs=-1, type=click.UNPROCESSED)
 def batch(stage: str, tiles: str | None, tiles_file: Path | None, batch: str, manifest: Path,
-          region: str, year: int, results_dir: Path, resources_dir: Path, sr_quicklook: bool,
-          overwrite: bool, progress: bool, stage_args: tuple[str, ...]) -> None:
+          region: str, year: int, results_dir: Path, resources_dir: Path,
+          settings_json: str | None, model_path: str | None, overwrite: bool, progress: bool,
+          stage_args: tuple[str, ...]) -> None:
     """Run STAGE for every tile of a batch, then write the batch MANIFEST.
 
-    STAGE_ARGS (after --) are the per-tile command's options. Tiles whose outputs exist
-    and validate are skipped; failed tiles are reported together at the end.
+    STAGE_ARGS (after --) are setting options of the per-tile command. Tiles whose
+    outputs exist and validate are skipped; failed tiles are reported together at the end.
     """
     from jointseg.batch import BATCH_ID_RE, BatchError, run_batch, tile_files, write_manifest
+    from jointseg.inference.providers import ModelError
 
     if not BATCH_ID_RE.match(batch):
         raise click.BadParameter(f"{batch!r}: expected B<epsg>_<xmin>_<ymin>",
                                  param_hint="--batch")
     tile_ids = _tile_list(tiles, tiles_file)
-    args = list(stage_args)
+    try:
+        settings = stage_settings(stage, settings_json, list(stage_args))
+    except click.ClickException as exc:
+        raise click.ClickException(f"{stage} settings: {exc.format_message()}") from None
 
     def files_of(st: str, tile_id: str) -> dict[str, Path]:
         return tile_files(st, tile_id, region, year, results_dir, resources_dir)
 
     def outputs(tile_id: str) -> dict[str, Path]:
         files = files_of(stage, tile_id)
-        if stage.startswith("predict") and sr_quicklook:
+        if stage.startswith("predict") and settings.sr_quicklook:
             files["sr"] = files["isa"].with_name(f"{tile_id}_sr.tif")
         return files
 
-    if stage == "search":
-        from jointseg.cli.stac import search as cmd
-
-        def fn(t: str, f: dict[str, Path]) -> None:
-            _invoke(cmd, [*args, "--region", region, "--year", str(year), "--tile", t,
-                          "--out", str(f["scenes"])])  # fmt: skip
-    elif stage == "download":
-        from jointseg.cli.download import download as cmd
-
-        def fn(t: str, f: dict[str, Path]) -> None:
-            _invoke(cmd, [str(files_of("search", t)["scenes"]),
-                          "--out-dir", str(f["manifest"].parent), *args])  # fmt: skip
-    elif stage == "cloudmask":
-        from jointseg.cli.cloudmask import cloudmask as cmd
-
-        def fn(t: str, f: dict[str, Path]) -> None:
-            _invoke(cmd, [str(files_of("download", t)["manifest"]), str(f["mask"]), *args])
-    elif stage == "composite":
-        from jointseg.cli.composite import composite as cmd
-
-        def fn(t: str, f: dict[str, Path]) -> None:
-            _invoke(cmd, [str(files_of("download", t)["manifest"]),
-                          str(files_of("cloudmask", t)["mask"]),
-                          str(f["c10"]), str(f["c20"]), *args])  # fmt: skip
+    if stage.startswith("predict"):
+        fn = _predict_stage(settings, model_path, files_of)
     else:
-        run_predict = None
-
-        def fn(t: str, f: dict[str, Path]) -> None:
-            nonlocal run_predict
-            if run_predict is None:  # load the model only when a tile needs it
-                try:
-                    run_predict = _predictor(args, sr_quicklook)
-                except click.ClickException as exc:
-                    raise click.ClickException(
-                        f"predict options: {exc.format_message()}") from None
-            run_predict(t, f, files_of("composite", t)["c10"])
-
+        fn = _data_stage(stage, settings, files_of, region, year)
     try:
-        result = run_batch(stage, tile_ids, fn, outputs, overwrite=overwrite, progress=progress)
-    except BatchError as exc:
+        result = run_batch(stage, tile_ids, fn, outputs, overwrite=overwrite,
+                           progress=progress, fatal=(ModelError,))
+    except (BatchError, ModelError) as exc:
         raise click.ClickException(str(exc)) from None
     write_manifest(manifest, batch, stage, region, year, result.outputs)
     click.echo(f"{manifest}: {len(result.done)} tile(s) done, {len(result.skipped)} skipped")

@@ -1,6 +1,8 @@
 """``jointseg cloudmask``: per-scene clear masks of a tile stack.
 
-See :mod:`jointseg.data.cloudmask`.
+Settings: :class:`jointseg.data.settings.CloudMaskSettings` (config ``cloudmask``,
+``--settings``; the options below replace single fields). Runs
+:func:`jointseg.data.cloudmask.run_cloudmask`, as ``jointseg batch cloudmask`` does.
 """
 
 from __future__ import annotations
@@ -9,15 +11,25 @@ from pathlib import Path
 
 import click
 
+from jointseg.cli.settings import settings_from_context, settings_option
 from jointseg.config import schema_default
-from jointseg.data.cloudmask import CloudMaskError, cloud_mask_tile
+from jointseg.data.cloudmask import CloudMaskError, run_cloudmask
+from jointseg.data.settings import CloudMaskSettings
 from jointseg.io import OutputError
+
+
+def _classes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(c) for c in str(value).split(",") if c.strip())
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: {exc}") from None
 
 
 @click.command("cloudmask")
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--scl-classes",
+@settings_option("cloudmask")
+@click.option("--scl-classes", callback=_classes,
               default=",".join(map(str, schema_default("cloudmask.scl_masked_classes"))),
               show_default=True, help="Comma-separated SCL classes to mask.")
 @click.option("--dilation-m", default=schema_default("cloudmask.dilation_m"),
@@ -45,24 +57,12 @@ from jointseg.io import OutputError
               show_default=True, type=float, help="... and B08 reflectance > this ...")
 @click.option("--snow-min-green", default=schema_default("cloudmask.snow.min_green"),
               show_default=True, type=float, help="... and B03 reflectance > this.")
-def cloudmask(manifest: Path, out: Path, scl_classes: str, dilation_m: float, combine: str,
-              s2c_threshold: float, s2c_average_over: int, s2c_dilation_size: int,
-              snow_test: bool, snow_ndsi: float, snow_min_nir: float,
-              snow_min_green: float) -> None:
+@click.pass_context
+def cloudmask(ctx: click.Context, manifest: Path, out: Path, **_: object) -> None:
     """Write OUT: uint8 10 m mask, one band per scene of MANIFEST, 1 = clear, 0 = masked."""
+    settings = settings_from_context(CloudMaskSettings, ctx)
     try:
-        classes = [int(c) for c in scl_classes.split(",") if c.strip()]
-    except ValueError as exc:
-        raise click.BadParameter(f"--scl-classes {scl_classes!r}: {exc}") from exc
-    s2c = None
-    if combine != "scl":
-        s2c = {"threshold": s2c_threshold, "average_over": s2c_average_over,
-               "dilation_size": s2c_dilation_size}
-    try:
-        path = cloud_mask_tile(manifest, out, scl_classes=classes, dilation_m=dilation_m,
-                               s2cloudless=s2c, combine=combine,
-                               snow={"ndsi": snow_ndsi, "min_nir": snow_min_nir,
-                                     "min_green": snow_min_green} if snow_test else None)
+        path = run_cloudmask(manifest, out, settings)
     except (CloudMaskError, OutputError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(path))

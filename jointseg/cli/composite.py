@@ -1,6 +1,8 @@
 """``jointseg composite``: cloud-free 10 m + 20 m composites.
 
-See :mod:`jointseg.data.composite`.
+Settings: :class:`jointseg.data.settings.CompositeSettings` (config ``composite``,
+``--settings``; the options below replace single fields). Runs
+:func:`jointseg.data.composite.run_composite`, as ``jointseg batch composite`` does.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from pathlib import Path
 
 import click
 
+from jointseg.cli.settings import settings_from_context, settings_option
 from jointseg.config import schema_default
-from jointseg.data.composite import CompositeError, composite_tile
+from jointseg.data.composite import CompositeError, run_composite
+from jointseg.data.settings import CompositeSettings
 from jointseg.io import OutputError
 
 
@@ -19,6 +23,7 @@ from jointseg.io import OutputError
 @click.argument("mask", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("out_10m", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("out_20m", type=click.Path(dir_okay=False, path_type=Path))
+@settings_option("composite")
 @click.option("--method", type=click.Choice(["median", "best_pixel"]),
               default=schema_default("composite.method"), show_default=True)
 @click.option("--min-clear", default=schema_default("composite.min_clear"),
@@ -27,15 +32,16 @@ from jointseg.io import OutputError
 @click.option("--block-rows", default=schema_default("composite.block_rows"),
               show_default=True, type=int,
               help="Rows per processing block at 10 m (even).")
-@click.option("--fill/--no-fill", default=True, show_default=True,
+@click.option("--fill/--no-fill", default=schema_default("composite.fill"), show_default=True,
               help="Fill pixels without a clear observation from their least-cloudy one "
                    "(QA band flag 1); --no-fill leaves them nodata.")
-def composite(manifest: Path, mask: Path, out_10m: Path, out_20m: Path, method: str,
-              min_clear: int, block_rows: int, fill: bool) -> None:
+@click.pass_context
+def composite(ctx: click.Context, manifest: Path, mask: Path, out_10m: Path, out_20m: Path,
+              **_: object) -> None:
     """Composite the stack of MANIFEST with cloud mask MASK into OUT_10M and OUT_20M."""
+    settings = settings_from_context(CompositeSettings, ctx)
     try:
-        paths = composite_tile(manifest, mask, out_10m, out_20m, method=method,
-                               min_clear=min_clear, block_rows=block_rows, fill=fill)
+        paths = run_composite(manifest, mask, out_10m, out_20m, settings)
     except (CompositeError, OutputError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     for p in paths:

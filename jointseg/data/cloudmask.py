@@ -34,6 +34,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from jointseg.bands import BANDS_10M, SCL
+from jointseg.data.settings import CloudMaskSettings
 from jointseg.data.stack import read_manifest, verify_stack
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
@@ -325,6 +326,15 @@ def cloud_mask_tile(
               "DILATION_M": f"{dilation_m:g}"},
     )
     return Path(out_path)
+
+
+def run_cloudmask(manifest_path: str | Path, out_path: str | Path,
+                  settings: CloudMaskSettings) -> Path:
+    """The cloudmask stage: :func:`cloud_mask_tile` with ``settings`` (config ``cloudmask``)."""
+    return cloud_mask_tile(Path(manifest_path), Path(out_path),
+                           scl_classes=settings.scl_classes, dilation_m=settings.dilation_m,
+                           s2cloudless=settings.s2cloudless, combine=settings.combine,
+                           snow=settings.snow)
 
 
 def _scene_snow(root: Path, files: Mapping[str, str], grid: GeoBox, manifest_path: Path,

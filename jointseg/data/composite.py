@@ -69,6 +69,7 @@ from jointseg.data.cloudmask import (
     scl_fill_rank,
     upsample2,
 )
+from jointseg.data.settings import CompositeSettings
 from jointseg.data.stack import read_manifest, verify_stack
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
@@ -299,6 +300,14 @@ def _composite_block(
     qa[need10] = np.where(seen_any10, QA_FILLED if fill else 0, QA_NO_OBSERVATION)
     out10[5] = qa
     return out10, out20
+
+
+def run_composite(manifest_path: str | Path, mask_path: str | Path, out_10m: str | Path,
+                  out_20m: str | Path, settings: CompositeSettings) -> tuple[Path, Path]:
+    """The composite stage: :func:`composite_tile` with ``settings`` (config ``composite``)."""
+    return composite_tile(Path(manifest_path), Path(mask_path), Path(out_10m), Path(out_20m),
+                          method=settings.method, min_clear=settings.min_clear,
+                          block_rows=settings.block_rows, fill=settings.fill)
 
 
 def composite_tile(

@@ -32,6 +32,8 @@ from jointseg.data.align import band_geobox, check_on_grid
 from jointseg.data.assets import fetch_band
 from jointseg.data.errors import DownloadError
 from jointseg.data.http import RetryPolicy
+from jointseg.data.settings import DownloadSettings
+from jointseg.data.stac import read_scene_list
 from jointseg.data.stack import (
     MANIFEST_NAME,
     PARTIAL_MANIFEST_NAME,
@@ -150,6 +152,26 @@ def download_tile(
     log.info("%s: stack of %d scene(s) complete (%d dropped) -> %s",
              tile.tile_id, len(done), len(dropped), manifest)
     return manifest
+
+
+def run_download(scenes_json: str | Path, out_dir: str | Path,
+                 settings: DownloadSettings) -> Path:
+    """The download stage: the tile window of every scene of a scene list (``jointseg
+    search``'s output) into ``out_dir``, with ``settings`` (config ``download``).
+
+    Returns:
+        Path of ``manifest.json``.
+
+    Raises:
+        ItemError: ``scenes_json`` is not a scene list.
+        DownloadError, ValueError: see :func:`download_tile`; a malformed tile id.
+    """
+    tile_id, _region, _year, scenes = read_scene_list(scenes_json)
+    tile = Tile.from_id(tile_id, settings.tile_size_m)
+    return download_tile(scenes, tile, Path(out_dir), list(settings.bands),
+                         retries=settings.retries, backoff_s=settings.backoff_s,
+                         timeout_s=settings.timeout_s, give_up_s=settings.give_up_s,
+                         allow_http=settings.allow_http)
 
 
 def _download_scene(

@@ -19,7 +19,7 @@ import logging
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
@@ -30,6 +30,9 @@ from jointseg.data.providers import SceneInfo, scene_info_from_item
 from jointseg.data.secrets import install_secret_filter, redact_url
 from jointseg.data.signing import sign_scene
 from jointseg.io import write_json
+
+if TYPE_CHECKING:
+    from jointseg.data.settings import SearchSettings
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,55 @@ def search_scenes(
     log.info("found %d item(s), %d pass the filters, keeping %d", len(items),
              len(candidates), len(chosen))
     return chosen
+
+
+def run_search(
+    settings: SearchSettings,
+    api_url: str,
+    geometry_lonlat: BaseGeometry,
+    out_path: str | Path,
+    *,
+    tile_id: str | None,
+    region: str | None,
+    year: int,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    allow_empty: bool = False,
+) -> list[SceneInfo]:
+    """The search stage: find a footprint's scenes and write its scene list.
+
+    Args:
+        settings: the stage's settings (config ``stac``).
+        api_url: the STAC API to search (``settings.api_url``, or the demo's loopback API).
+        geometry_lonlat: the footprint (a tile's, :meth:`jointseg.grid.Tile.footprint_lonlat`).
+        out_path: scene list to write (``results/{region}/{year}/scenes/{tile}.json``).
+        tile_id, region, year: recorded in the scene list; ``year`` and
+            ``settings.date_start`` / ``date_end`` give the dates unless
+            ``start_date`` / ``end_date`` (ISO dates) are given.
+        allow_empty: write an empty list instead of raising :class:`NoScenesError`.
+
+    Returns:
+        The scenes written.
+    """
+    first, last = date_window(int(year), settings.date_start, settings.date_end)
+    try:
+        scenes = search_scenes(
+            api_url, settings.collection, geometry_lonlat, start_date or first,
+            end_date or last, max_cloud_cover=settings.max_cloud_cover,
+            max_scenes=settings.max_scenes, provider=settings.provider, sign=settings.sign,
+            timeout_s=settings.timeout_s, retries=settings.retries,
+            backoff_s=settings.backoff_s, allow_http=settings.allow_http,
+        )  # fmt: skip
+    except NoScenesError as exc:
+        if not allow_empty:
+            raise
+        log.warning("%s", exc)
+        scenes = []
+    write_scene_list(out_path, tile_id or "bbox", region or "custom", year, scenes)
+    for s in scenes:
+        log.info("%s: %s cloud %.1f%% boa_offset_dn %d", tile_id or "bbox", s.id,
+                 s.cloud_cover, s.boa_offset_dn)
+    return scenes
 
 
 def _search_items(

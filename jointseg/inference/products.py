@@ -113,8 +113,8 @@ def predict_tile(
     Returns:
         The written paths.
     """
-    predictor = session if isinstance(session, Predictor) else _predictor(session, info,
-                                                                          batch_size)
+    predictor = (session if isinstance(session, Predictor)
+                 else predictor_for(session, info, batch_size))
     meta = info.model if info else model_info(predictor.session)
     threshold = meta.threshold if threshold is None else threshold
     if not 0.0 <= threshold <= 1.0:
@@ -149,8 +149,8 @@ def predict_tile(
                         Path(sr_output) if sr_output else None)
 
 
-def _predictor(session: ort.InferenceSession, info: SessionInfo | None,
-               batch_size: int) -> Predictor:
+def predictor_for(session: ort.InferenceSession, info: SessionInfo | None,
+                  batch_size: int) -> Predictor:
     """A :class:`Predictor` for ``session``: on a GPU every batch is padded to
     ``batch_size`` (one TensorRT engine, one CUDA graph); on the CPU it is not."""
     on_gpu = bool(info and info.io_binding)
@@ -173,9 +173,25 @@ def _provenance_tags(
         "SOURCE": scene.source,
         "THRESHOLD": f"{threshold:g}",
     }
+    tags.update(training_tags(meta))
     if scene.simulated:
         tags["JOINTSEG_SIMULATED"] = "true"
     return tags
+
+
+def training_tags(meta: ModelInfo) -> dict[str, str]:
+    """``MODEL_TRAINING_SIMULATED`` (true | false | unknown) and ``MODEL_TRAINING_DATA``
+    (its id, or unknown): the model's ``jointseg.training`` / ``training_data``, which
+    models exported before it was recorded lack."""
+    data = meta.meta.get("training", {})
+    data = data.get("training_data") if isinstance(data, dict) else None
+    data = data if isinstance(data, dict) else {}
+    simulated = data.get("simulated")
+    return {
+        "MODEL_TRAINING_SIMULATED": str(simulated).lower() if isinstance(simulated, bool)
+        else "unknown",
+        "MODEL_TRAINING_DATA": str(data.get("id") or "unknown"),
+    }
 
 
 def _any_valid(scene: Scene, block_rows: int = 256) -> bool:
