@@ -11,6 +11,7 @@ rule make_chips:
         index=f"{MAKE_CHIPS_DIR}/index.csv",
         qa=f"{MAKE_CHIPS_DIR}/qa.json",
         plot=f"{MAKE_CHIPS_DIR}/qa.png",
+        provenance=f"{MAKE_CHIPS_DIR}/provenance.json",
     log:
         f"logs/make_chips/{TRAIN_REGION}-{TRAIN_YEAR}-{TRAINING_ID}.log",
     benchmark:

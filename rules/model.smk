@@ -7,7 +7,8 @@
 
 rule simulate_chips:
     output:
-        f"{SIM_CHIPS_DIR}/index.csv",
+        index=f"{SIM_CHIPS_DIR}/index.csv",
+        provenance=f"{SIM_CHIPS_DIR}/provenance.json",
     log:
         "logs/simulate_chips.log",
     benchmark:
@@ -19,7 +20,7 @@ rule simulate_chips:
         mem_mb=4000,
         runtime=30,
     params:
-        out=lambda w, output: str(Path(output[0]).parent),
+        out=lambda w, output: str(Path(output.index).parent),
         chips=config["model"]["chips"],
         # a fixed year (not the mapped one): changing `year` must not retrain
         year=TRAIN_YEAR or 2021,

@@ -171,13 +171,13 @@ def test_cli_writes_manifest_and_qgs(product_dir: Path, tmp_path: Path) -> None:
     assert len(layers) == 5
     for ml in layers:
         assert (qgs.parent / ml.find("datasource").text).resolve().is_file()
-    isa = next(ml for ml in layers if ml.find("id").text == "isa_0")
+    isa = next(ml for ml in layers if ml.find("id").text == "jointseg_isa_0")
     entries = isa.findall("pipe/rasterrenderer/colorPalette/paletteEntry")
     assert [(e.get("value"), e.get("color")) for e in entries] == [("0", "#e8e8e8"),
                                                                    ("1", "#a50f15")]
-    prob = next(ml for ml in layers if ml.find("id").text == "prob_0")
+    prob = next(ml for ml in layers if ml.find("id").text == "jointseg_prob_0")
     assert prob.find("pipe/rasterrenderer").get("type") == "singlebandpseudocolor"
-    comp = next(ml for ml in layers if ml.find("id").text == "composite_0")
+    comp = next(ml for ml in layers if ml.find("id").text == "jointseg_composite_0")
     assert comp.find("pipe/rasterrenderer").get("redBand") == "3"
     assert root.find("projectCrs/spatialrefsys/authid").text == "EPSG:32650"
     assert "SIMULATED" in root.find("title").text
