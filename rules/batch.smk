@@ -105,6 +105,7 @@ rule predict:
     input:
         composite=batch_manifest("composite"),
         model=model_onnx,
+        twin=fp16_twin(model_onnx),
     output:
         manifest=batch_manifest("predict"),
     log:
@@ -132,6 +133,7 @@ use rule predict as predict_baseline with:
     input:
         composite=batch_manifest("composite"),
         model=BASELINE_ONNX,
+        twin=fp16_twin(BASELINE_ONNX),
     output:
         manifest=batch_manifest("predict_baseline"),
     log:

@@ -405,6 +405,20 @@ def model_onnx(wildcards):
     return config["model"]["onnx"] or f"{MODEL_DIR}.onnx"
 
 
+def fp16_twin(model):
+    """Input function: the fp16 twin of ``model`` (a path or an input function) when
+    infer.precision is fp16, so that it is made or found before predict runs; else none
+    (auto takes the twin only where it exists)."""
+
+    def twin(wildcards):
+        if config["infer"]["precision"] != "fp16":
+            return []
+        path = Path(model(wildcards) if callable(model) else model)
+        return [str(path.with_name(path.stem + "_fp16.onnx"))]
+
+    return twin
+
+
 def product_tiles(wildcards, product, subdir=""):
     """Per-tile 1 m products of one region and year (product: isa | prob).
 

@@ -8,6 +8,7 @@ rule predict:
         c10=f"{RESULTS}/{{region}}/{{year}}/composite/{{tile}}_10m.tif",
         c20=f"{RESULTS}/{{region}}/{{year}}/composite/{{tile}}_20m.tif",
         model=model_onnx,
+        twin=fp16_twin(model_onnx),
     output:
         **predict_outputs(),
     log:
@@ -35,6 +36,7 @@ use rule predict as predict_baseline with:
         c10=f"{RESULTS}/{{region}}/{{year}}/composite/{{tile}}_10m.tif",
         c20=f"{RESULTS}/{{region}}/{{year}}/composite/{{tile}}_20m.tif",
         model=BASELINE_ONNX,
+        twin=fp16_twin(BASELINE_ONNX),
     output:
         **predict_outputs("baseline/"),
     log:

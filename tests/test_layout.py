@@ -23,6 +23,6 @@ def test_stage_subpackages() -> None:
         assert (PKG / stage / "__init__.py").is_file(), f"jointseg/{stage}/ is not a package"
     top = sorted(p.stem for p in PKG.glob("*.py"))
     # top level: only the cross-cutting concepts every stage shares
-    assert set(top) <= {"__init__", "__main__", "bands", "batch", "config", "grid", "io",
-                        "metrics",
-                        "products", "provenance", "regions"}, top
+    assert set(top) <= {"__init__", "__main__", "bands", "batch", "config", "grid",
+                        "identity", "io", "landcover", "metrics", "products", "provenance",
+                        "regions", "settings"}, top

@@ -116,6 +116,7 @@ def real_config() -> dict:
     cfg["stac"]["demo_server"]["enabled"] = False
     cfg.pop("training_data")
     cfg["model"]["onnx"] = str(REPO / "tests/data/models/tiny_rf.onnx")
+    cfg["model"]["baseline"] = False  # the baseline trains, and there is nothing to train on
     return cfg
 
 
