@@ -1,6 +1,6 @@
 # Accuracy per region and year: agreement with ESA WorldCover on its 10 m grid,
-# with the reference raster (the demo's simulated truth), a stratified random
-# sample with Olofsson et al. (2014) estimates, per city and zone.
+# with the reference raster (the demo's simulated truth), a stratified probability
+# sample (accuracy.design) with Olofsson et al. (2014) estimates, per city and zone.
 
 
 rule assess_accuracy:
@@ -46,7 +46,8 @@ rule assess_accuracy:
         " --worldcover {params.worldcover:q} --year {wildcards.year}"
         " --region {wildcards.region} {params.optional}"
         " --threshold {params.a[threshold]:q}"
-        " --min-distance-m {params.a[min_distance_m]:q}"
+        " --design {params.a[design]:q} --min-distance-m {params.a[min_distance_m]:q}"
+        " --interval {params.a[interval]:q}"
         " --target-se {params.a[target_se]:q} --floor {params.a[floor]:q}"
         " --seed {params.a[seed]:q} --out {params.out:q} --no-progress > {log:q} 2>&1"
 

@@ -1,4 +1,5 @@
-"""Stratified sampling design (Olofsson et al. 2014), spaced seeded draws, labels read back."""
+"""Stratified sampling design (Olofsson et al. 2014): random and spatially balanced draws
+with known inclusion probabilities, labels read back."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from affine import Affine
-from scipy.spatial.distance import pdist
 from shapely.geometry import box
 
 from jointseg.assess import sampling
@@ -100,17 +100,18 @@ def test_design_counts_strata_and_allocates(isa_map, zones, small_strips):
     assert dz.pixel_area_m2 == 1.0
 
 
-def test_draw_is_seeded_spaced_and_in_stratum(isa_map, zones, small_strips):
+@pytest.mark.parametrize("method", ["random", "spread"])
+def test_draw_is_seeded_and_in_stratum(isa_map, zones, small_strips, method):
     path, m = isa_map
     d = design_sample(path, zones=zones, floor=20, n_total=80)
-    a = draw_sample(path, d, min_distance_m=40, seed=7)
-    b = draw_sample(path, d, min_distance_m=40, seed=7)
-    c = draw_sample(path, d, min_distance_m=40, seed=8)
+    a = draw_sample(path, d, method=method, min_distance_m=40, seed=7)
+    b = draw_sample(path, d, method=method, min_distance_m=40, seed=7)
+    c = draw_sample(path, d, method=method, min_distance_m=40, seed=8)
     pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns="geometry")),
                                   pd.DataFrame(b.drop(columns="geometry")))
     assert not np.array_equal(a[["x", "y"]].to_numpy(), c[["x", "y"]].to_numpy())
     xy = a[["x", "y"]].to_numpy()
-    assert pdist(xy).min() >= 40
+    assert len(np.unique(xy, axis=0)) == len(xy)  # without replacement
     cols = ((xy[:, 0] - X0) - 0.5).astype(int)
     rows = ((Y0 + 1000 - xy[:, 1]) - 0.5).astype(int)
     np.testing.assert_array_equal(m[rows, cols], a["map_class"].to_numpy())
@@ -118,15 +119,17 @@ def test_draw_is_seeded_spaced_and_in_stratum(isa_map, zones, small_strips):
     assert (a["zone"].to_numpy()[upstream] == "upstream").all()
     assert (a["zone"].to_numpy()[~upstream] == "downstream").all()
     got = a.groupby("stratum").size().to_dict()
-    assert got == {s.label: s.n for s in d.strata}
+    assert got == {s.label: s.n for s in d.strata}  # every stratum reaches its allocation
     assert (a["weight"] * a["stratum_n"] == a["stratum_pixels"]).all()
+    np.testing.assert_allclose(a["inclusion_probability"], a["stratum_n"] / a["stratum_pixels"])
+    assert (a["design"] == method).all()
 
 
 def test_draw_is_uniform_within_a_stratum(isa_map, small_strips):
     """ISA pixels are 1/4 in columns < 500: about 1/4 of 400 ISA points fall there."""
     path, _ = isa_map
     d = design_sample(path, n_total=800, floor=400)
-    pts = draw_sample(path, d, min_distance_m=0, seed=1)
+    pts = draw_sample(path, d, seed=1)
     isa = pts[pts["map_class"] == 1]
     assert len(isa) == 400
     share = (isa["x"] < X0 + 500).mean()
@@ -135,13 +138,59 @@ def test_draw_is_uniform_within_a_stratum(isa_map, small_strips):
     assert 0.4 < (rows < 100).mean() < 0.6  # half of the ISA rows are the first 100
 
 
-def test_spacing_shortfall_warns(isa_map, caplog):
+def test_spread_inclusion_probabilities_are_equal(tmp_path):
+    """Every pixel of a stratum is drawn with probability n_h / N_h under ``spread``,
+    also where the stratum is patchy and its cells hold few pixels."""
+    g = GeoBox.from_bounds("EPSG:32632", (X0, Y0, X0 + 24, Y0 + 24), 1)
+    m = np.zeros(g.shape, np.uint8)
+    m[:4, :] = 1  # a band of ISA
+    m[10:13, 18:21] = 1  # an isolated patch: 9 px
+    m[20, 2] = 1  # a lone pixel
+    write_cog(tmp_path / "m.tif", m, g, nodata=255)
+    d = design_sample(tmp_path / "m.tif", n_total=20, floor=7)
+    n_isa = {s.map_class: s for s in d.strata}[1]
+    freq = np.zeros(g.shape)
+    reps = 400
+    for seed in range(reps):
+        pts = draw_sample(tmp_path / "m.tif", d, method="spread", min_distance_m=5, seed=seed)
+        isa = pts[pts["map_class"] == 1]
+        freq[((Y0 + 24 - isa["y"]) - 0.5).astype(int),
+             ((isa["x"] - X0) - 0.5).astype(int)] += 1
+    pi = n_isa.n / n_isa.pixels
+    got = freq[m == 1] / reps
+    # binomial sd sqrt(pi (1 - pi) / reps) ~ 0.012 (n_h = 7 of 106 px): no pixel beyond
+    # 5 sd; the patch and the lone pixel as often as the band
+    assert np.abs(got - pi).max() < 5 * np.sqrt(pi * (1 - pi) / reps)
+    assert freq[20, 2] / reps == pytest.approx(pi, abs=0.05)
+    assert freq[10:13, 18:21].mean() / reps == pytest.approx(pi, abs=0.03)
+
+
+def test_spread_spreads_points(isa_map):
+    """Same-stratum points of the spread design are further apart than random ones."""
+    path, _ = isa_map
+    d = design_sample(path, n_total=60, floor=30)
+
+    def nearest(pts):
+        xy = pts.loc[pts["map_class"] == 0, ["x", "y"]].to_numpy()
+        dd = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1)) + np.eye(len(xy)) * 1e9
+        return dd.min(axis=1).mean()
+
+    spread = np.mean([nearest(draw_sample(path, d, method="spread", min_distance_m=100,
+                                          seed=s)) for s in range(5)])
+    rand = np.mean([nearest(draw_sample(path, d, seed=s)) for s in range(5)])
+    assert spread > 1.15 * rand  # measured 1.26 (random: ~0.5 x the grid spacing)
+
+
+def test_draw_rejects_unknown_design(isa_map):
     path, _ = isa_map
     d = design_sample(path, n_total=100, floor=50)
-    with caplog.at_level("WARNING", logger="jointseg.assess.sampling"):
-        pts = draw_sample(path, d, min_distance_m=3000, seed=0)
-    assert len(pts) == 1  # a 2 km x 1 km map holds one point at 3 km spacing
-    assert "points at >= 3000 m spacing" in caplog.text
+    with pytest.raises(SamplingError, match="sampling design 'grid'"):
+        draw_sample(path, d, method="grid")
+    with pytest.raises(SamplingError, match="spread needs min_distance_m > 0"):
+        draw_sample(path, d, method="spread", min_distance_m=0)
+    # cells larger than the map: still the full allocation (one cell, uniform inside)
+    pts = draw_sample(path, d, method="spread", min_distance_m=3000, seed=0)
+    assert len(pts) == sum(s.n for s in d.strata)
 
 
 def test_labels_roundtrip_and_estimates(isa_map, zones, tmp_path, small_strips):
@@ -151,7 +200,7 @@ def test_labels_roundtrip_and_estimates(isa_map, zones, tmp_path, small_strips):
     truth[300:320, :] = 1  # and misses 20 x 2000 px
     write_cog(tmp_path / "truth.tif", truth, GRID, nodata=255)
     d = design_sample(path, zones=zones, floor=60, n_total=300)
-    pts = draw_sample(path, d, min_distance_m=0, seed=3)
+    pts = draw_sample(path, d, seed=3)
     lab = label_from_raster(pts, tmp_path / "truth.tif")
     xy = lab[["x", "y"]].to_numpy()
     cols = ((xy[:, 0] - X0) - 0.5).astype(int)
@@ -180,7 +229,7 @@ def test_label_outside_reference_is_missing(isa_map, tmp_path):
     half = GeoBox.from_bounds("EPSG:32632", (X0, Y0, X0 + 1000, Y0 + 1000), 2)
     write_cog(tmp_path / "ref.tif", np.ones(half.shape, np.uint8), half, nodata=255)
     d = design_sample(path, n_total=100, floor=50)
-    pts = draw_sample(path, d, min_distance_m=0, seed=0)
+    pts = draw_sample(path, d, seed=0)
     lab = label_from_raster(pts, tmp_path / "ref.tif")
     outside = (lab["x"] >= X0 + 1000).to_numpy()
     assert lab["reference"][outside].isna().all()
@@ -227,7 +276,7 @@ def test_qa_band_ignored_and_geographic_areas_in_pixels(isa_map, tmp_path):
     write_cog(tmp_path / "geo.tif", m, geo, nodata=255)
     d = design_sample(tmp_path / "geo.tif", floor=5, n_total=10)
     assert np.isnan(d.pixel_area_m2)
-    pts = draw_sample(tmp_path / "geo.tif", d, min_distance_m=0, seed=1)
+    pts = draw_sample(tmp_path / "geo.tif", d, seed=1)
     pts["reference"] = pts["map_class"]
     est = estimate_from_labels(pts)["all"]
     assert est.area_unit == "pixels"

@@ -23,7 +23,7 @@ import rasterio
 from pyproj import Transformer
 from rasterio.windows import Window
 
-from jointseg.assess.estimators import StratifiedEstimate, estimates_by_group
+from jointseg.assess.estimators import DEFAULT_INTERVAL, StratifiedEstimate, estimates_by_group
 from jointseg.assess.sampling import MAP_CLASSES, SamplingError
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ def estimate_from_labels(
     group_column: str | None = None,
     area_unit: str = "km2",
     z: float = 1.96,
+    interval: str = DEFAULT_INTERVAL,
 ) -> dict[str, StratifiedEstimate]:
     """Olofsson/Stehman estimates from a labelled sample: ``"all"`` plus one per group.
 
@@ -148,7 +149,7 @@ def estimate_from_labels(
         df["stratum"].astype(str).to_numpy(), df["map_class"].astype(int).to_numpy(),
         df["reference"].astype(int).to_numpy(), groups,
         {str(k): float(v) for k, v in all_sizes.items()}, list(MAP_CLASSES),
-        area_scale=scale, area_unit=area_unit, z=z)
+        area_scale=scale, area_unit=area_unit, z=z, interval=interval)
     if dropped:
         for est in out.values():
             est.notes.append(f"{dropped} sample units without a reference label were dropped")

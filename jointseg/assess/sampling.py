@@ -1,4 +1,4 @@
-"""Reference sampling: stratified random design (Olofsson et al. 2014), spaced seeded points.
+"""Reference sampling: a stratified probability sample (Olofsson et al. 2014; Stehman 2014).
 
 Follows the good practices of Olofsson et al. (2014): a probability sample stratified
 by the map classes (here ISA 1 / not 0) crossed with optional *zones* (polygons with a
@@ -10,16 +10,31 @@ mountain). The total size comes from their eq. 13,
 with W_i the mapped area share of stratum i, U_i a conjectured user's accuracy of
 its map class and S(O) the target standard error of overall accuracy. It is
 allocated proportionally to area, raised to a per-stratum floor (e.g. 50) with the
-rest shared proportionally among the larger strata.
+rest shared proportionally among the larger strata, capped at the stratum's pixels.
 
-Points are pixel centres drawn uniformly without replacement inside each stratum
-(rarest stratum first) and rejected when closer than ``min_distance_m`` to an
-accepted point of any stratum; the draw is deterministic for a seed. The sample is a
-GeoPackage of points in the map CRS with columns ``point_id, stratum, zone,
-map_class, stratum_pixels, stratum_n, weight, pixel_area_m2, x, y`` (weight = pixels
-represented by the unit, N_h / n_h). After labelling it carries ``reference``
-(1 = ISA, 0 = not), from a person or read from a reference raster; reading labels
-and estimating from them is :mod:`jointseg.assess.labels`.
+**Designs** (:data:`DESIGNS`), both giving every pixel of stratum h the inclusion
+probability pi_h = n_h / N_h, so the estimators' weights N_h / n_h are the design's
+and every stratum gets its allocation:
+
+* ``random`` (default): n_h pixel centres drawn uniformly without replacement.
+* ``spread``: spatially balanced (GRTS-type, Stevens & Olsen 2004): cells of side
+  ``min_distance_m`` in a randomised hierarchical order, n_h taken systematically along
+  it (a cell holding N_hc stratum pixels is hit n_h N_hc / N_h times in expectation),
+  each hit a distinct pixel drawn uniformly within its cell. Points of a stratum lie
+  about ``min_distance_m`` apart where the stratum is large enough; it is no minimum
+  distance. There is no rejection rule: one that rejects points near accepted ones
+  favours isolated pixels and biases the sample (issue 20).
+
+The draw is deterministic for a seed. The sample is a GeoPackage of points in the map
+CRS with columns ``point_id, stratum, zone, map_class, stratum_pixels, stratum_n,
+weight, inclusion_probability, x, y, pixel_area_m2, design`` (weight = pixels
+represented by the unit, N_h / n_h). After labelling it carries ``reference`` (1 =
+ISA, 0 = not), from a person or read from a reference raster; reading labels and
+estimating from them is :mod:`jointseg.assess.labels`.
+
+References:
+    Stevens, D. L., Olsen, A. R. (2004). Spatially balanced sampling of natural
+    resources. J. Am. Stat. Assoc. 99, 262-278.
 """
 
 from __future__ import annotations
@@ -198,12 +213,17 @@ class _Strata:
         return [int(w.row_off) for w in self.geobox.row_windows(STRIP_ROWS)]
 
     def read_strip(self, ds: rasterio.io.DatasetReader, row0: int) -> np.ndarray:
-        """uint16 stratum codes of rows ``row0 .. row0 + STRIP_ROWS`` (0 = not sampled).
+        """uint16 stratum codes of rows ``row0 .. row0 + STRIP_ROWS`` (0 = not sampled)."""
+        return self.read_block(ds, slice(row0, row0 + STRIP_ROWS), slice(0, self.geobox.width))
+
+    def read_block(self, ds: rasterio.io.DatasetReader, rows: slice,
+                   cols: slice) -> np.ndarray:
+        """uint16 stratum codes of a block of the map (0 = not sampled).
 
         Raises:
             SamplingError: if the map holds values other than 0, 1 and nodata.
         """
-        sub = self.geobox[row0:row0 + STRIP_ROWS, :]
+        sub = self.geobox[rows, cols]
         try:
             m = read_binary(ds, self.nodata, self.geobox.window_of(sub))
         except RasterError as exc:
@@ -273,106 +293,150 @@ def design_sample(
 
 # --------------------------------------------------------------------- draw
 
-
-class _Spacing:
-    """Accepted points on a hash grid of cell ``d``: O(1) minimum-distance checks."""
-
-    def __init__(self, d: float) -> None:
-        self.d = d
-        self.cells: dict[tuple[int, int], list[tuple[float, float]]] = {}
-
-    def ok(self, x: float, y: float) -> bool:
-        if self.d <= 0:
-            return True
-        cx, cy = int(math.floor(x / self.d)), int(math.floor(y / self.d))
-        for i in (cx - 1, cx, cx + 1):
-            for j in (cy - 1, cy, cy + 1):
-                for px, py in self.cells.get((i, j), ()):
-                    if (px - x) ** 2 + (py - y) ** 2 < self.d**2:
-                        return False
-        return True
-
-    def add(self, x: float, y: float) -> None:
-        if self.d > 0:
-            key = (int(math.floor(x / self.d)), int(math.floor(y / self.d)))
-            self.cells.setdefault(key, []).append((x, y))
+DESIGNS = {
+    "random": "stratified random: within each stratum n_h pixels drawn uniformly without "
+              "replacement, inclusion probability n_h / N_h for every pixel",
+    "spread": "stratified spatially balanced (GRTS-type, Stevens & Olsen 2004): within each "
+              "stratum the pixels are ordered by a randomised hierarchical (quadtree) "
+              "address of cells of side min_distance_m and n_h are taken systematically "
+              "along that order, then uniformly within the cell; inclusion probability "
+              "n_h / N_h for every pixel, points spread about min_distance_m apart where "
+              "the stratum allows (not a guaranteed minimum)",
+}
+MAX_SPREAD_CELLS = 4_000_000
 
 
 def draw_sample(
     map_path: str | os.PathLike,
     design: SampleDesign,
     *,
-    min_distance_m: float = 3000.0,
+    method: str = "random",
+    min_distance_m: float = 0.0,
     seed: int = 0,
-    max_candidates_factor: int = 50,
     progress: bool = False,
 ) -> gpd.GeoDataFrame:
-    """Draw the design's points: uniform pixel centres per stratum, spaced, seeded.
+    """Draw the design's points: ``n_h`` pixel centres per stratum, seeded.
 
-    Strata are filled rarest first. Candidates are drawn without replacement in
-    random order (ranks of the stratum's pixels in row-major order, resolved strip by
-    strip) and accepted when at least ``min_distance_m`` (map CRS units) from every
-    accepted point. A stratum that cannot be filled after ``max_candidates_factor``
-    x n candidates (or all its pixels) keeps fewer points, with a warning; its
-    ``stratum_n`` column says how many it got.
+    Every pixel of stratum h has inclusion probability ``pi_h = n_h / N_h`` under both
+    designs (:data:`DESIGNS`), so the estimators' weights ``N_h / n_h`` are the design's.
+    ``"random"``: uniform without replacement. ``"spread"``: spatially balanced on cells
+    of side ``min_distance_m`` (map CRS units); the plain stratified variance is then
+    conservative. Every stratum gets its allocation (:func:`allocate` caps it at the
+    stratum's pixels).
+
+    Raises:
+        SamplingError: for an unknown method, ``spread`` without ``min_distance_m``
+            or with cells too small for the map.
     """
+    if method not in DESIGNS:
+        raise SamplingError(f"sampling design {method!r}: expected one of {sorted(DESIGNS)}")
+    if method == "random" and min_distance_m > 0:
+        log.info("design random draws without spacing: min_distance_m %g is not used",
+                 min_distance_m)
     rng = np.random.default_rng(seed)
     st = _Strata(map_path, design.zones, design.zone_field or "zone")
-    # per strip counts of every code, to resolve ranks into pixels
-    strip_rows = list(st.strips())
-    with rasterio.open(map_path) as ds:
-        per_strip = np.stack([np.bincount(st.read_strip(ds, r0).ravel(),
-                                          minlength=len(MAP_CLASSES) * st.n_zones + 1)
-                              for r0 in strip_rows])
-    cum = np.cumsum(per_strip, axis=0)
-    spacing = _Spacing(min_distance_m)
     rows: list[dict] = []
     t = design.geobox.transform
-    strata = sorted(design.strata, key=lambda s: (s.pixels, s.code))
     with rasterio.open(map_path) as ds:
-        for s in tqdm(strata, desc="draw strata", disable=not progress):
-            got: list[tuple[float, float]] = []
-            drawn = 0
-            limit = min(s.pixels, max_candidates_factor * s.n + 1000)
-            seen: set[int] = set()
-            while len(got) < s.n and drawn < limit:
-                batch = min(max(4 * (s.n - len(got)), 64, drawn), limit - drawn)  # doubles
-                ranks = _new_ranks(rng, s.pixels, batch, seen)
-                drawn += len(ranks)
-                if not len(ranks):
-                    break
-                for col, row in _resolve(ds, st, s.code, ranks, cum[:, s.code], strip_rows):
-                    x, y = t @ (col + 0.5, row + 0.5)
-                    if len(got) < s.n and spacing.ok(x, y):
-                        spacing.add(x, y)
-                        got.append((x, y))
-            if len(got) < s.n:
-                log.warning("stratum %s: %d of %d points at >= %g m spacing after %d candidates",
-                            s.label, len(got), s.n, min_distance_m, drawn)
-            for x, y in got:
-                rows.append({"stratum": s.label, "zone": s.zone, "map_class": s.map_class,
-                             "stratum_pixels": s.pixels, "stratum_n": len(got),
-                             "weight": s.pixels / len(got), "x": x, "y": y})
-            log.info("stratum %s: %d points (%d candidates)", s.label, len(got), drawn)
+        if method == "random":
+            picks = _draw_random(ds, st, design, rng, progress)
+        else:
+            picks = _draw_spread(ds, st, design, rng, min_distance_m, progress)
+    for s in design.strata:
+        for col, row in picks[s.code]:
+            x, y = t @ (col + 0.5, row + 0.5)
+            rows.append({"stratum": s.label, "zone": s.zone, "map_class": s.map_class,
+                         "stratum_pixels": s.pixels, "stratum_n": len(picks[s.code]),
+                         "weight": s.pixels / len(picks[s.code]),
+                         "inclusion_probability": len(picks[s.code]) / s.pixels,
+                         "x": x, "y": y})
+        log.info("stratum %s: %d of %d points (%s)", s.label, len(picks[s.code]), s.n, method)
     df = pd.DataFrame(rows, columns=["stratum", "zone", "map_class", "stratum_pixels",
-                                     "stratum_n", "weight", "x", "y"])
+                                     "stratum_n", "weight", "inclusion_probability", "x", "y"])
     df.insert(0, "point_id", np.arange(1, len(df) + 1))
     df["pixel_area_m2"] = design.pixel_area_m2
+    df["design"] = method
     return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df.x, df.y), crs=design.geobox.crs)
 
 
-def _new_ranks(rng: np.random.Generator, pop: int, k: int, seen: set[int]) -> np.ndarray:
-    """Up to ``k`` ranks in [0, pop) not in ``seen``, in random order; adds them to ``seen``."""
-    out: list[int] = []
-    while len(out) < k and len(seen) < pop:
-        cand = rng.integers(0, pop, size=2 * (k - len(out)) + 8)
-        for c in cand.tolist():
-            if c not in seen:
-                seen.add(c)
-                out.append(c)
-                if len(out) == k:
-                    break
-    return np.array(out, np.int64)
+def _draw_random(ds: rasterio.io.DatasetReader, st: _Strata, design: SampleDesign,
+                 rng: np.random.Generator, progress: bool) -> dict[int, list[tuple[int, int]]]:
+    """(col, row) of n_h pixels per stratum code, uniform without replacement."""
+    strip_rows = list(st.strips())
+    per_strip = np.stack([np.bincount(st.read_strip(ds, r0).ravel(),
+                                      minlength=len(MAP_CLASSES) * st.n_zones + 1)
+                          for r0 in strip_rows])
+    cum = np.cumsum(per_strip, axis=0)
+    out = {}
+    for s in tqdm(design.strata, desc="draw strata", disable=not progress):
+        ranks = rng.choice(s.pixels, size=s.n, replace=False).astype(np.int64)
+        out[s.code] = _resolve(ds, st, s.code, ranks, cum[:, s.code], strip_rows)
+    return out
+
+
+def grts_order(cells_r: np.ndarray, cells_c: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+    """Randomised hierarchical (quadtree) addresses of cells (Stevens & Olsen 2004).
+
+    At every level the four quadrants of each parent get a random order of their own,
+    so cells close in the address are close in space and a systematic pass over the
+    addresses spreads the sample. Returns the int64 address of each cell.
+    """
+    levels = max(1, int(math.ceil(math.log2(max(int(cells_r.max()), int(cells_c.max()),
+                                                  1) + 1))))
+    addr = np.zeros(cells_r.size, np.int64)
+    for lv in range(levels, 0, -1):  # coarsest quadrant first
+        parent = (cells_r >> lv) * (1 << 31) + (cells_c >> lv)
+        quad = 2 * ((cells_r >> (lv - 1)) & 1) + ((cells_c >> (lv - 1)) & 1)
+        uniq, inv = np.unique(parent, return_inverse=True)
+        perms = rng.permuted(np.tile(np.arange(4), (uniq.size, 1)), axis=1)
+        addr = addr * 4 + perms[inv.ravel(), quad]
+    return addr
+
+
+def _draw_spread(ds: rasterio.io.DatasetReader, st: _Strata, design: SampleDesign,
+                 rng: np.random.Generator, min_distance_m: float,
+                 progress: bool) -> dict[int, list[tuple[int, int]]]:
+    """(col, row) of n_h pixels per stratum: GRTS order of cells, systematic, uniform
+    within the cell. A cell holding N_hc pixels is hit n_h N_hc / N_h times in
+    expectation (floor or ceil) and its hits are distinct pixels, so pi = n_h / N_h."""
+    if min_distance_m <= 0:
+        raise SamplingError("design spread needs min_distance_m > 0 (its cell side)")
+    g = design.geobox
+    c = max(1, int(round(min_distance_m / abs(g.res_m))))
+    off_r, off_c = (int(v) for v in rng.integers(0, c, size=2))
+    n_cr, n_cc = (g.height + off_r) // c + 1, (g.width + off_c) // c + 1
+    if n_cr * n_cc > MAX_SPREAD_CELLS:
+        raise SamplingError(f"design spread: min_distance_m {min_distance_m:g} gives "
+                            f"{n_cr * n_cc} cells on this map (max {MAX_SPREAD_CELLS})")
+    n_codes = len(MAP_CLASSES) * st.n_zones + 1
+    counts = np.zeros((n_codes, n_cr * n_cc), np.int64)
+    col_cell = (np.arange(g.width) + off_c) // c
+    for r0 in st.strips():
+        codes = st.read_strip(ds, r0)
+        row_cell = (np.arange(r0, r0 + codes.shape[0]) + off_r) // c
+        cell = (row_cell[:, None] * n_cc + col_cell[None, :]).ravel()
+        counts += np.bincount(codes.ravel().astype(np.int64) * n_cr * n_cc + cell,
+                              minlength=n_codes * n_cr * n_cc).reshape(n_codes, -1)
+    out = {}
+    for s in tqdm(design.strata, desc="draw strata", disable=not progress):
+        cells = np.flatnonzero(counts[s.code])
+        order = cells[np.argsort(grts_order(cells // n_cc, cells % n_cc, rng), kind="stable")]
+        cum = np.cumsum(counts[s.code, order])
+        step = s.pixels / s.n
+        hits = np.bincount(np.searchsorted(cum, rng.uniform(0, step) + step * np.arange(s.n),
+                                           side="right"), minlength=order.size)
+        got: list[tuple[int, int]] = []
+        for cell, k in zip(order[hits > 0].tolist(), hits[hits > 0].tolist(), strict=True):
+            r0 = max(cell // n_cc * c - off_r, 0)
+            c0 = max(cell % n_cc * c - off_c, 0)
+            r1 = min((cell // n_cc + 1) * c - off_r, g.height)
+            c1 = min((cell % n_cc + 1) * c - off_c, g.width)
+            flat = np.flatnonzero(st.read_block(ds, slice(r0, r1), slice(c0, c1)) == s.code)
+            for f in rng.choice(flat, size=k, replace=False).tolist():
+                got.append((c0 + f % (c1 - c0), r0 + f // (c1 - c0)))
+        out[s.code] = got
+    return out
 
 
 def _resolve(ds: rasterio.io.DatasetReader, st: _Strata, code: int, ranks: np.ndarray,

@@ -81,20 +81,25 @@ def assess(map_path: str, reference: str, reference_kind: str, out_dir: str, thr
 @click.option("--floor", type=click.IntRange(min=2),
               default=schema_default("accuracy.floor"), show_default=True,
               help="Minimum sample units per stratum.")
+@click.option("--design", "design_name", type=click.Choice(["random", "spread"]),
+              default=schema_default("accuracy.design"), show_default=True,
+              help="random: stratified random; spread: spatially balanced (GRTS-type) on "
+                   "cells of --min-distance-m. Both: inclusion probability n_h / N_h.")
 @click.option("--min-distance-m", type=click.FloatRange(min=0),
               default=schema_default("accuracy.min_distance_m"), show_default=True,
-              help="Minimum distance between sample points (map units).")
+              help="Cell side (map units) of --design spread; not used by random.")
 @click.option("--seed", type=int, default=schema_default("accuracy.seed"),
               show_default=True)
 @click.option("--reference", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Optional reference raster (1 = ISA) to label the points right away.")
 def sample(map_path: str, out_path: str, zones: str | None, zone_field: str, target_se: float,
-           expected_ua: str, floor: int, min_distance_m: float, seed: int,
+           expected_ua: str, floor: int, design_name: str, min_distance_m: float, seed: int,
            reference: str | None) -> None:
-    """Draw a stratified random reference sample as a GeoPackage for labelling.
+    """Draw a stratified probability reference sample as a GeoPackage for labelling.
 
     Strata = map class x zone; size from Olofsson et al. (2014) eq. 13 with a floor
-    per stratum; points at least --min-distance-m apart, deterministic for --seed.
+    per stratum; every pixel of a stratum has inclusion probability n_h / N_h
+    (--design random or spread), deterministic for --seed.
     """
     from jointseg.assess import sampling
     from jointseg.assess.labels import label_from_raster
@@ -107,8 +112,8 @@ def sample(map_path: str, out_path: str, zones: str | None, zone_field: str, tar
     try:
         design = sampling.design_sample(map_path, zones=zones, zone_field=zone_field,
                                         expected_ua=ua, target_se=target_se, floor=floor)
-        points = sampling.draw_sample(map_path, design, min_distance_m=min_distance_m,
-                                      seed=seed)
+        points = sampling.draw_sample(map_path, design, method=design_name,
+                                      min_distance_m=min_distance_m, seed=seed)
         if reference is not None:
             points = label_from_raster(points, reference)
         sampling.write_sample(out_path, points)

@@ -48,9 +48,17 @@ log = logging.getLogger(__name__)
 @click.option("--threshold", type=click.FloatRange(0, 1),
               default=schema_default("accuracy.threshold"), show_default=True,
               help="ISA fraction at or above which an aggregated 10 m pixel is ISA.")
+@click.option("--design", "design_name", type=click.Choice(["random", "spread"]),
+              default=schema_default("accuracy.design"), show_default=True,
+              help="Reference sample: random (stratified random) or spread (spatially "
+                   "balanced on cells of --min-distance-m); inclusion probability n_h / N_h.")
 @click.option("--min-distance-m", type=click.FloatRange(min=0),
               default=schema_default("accuracy.min_distance_m"), show_default=True,
-              help="Minimum distance between sample points (m).")
+              help="Cell side (m) of --design spread; not used by random.")
+@click.option("--interval", type=click.Choice(["agresti-coull", "wald"]),
+              default=schema_default("accuracy.interval"), show_default=True,
+              help="Confidence intervals: agresti-coull (z² pseudo-units per stratum in the "
+                   "variance) or wald (the plain variance of Olofsson et al. 2014).")
 @click.option("--target-se", type=click.FloatRange(min=0, min_open=True),
               default=schema_default("accuracy.target_se"), show_default=True,
               help="Target standard error of overall accuracy (eq. 13).")
@@ -70,8 +78,9 @@ def accuracy_report(map_path: str, prob_path: str | None, worldcover: str, year:
                     city_field: str, zones: str | None, zone_field: str,
                     baseline: str | None, region: str | None, landcover: str | None,
                     landcover_classes: str | None, threshold: float,
-                    min_distance_m: float, target_se: float, floor: int, seed: int,
-                    allow_missing: bool, out_dir: str, progress: bool) -> None:
+                    design_name: str, min_distance_m: float, target_se: float, floor: int,
+                    seed: int, interval: str, allow_missing: bool, out_dir: str,
+                    progress: bool) -> None:
     """Accuracy report of one ISA map: agreement with WorldCover (and the truth),
     a stratified reference sample and Olofsson estimates, per city and zone."""
     from jointseg.assess.compare import CompareError
@@ -90,9 +99,9 @@ def accuracy_report(map_path: str, prob_path: str | None, worldcover: str, year:
             cities=cities,
             city_field=city_field, zones=zones, zone_field=zone_field,
             baseline_path=baseline, region=region, threshold=threshold,
-            min_distance_m=min_distance_m, target_se=target_se, floor=floor, seed=seed,
-            allow_missing=allow_missing, progress=progress, landcover_path=landcover,
-            landcover_classes=table)
+            design=design_name, min_distance_m=min_distance_m, target_se=target_se,
+            floor=floor, seed=seed, interval=interval, allow_missing=allow_missing,
+            progress=progress, landcover_path=landcover, landcover_classes=table)
     except (build.ReportError, CompareError, WorldCoverError, SamplingError, RasterError,
             GroupError, ClassTableError) as exc:
         raise click.ClickException(str(exc)) from exc

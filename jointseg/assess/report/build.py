@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from jointseg.assess import compare, worldcover
+from jointseg.assess.estimators import DEFAULT_INTERVAL
 from jointseg.assess.groups import GroupLoader, isa_area_by_group
 from jointseg.assess.perclass import ClassTable, default_classes, per_class_rates
 from jointseg.assess.rasters import read_grid
@@ -139,10 +140,12 @@ def accuracy_report(
     baseline_path: str | os.PathLike | None = None,
     region: str | None = None,
     threshold: float = compare.DEFAULT_THRESHOLD,
-    min_distance_m: float = 3000.0,
+    min_distance_m: float = 0.0,
     target_se: float = 0.01,
     floor: int = 50,
     seed: int = 0,
+    design: str = "random",
+    interval: str = DEFAULT_INTERVAL,
     allow_missing: bool = False,
     progress: bool = False,
     landcover_path: str | os.PathLike | None = None,
@@ -166,9 +169,10 @@ def accuracy_report(
         baseline_path: the bilinear baseline's binary map.
         region: region name (default: the map's ``REGION`` tag, else ``"region"``).
         threshold: ISA fraction threshold of the 10 m aggregation.
-        min_distance_m, target_se, floor, seed: sampling design (see
+        min_distance_m, target_se, floor, seed, design: sampling design (see
             :func:`~jointseg.assess.sampling.design_sample`,
             :func:`~jointseg.assess.sampling.draw_sample`).
+        interval: confidence interval (:data:`~jointseg.assess.estimators.INTERVALS`).
         allow_missing: missing WorldCover tiles count as no data.
         progress: progress bars.
         landcover_path: a land-cover reference raster (class codes): per-class rates
@@ -208,7 +212,7 @@ def accuracy_report(
 
     sample, estimates, _ = sample_and_estimates(
         map_path, out_dir / "samples.gpkg", truth_path, labels_path, layers,
-        SampleOptions(min_distance_m, target_se, floor, seed), progress)
+        SampleOptions(min_distance_m, target_se, floor, seed, design, interval), progress)
     estimates.update(_estimate_source(inputs, truth_path, labels_path))
     isa = _isa_areas(maps, on_wc, groups_in, progress)
     per_class = None
@@ -228,7 +232,8 @@ def accuracy_report(
         "simulated": bool(simulated_inputs),
         "simulated_inputs": simulated_inputs,
         "inputs": inputs,
-        "options": {"threshold": threshold, "min_distance_m": min_distance_m,
+        "options": {"threshold": threshold, "design": design,
+                    "min_distance_m": min_distance_m, "interval": interval,
                     "target_se": target_se, "floor": floor, "seed": seed,
                     "allow_missing": allow_missing},
         "comparisons": comparisons,

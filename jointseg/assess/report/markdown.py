@@ -105,9 +105,11 @@ def _sample(rep: Mapping) -> list[str]:
          f"{s['n_labelled']} labelled ({s.get('labels') or 'no labels yet'})"]
     if s.get("design"):
         d = s["design"]
-        L += [f"- design: Olofsson et al. (2014) eq. 13 target n = {d['n_target']} "
+        how = s.get("method_description") or s.get("method") or "stratified"
+        L += [f"- design: {how}; Olofsson et al. (2014) eq. 13 target n = {d['n_target']} "
               f"(target SE {d['target_se']}), floor {d['floor']} per stratum, allocated "
-              f"{d['n_allocated']}; minimum spacing {s['min_distance_m']:g} m, seed {s['seed']}",
+              f"{d['n_allocated']}, seed {s['seed']}",
+              f"- allocation: {s.get('allocation', 'n/a')}",
               "", "| stratum | pixels | allocated | drawn |", "|---|---|---|---|"]
         L += [f"| {t['label']} | {t['pixels']} | {t['n']} | {t['n_drawn']} |"
               for t in d["strata"]]
@@ -123,7 +125,8 @@ def _estimates(rep: Mapping) -> list[str]:
     if est["simulated"]:
         L += ["Estimates use labels from simulated data: they check the estimator "
               "pipeline, not the real-world accuracy.", ""]
-    L += [f"Reference: {est['reference']}. 95 % confidence intervals.", "",
+    interval = est["all"].get("interval_method", "design-based estimate ± z SE")
+    L += [f"Reference: {est['reference']}. 95 % confidence intervals: {interval}.", "",
           "| domain | n | OA | UA (ISA) | PA (ISA) | F1 (ISA) | ISA area |",
           "|---|---|---|---|---|---|---|"]
     doms = [("all", est["all"])] + [(f"{k} {n}", e) for k in ("zone", "city")

@@ -1,10 +1,12 @@
 """The reference sample of an accuracy report and the design-based estimates made from it.
 
-Without a labelled file a stratified random sample is drawn on the map
-(:mod:`jointseg.assess.sampling`), labelled from the truth raster when there is one,
-and written as ``samples.gpkg``; with a labelled file that file is used. Estimates
-(:mod:`jointseg.assess.labels`) are made only when every stratum with mapped pixels
-has a labelled unit.
+Without a labelled file a stratified probability sample is drawn on the map
+(:mod:`jointseg.assess.sampling`, design ``random`` or ``spread``), labelled from the
+truth raster when there is one, and written as ``samples.gpkg``; with a labelled file
+that file is used. The ``sample`` block says in one line whether every stratum reached
+its allocation (``allocation``). Estimates (:mod:`jointseg.assess.labels`) are made
+only when every stratum with mapped pixels has a labelled unit, with the interval of
+:data:`jointseg.assess.estimators.INTERVALS` named in ``interval``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import geopandas as gpd
 
 from jointseg.assess import labels, sampling
+from jointseg.assess.estimators import DEFAULT_INTERVAL
 from jointseg.assess.rasters import read_grid
 
 log = logging.getLogger(__name__)
@@ -33,16 +36,20 @@ class SampleOptions:
     and :func:`~jointseg.assess.sampling.draw_sample`).
 
     Attributes:
-        min_distance_m: minimum distance between points (m).
+        min_distance_m: cell side (m) of the ``spread`` design.
         target_se: target standard error of overall accuracy (eq. 13).
         floor: minimum units per stratum.
         seed: random seed of the draw.
+        design: ``random`` or ``spread`` (:data:`~jointseg.assess.sampling.DESIGNS`).
+        interval: confidence interval (:data:`~jointseg.assess.estimators.INTERVALS`).
     """
 
-    min_distance_m: float = 3000.0
+    min_distance_m: float = 0.0
     target_se: float = 0.01
     floor: int = 50
     seed: int = 0
+    design: str = "random"
+    interval: str = DEFAULT_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -75,16 +82,34 @@ def _points(map_path: str | os.PathLike, truth_path: str | os.PathLike | None,
         return {"source": "labels", "labels": str(labels_path)}, pts
     design = sampling.design_sample(map_path, zones=groups.zones, zone_field=groups.zone_field,
                                     target_se=opts.target_se, floor=opts.floor)
-    pts = sampling.draw_sample(map_path, design, min_distance_m=opts.min_distance_m,
-                               seed=opts.seed, progress=progress)
+    pts = sampling.draw_sample(map_path, design, method=opts.design,
+                               min_distance_m=opts.min_distance_m, seed=opts.seed,
+                               progress=progress)
     if truth_path is not None:
         pts = labels.label_from_raster(pts, truth_path)
     d = design.to_dict()
     got = pts.groupby("stratum").size().to_dict() if len(pts) else {}
     for s in d["strata"]:
         s["n_drawn"] = int(got.get(s["label"], 0))
-    return {"source": "drawn", "design": d, "min_distance_m": opts.min_distance_m,
+    return {"source": "drawn", "design": d, "method": opts.design,
+            "method_description": sampling.DESIGNS[opts.design],
+            "min_distance_m": opts.min_distance_m if opts.design == "spread" else None,
+            "allocation": allocation_line(d),
             "seed": opts.seed, "labels": "truth raster" if truth_path is not None else None}, pts
+
+
+def allocation_line(design: Mapping) -> str:
+    """One line: every stratum reached its allocation, or which did not and why."""
+    short = [t for t in design["strata"] if t["n_drawn"] < max(t["n"], 1)]
+    census = [t for t in design["strata"] if t["n"] < design["floor"] and t["n"] == t["pixels"]]
+    if short:
+        return "allocation not reached: " + "; ".join(
+            f"stratum {t['label']} {t['n_drawn']} of {t['n']}" for t in short)
+    if census:
+        return ("every stratum reached its allocation; " + "; ".join(
+            f"stratum {t['label']} holds only {t['pixels']} pixels (< floor "
+            f"{design['floor']}): all taken" for t in census))
+    return "every stratum reached its allocation"
 
 
 def _empty_strata(sample: Mapping, pts: gpd.GeoDataFrame) -> list[str]:
@@ -97,15 +122,16 @@ def _empty_strata(sample: Mapping, pts: gpd.GeoDataFrame) -> list[str]:
             if t["pixels"] > 0 and labelled.get(t["label"], 0) == 0]
 
 
-def _estimates(pts: gpd.GeoDataFrame, groups: GroupLayers) -> dict:
+def _estimates(pts: gpd.GeoDataFrame, groups: GroupLayers, interval: str) -> dict:
     """``estimates`` of ``report.json``: ``all``, per zone and per city, or why not."""
     est: dict = {"status": "ok"}
     try:
-        by_zone = labels.estimate_from_labels(pts, group_column="zone" if groups.zones else None)
+        by_zone = labels.estimate_from_labels(pts, group_column="zone" if groups.zones else None,
+                                              interval=interval)
         est["all"] = by_zone.pop("all").to_dict()
         est["zone"] = {k: v.to_dict() for k, v in by_zone.items()}
         if groups.cities is not None:
-            by_city = labels.estimate_from_labels(pts, group_column="city")
+            by_city = labels.estimate_from_labels(pts, group_column="city", interval=interval)
             by_city.pop("all")
             est["city"] = {k: v.to_dict() for k, v in by_city.items()}
     except ValueError as exc:  # SamplingError too: e.g. a stratum without units
@@ -136,10 +162,10 @@ def sample_and_estimates(
     empty = _empty_strata(sample, pts)
     if empty:
         msg = (f"not estimable: strata {empty} have mapped pixels but no labelled sample "
-               f"unit (is --min-distance-m {opts.min_distance_m:g} too large for this map?)")
+               "unit (label them, or draw the sample again)")
         log.warning(msg)
         return sample, {"status": msg}, pts
-    return sample, _estimates(pts, groups), pts
+    return sample, _estimates(pts, groups, opts.interval), pts
 
 
 def adjusted_area(estimates: Mapping) -> dict:
