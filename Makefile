@@ -84,8 +84,8 @@ demo: setup
 DEMO_YEARS  := --config 'years=[2017,2019,2021,2023]'
 demo-change: setup
 	@$(PY) scripts/unlock_if_stale.py -- $(DEMO_RUN) $(DEMO_YEARS)
-	@$(DEMO_RUN) all paper_tables $(DEMO_YEARS)
-	@echo ">> four epochs under results/demo/<year>/, change under results/demo/change/, tables under results/paper_tables/"
+	@$(DEMO_RUN) $(DEMO_YEARS) -- all paper_tables
+	@echo ">> four epochs under results/demo/<year>/, change under results/demo/change/2017-2019-2021-2023/, tables under results/paper_tables/2017-2019-2021-2023/"
 
 lint: setup
 	@$(VENV)/bin/ruff check jointseg tests benchmarks

@@ -523,7 +523,8 @@ def accuracy_targets():
 def change_targets():
     if len(YEARS) < 2:
         return []
-    return [f"{RESULTS}/{region}/change/change.json" for region in REGIONS]
+    epochs = "-".join(str(y) for y in sorted(YEARS))
+    return [f"{RESULTS}/{region}/change/{epochs}/change.json" for region in REGIONS]
 
 
 def mosaic_targets():

@@ -12,8 +12,9 @@ PAPER_TABLES = [
     "table4_isa_area",
     "table5_growth",
 ]
-# One folder per set of years (results/paper_tables/2017-2019-2021-2023/): a run of
-# other years writes its own tables, never over these.
+# One folder per set of years (results/paper_tables/2017-2019-2021-2023/,
+# results/<region>/change/2017-2019-2021-2023/): a run of other years writes its own
+# tables and change maps, never over these.
 PAPER_EPOCHS = "-".join(str(y) for y in sorted(YEARS))
 PAPER_TABLES_DIR = f"{RESULTS}/paper_tables/{PAPER_EPOCHS}"
 
@@ -34,40 +35,41 @@ rule change:
             else []
         ),
     output:
-        json=f"{RESULTS}/{{region}}/change/change.json",
+        json=f"{RESULTS}/{{region}}/change/{PAPER_EPOCHS}/change.json",
         csv=report(
-            f"{RESULTS}/{{region}}/change/change.csv",
+            f"{RESULTS}/{{region}}/change/{PAPER_EPOCHS}/change.csv",
             caption="../report/change.rst",
             category="Change",
             subcategory="{region}",
         ),
         md=report(
-            f"{RESULTS}/{{region}}/change/change.md",
+            f"{RESULTS}/{{region}}/change/{PAPER_EPOCHS}/change.md",
             caption="../report/change.rst",
             category="Change",
             subcategory="{region}",
         ),
         area_plot=report(
-            f"{RESULTS}/{{region}}/change/area_per_year.png",
+            f"{RESULTS}/{{region}}/change/{PAPER_EPOCHS}/area_per_year.png",
             caption="../report/change_area.rst",
             category="Change",
             subcategory="{region}",
         ),
         growth_map=report(
-            f"{RESULTS}/{{region}}/change/growth_map.png",
+            f"{RESULTS}/{{region}}/change/{PAPER_EPOCHS}/growth_map.png",
             caption="../report/change_growth_map.rst",
             category="Change",
             subcategory="{region}",
         ),
-        first_year=f"{RESULTS}/{{region}}/change/first_isa_year.tif",
+        first_year=f"{RESULTS}/{{region}}/change/{PAPER_EPOCHS}/first_isa_year.tif",
         maps=expand(
-            f"{RESULTS}/{{{{region}}}}/change/change_{{pair}}.tif", pair=CHANGE_PAIRS
+            f"{RESULTS}/{{{{region}}}}/change/{PAPER_EPOCHS}/change_{{pair}}.tif",
+            pair=CHANGE_PAIRS,
         ),
-        sample=f"{RESULTS}/{{region}}/change/change_sample.gpkg",
+        sample=f"{RESULTS}/{{region}}/change/{PAPER_EPOCHS}/change_sample.gpkg",
     log:
-        "logs/{region}/change.log",
+        f"logs/{{region}}/change-{PAPER_EPOCHS}.log",
     benchmark:
-        "benchmarks/out/{region}/change.tsv"
+        f"benchmarks/out/{{region}}/change-{PAPER_EPOCHS}.tsv"
     conda:
         "../envs/gdal.yaml"
     threads: 1
@@ -81,12 +83,12 @@ rule change:
         reports=lambda w, input: year_args("--reports", input.reports),
         truth=lambda w, input: year_args("--truth", input.truth),
         groups=change_group_args,
-        consistency="--consistency" if config["change"]["consistency"] else "",
-        confident=config["change"]["confident"],
+        c=config["change"],
         a=config["accuracy"],
     shell:
         "jointseg -v change {params.maps} {params.probs} {params.reports} {params.truth}"
-        " {params.groups} {params.consistency} --confident {params.confident:q}"
+        " {params.groups} --method {params.c[method]:q} --confident {params.c[confident]:q}"
+        " --penalty {params.c[penalty]:q}"
         " --sample-target-se {params.a[target_se]:q} --sample-floor {params.a[floor]:q}"
         " --seed {params.a[seed]:q} --region {wildcards.region:q} --out {params.out:q}"
         " --no-progress > {log:q} 2>&1"

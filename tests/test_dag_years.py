@@ -58,7 +58,7 @@ def test_simulation_and_training_do_not_follow_the_mapped_year(workdir):
 
 
 def test_four_years_plan_the_change_step(workdir):
-    _, jobs = dry_run(workdir, FOUR, target="results/demo/change/change.json")
+    _, jobs = dry_run(workdir, FOUR, target="results/demo/change/2017-2019-2021-2023/change.json")
     assert jobs["change"] == 1 and jobs["simulate_demo"] == 1 and jobs["train_model"] == 1
     assert jobs["mosaic"] == 4
 
