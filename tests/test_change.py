@@ -27,6 +27,7 @@ from jointseg.assess.change import (
     scan,
 )
 from jointseg.assess.change.maps import change_codes
+from jointseg.assess.change.temporal import TemporalSettings
 from jointseg.assess.consistency import consistent_step
 from jointseg.cli import main
 from jointseg.grid import GeoBox
@@ -148,8 +149,8 @@ def test_areas_growth_and_maps_without_consistency(three_years, tmp_path, monkey
 def test_consistency_rule(three_years, tmp_path, monkeypatch):
     paths, probs, _ = three_years
     monkeypatch.setattr(scan, "BLOCK_ROWS", 4)
-    res = biennial_change(paths, tmp_path / "out", probs=probs, consistency=True,
-                          confident=0.8, region="demo")
+    res = biennial_change(paths, tmp_path / "out", probs=probs,
+                          temporal=TemporalSettings("carry", confident=0.8), region="demo")
     reg = res["groups"]["region"]["demo"]
     # 2019: (0,1) loss suppressed (p 0.5) -> 18; (0,0) confident loss kept; (0,2) nodata
     # 2021: (0,1) confident loss kept; (0,2) state 1 carried through nodata, p 200/254
@@ -157,7 +158,8 @@ def test_consistency_rule(three_years, tmp_path, monkeypatch):
     assert reg["areas"]["2019"]["isa_km2"] == pytest.approx(18 * PX_KM2)
     assert reg["areas"]["2019"]["isa_km2_raw"] == pytest.approx(17 * PX_KM2)
     assert reg["areas"]["2021"]["isa_km2"] == pytest.approx(23 * PX_KM2)
-    assert res["consistency"]["suppressed_losses_pixels"] == {"2017": 0, "2019": 1, "2021": 1}
+    assert res["consistency"]["changed_pixels"] == {"2017": 0, "2019": 1, "2021": 1}
+    assert res["consistency"]["method"] == "carry"
     with rasterio.open(tmp_path / "out" / "change_2019_2021.tif") as ds:
         c = ds.read(1)
     assert c[0, :3].tolist() == [0, 3, 255]  # (0,1): consistent 1 in 2019 -> lost in 2021
@@ -183,7 +185,7 @@ def test_cli(three_years, tmp_path):
         "change", "--maps", f"2017={paths[2017]}", "--maps", f"2019={paths[2019]}",
         "--maps", f"2021={paths[2021]}", "--probs", f"2019={probs[2019]}",
         "--probs", f"2021={probs[2021]}", "--cities", str(cities), "--city-field", "name",
-        "--consistency", "--confident", "0.8", "--region", "demo", "--out", str(out)])
+        "--method", "carry", "--confident", "0.8", "--region", "demo", "--out", str(out)])
     assert r.exit_code == 0, r.output
     res = json.loads((out / "change.json").read_text())
     assert res["groups"]["region"]["demo"]["areas"]["2021"]["isa_km2"] == pytest.approx(
@@ -203,10 +205,11 @@ def test_reads_band_1_of_maps_with_a_qa_band(three_years, tmp_path, monkeypatch)
     for y, p in paths.items():
         with rasterio.open(p) as ds:
             two[y] = _write(tmp_path / f"qa_{y}.tif", np.stack([ds.read(1), qa]))
+    carry = TemporalSettings("carry")
     one = biennial_change(paths, tmp_path / "one", probs=probs, cities=cities,
-                          consistency=True, region="demo")
+                          temporal=carry, region="demo")
     res = biennial_change(two, tmp_path / "two", probs=probs, cities=cities,
-                          consistency=True, region="demo")
+                          temporal=carry, region="demo")
     assert res["groups"] == one["groups"]
     assert res["consistency"] == one["consistency"]
 

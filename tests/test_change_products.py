@@ -21,6 +21,7 @@ from shapely.geometry import box
 
 from jointseg.assess import tables
 from jointseg.assess.change import ChangeError, biennial_change
+from jointseg.assess.change.temporal import TemporalSettings
 from jointseg.cli import main
 from jointseg.grid import GeoBox
 from jointseg.io import write_cog
@@ -98,26 +99,40 @@ def test_areas_growth_first_year_and_accuracy(series, tmp_path):
 
 
 def test_change_sample_estimates_new_isa_area(series, tmp_path):
-    """A census (floor >= stratum sizes): the estimate equals the truth's new ISA."""
+    """A census (floor >= stratum sizes): every period's estimate equals the truth's new
+    ISA (40 px per period, 120 px 2017-2023); strata are the map's trajectories."""
     maps, truth, _ = series
     res = biennial_change(maps, tmp_path / "out", truth=truth, region="demo",
                           sample_floor=400)
     s = res["change_sample"]
-    assert s["status"] == "ok" and s["period"] == [2017, 2023]
+    assert s["status"] == "ok" and s["years"] == list(YEARS)
     assert {t["label"]: t["pixels"] for t in s["design"]["strata"]} == {
-        "stable non-ISA": 260, "stable ISA": 40, "new ISA": 100}
+        "stable non-ISA": 260, "stable ISA": 40, "new ISA 2017-2019": 20,
+        "new ISA 2019-2021": 60, "new ISA 2021-2023": 20}
     assert s["n_labelled"] == 400
-    assert s["new_isa_km2"] == pytest.approx(120 * PX)
-    assert s["new_isa_map_km2"] == pytest.approx(100 * PX)
-    assert s["new_isa_ci_km2"] > 0  # no finite-population correction
+    per = s["periods"]
+    assert set(per) == {"2017-2019", "2019-2021", "2021-2023", "2017-2023"}
+    for p in ("2017-2019", "2019-2021", "2021-2023"):
+        assert per[p]["new_isa_km2"] == pytest.approx(40 * PX)
+        assert per[p]["net_growth_km2"] == pytest.approx(40 * PX)
+        assert per[p]["new_isa_ci_km2"] > 0  # no finite-population correction
+    assert per["2017-2023"]["new_isa_km2"] == pytest.approx(120 * PX)
+    assert [per[p]["new_isa_map_km2"] for p in ("2017-2019", "2019-2021", "2021-2023")] == (
+        pytest.approx([20 * PX, 60 * PX, 20 * PX]))
+    assert per["2019-2021"]["new_isa_users_accuracy"] == pytest.approx(40 / 60)
+    assert per["2017-2019"]["new_isa_producers_accuracy"] == pytest.approx(0.5)
     pts = gpd.read_file(tmp_path / "out" / "change_sample.gpkg")
-    assert len(pts) == 400 and pts["reference"].notna().all()
-    # a real sample: floor 20 -> rare strata get 20, estimate within its CI of the truth
+    assert len(pts) == 400 and pts["reference_bits"].notna().all()
+    np.testing.assert_allclose(pts["inclusion_probability"], 1.0)
+    # a real sample: floor 20 -> rare strata get 20, estimates within their CIs
     res = biennial_change(maps, tmp_path / "small", truth=truth, region="demo",
                           sample_floor=20, sample_target_se=0.05, seed=3)
     s = res["change_sample"]
-    assert all(t["n"] >= 20 for t in s["design"]["strata"]) and s["n_labelled"] < 400
-    assert abs(s["new_isa_km2"] - 120 * PX) <= 3 * s["new_isa_ci_km2"] + 1e-12
+    assert all(t["n"] >= 20 or t["n"] == t["pixels"] for t in s["design"]["strata"])
+    assert s["n_labelled"] < 400
+    for p, e in s["periods"].items():
+        true = (120 if p == "2017-2023" else 40) * PX
+        assert abs(e["new_isa_km2"] - true) <= 3 * e["new_isa_ci_km2"] + 1e-12, p
 
 
 def test_consistency_effect_is_measured(series, tmp_path):
@@ -135,9 +150,9 @@ def test_consistency_effect_is_measured(series, tmp_path):
             p[0, 0] = 127
         probs[y] = _write(tmp_path / f"p{y}.tif", p)
     res = biennial_change(maps, tmp_path / "out", probs=probs, truth=truth,
-                          consistency=True, region="demo", plots=False)
+                          temporal=TemporalSettings("carry"), region="demo", plots=False)
     c = res["consistency"]
-    assert c["changed_pixels_total"] == 1 and c["suppressed_losses_pixels"]["2021"] == 1
+    assert c["changed_pixels_total"] == 1 and c["changed_pixels"]["2021"] == 1
     f1 = c["new_isa_f1"]["2021-2023"]
     assert f1["with_rule"] == pytest.approx(2 * 20 / (2 * 20 + 20))
     assert f1["without_rule"] == pytest.approx(2 * 20 / (2 * 20 + 21))

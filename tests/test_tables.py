@@ -231,3 +231,42 @@ def test_two_year_sets_plan_two_folders(tmp_path):
         paths = made.split("output: ", 1)[1].split(", ")
         assert f"results/paper_tables/{folder}/index.json" in paths
         assert all(p.startswith(f"results/paper_tables/{folder}/") for p in paths)
+
+
+def test_growth_from_error_adjusted_areas_with_cis():
+    """Table 5: the change sample's net growth ± CI for the region; without a change
+    file, the difference of two reports' error-adjusted areas (CIs in quadrature)."""
+    from jointseg.assess.tables import growth_table
+
+    ch = {"region": "demo", "simulated": True, "_source": "change.json",
+          "consistency": {"applied": True, "method": "monotone"},
+          "change_sample": {"status": "ok", "periods": {"2017-2019": {
+              "net_growth_km2": 0.4, "net_growth_ci_km2": 0.1, "new_isa_km2": 0.42,
+              "new_isa_ci_km2": 0.09}}},
+          "groups": {"region": {"demo": {
+              "areas": {"2017": {"isa_km2_adjusted": 9.0, "isa_km2_adjusted_ci": 0.3},
+                        "2019": {"isa_km2_adjusted": 9.5, "isa_km2_adjusted_ci": 0.4}},
+              "growth": [{"from": 2017, "to": 2019, "years": 2, "isa_km2_from": 9.1,
+                          "isa_km2_to": 9.6, "abs_km2": 0.5, "total_pct": 5.5,
+                          "annual_pct": 2.7}]}},
+              "city": {"West": {
+                  "areas": {"2017": {"isa_km2_adjusted": 4.0, "isa_km2_adjusted_ci": 0.3},
+                            "2019": {"isa_km2_adjusted": 4.2, "isa_km2_adjusted_ci": 0.4}},
+                  "growth": [{"from": 2017, "to": 2019, "years": 2, "isa_km2_from": 4.1,
+                              "isa_km2_to": 4.3, "abs_km2": 0.2, "total_pct": 4.9,
+                              "annual_pct": 2.4}]}}}}
+    rows = {r["group"]: r for r in growth_table([], [ch]).rows}
+    reg = rows["demo"]
+    assert (reg["abs_km2_adjusted"], reg["abs_km2_adjusted_ci"]) == (0.4, 0.1)
+    assert reg["new_isa_km2_adjusted"] == 0.42 and reg["adjusted_method"] == "change sample"
+    assert reg["method"] == "change (monotone)"
+    west = rows["West"]
+    assert west["abs_km2_adjusted"] == pytest.approx(0.2)
+    assert west["abs_km2_adjusted_ci"] == pytest.approx(0.5)  # sqrt(0.3² + 0.4²)
+    rep = {"region": "demo", "simulated": True, "_source": "r"}
+    reps = [{**rep, "year": y, "isa_area": {"map_km2": m, "error_adjusted_km2": a,
+                                            "error_adjusted_ci_km2": c}}
+            for y, m, a, c in ((2017, 9.1, 9.0, 0.3), (2019, 9.6, 9.5, 0.4))]
+    (row,) = growth_table(reps, []).rows
+    assert row["abs_km2_adjusted"] == pytest.approx(0.5)
+    assert row["abs_km2_adjusted_ci"] == pytest.approx(0.5)

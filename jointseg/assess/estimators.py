@@ -514,3 +514,38 @@ def estimates_by_group(
         out[name] = stratified_estimates(strata, map_class, reference, stratum_sizes,
                                          classes, domain=dom, **kwargs)
     return out
+
+
+def stratified_total(
+    strata: Sequence[object] | np.ndarray,
+    reference: Sequence[object] | np.ndarray,
+    stratum_sizes: Mapping[object, float],
+    value_of: Mapping[object, float],
+    classes: Sequence[object],
+    *,
+    fpc: bool = False,
+    z: float = Z95,
+    interval: str = DEFAULT_INTERVAL,
+) -> tuple[float, float]:
+    """Y_hat = sum_h N_h ybar_h and its standard error for y = ``value_of[reference]``
+    (0 for classes not in ``value_of``), e.g. net growth = +1 new, -1 lost.
+
+    Same design and interval as :func:`stratified_estimates` (pseudo-units take each of
+    ``classes`` in turn).
+
+    Raises:
+        ValueError: as :func:`stratified_estimates`.
+    """
+    s = np.asarray(strata, dtype=object)
+    r = np.asarray(reference, dtype=object)
+    unknown = set(s.tolist()) - set(stratum_sizes)
+    if unknown:
+        raise ValueError(f"sample units in strata without a size: {sorted(map(str, unknown))}")
+    design = _Strata(s, stratum_sizes, r, classes, np.ones(len(s), bool), fpc,
+                     pseudo_units(interval, z))
+
+    def y(rr: np.ndarray) -> np.ndarray:
+        return np.array([float(value_of.get(v, 0.0)) for v in rr.tolist()])
+
+    t, v = design.total(y)
+    return t, float(np.sqrt(v))

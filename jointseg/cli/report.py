@@ -163,11 +163,17 @@ def paper_tables(reports: tuple[str, ...], changes: tuple[str, ...], out_dir: st
               help="Polygon layer of zones (e.g. upstream / midstream / downstream).")
 @click.option("--zone-field", default=schema_default("accuracy.zone_field"),
               show_default=True)
-@click.option("--consistency", is_flag=True,
-              help="Temporal consistency (GAIA): no ISA -> non-ISA unless confident.")
+@click.option("--method", type=click.Choice(["independent", "carry", "monotone"]),
+              default=schema_default("change.method"), show_default=True,
+              help="Temporal method: independent (each year's map), carry (GAIA: no ISA -> "
+                   "non-ISA unless confident) or monotone (one step per pixel fitted to all "
+                   "years' probabilities, with hysteresis).")
 @click.option("--confident", type=click.FloatRange(0.5, 1.0),
               default=schema_default("change.confident"), show_default=True,
-              help="A loss is kept where the later year's p(ISA) <= 1 - confident.")
+              help="carry: a loss is kept where the later year's p(ISA) <= 1 - confident.")
+@click.option("--penalty", type=click.FloatRange(min=0),
+              default=schema_default("change.penalty"), show_default=True,
+              help="monotone: log-odds evidence a change must add over a stable fit.")
 @click.option("--sample-target-se", type=click.FloatRange(min=0, min_open=True),
               default=schema_default("accuracy.target_se"), show_default=True,
               help="Change sample: target SE of overall accuracy (eq. 13).")
@@ -184,7 +190,8 @@ def paper_tables(reports: tuple[str, ...], changes: tuple[str, ...], out_dir: st
 @click.argument("more", nargs=-1)
 def change(maps: tuple[str, ...], probs: tuple[str, ...], truth: tuple[str, ...],
            reports: tuple[str, ...], cities: str | None, city_field: str, zones: str | None,
-           zone_field: str, consistency: bool, confident: float, sample_target_se: float,
+           zone_field: str, method: str, confident: float, penalty: float,
+           sample_target_se: float,
            sample_floor: int, seed: int, region: str, out_dir: str, plots: bool,
            progress: bool, more: tuple[str, ...]) -> None:
     """ISA area per year, growth, change maps and change accuracy of yearly maps.
@@ -192,6 +199,7 @@ def change(maps: tuple[str, ...], probs: tuple[str, ...], truth: tuple[str, ...]
     Extra YEAR=PATH arguments are maps (``--maps 2017=a.tif 2019=b.tif`` works).
     """
     from jointseg.assess import change as ch
+    from jointseg.assess.change.temporal import TemporalSettings
 
     try:
         res = ch.biennial_change(
@@ -200,7 +208,7 @@ def change(maps: tuple[str, ...], probs: tuple[str, ...], truth: tuple[str, ...]
             truth=ch.parse_year_paths(list(truth), "--truth"),
             reports=ch.parse_year_paths(list(reports), "--reports"), cities=cities,
             city_field=city_field, zones=zones, zone_field=zone_field,
-            consistency=consistency, confident=confident, region=region,
+            temporal=TemporalSettings(method, confident, penalty), region=region,
             sample_target_se=sample_target_se, sample_floor=sample_floor, seed=seed,
             plots=plots, progress=progress)
     except ch.ChangeError as exc:

@@ -27,12 +27,12 @@ from jointseg.assess.change.maps import (
 )
 from jointseg.assess.change.report import write_change_csv, write_change_markdown
 from jointseg.assess.change.sample import change_sample
-from jointseg.assess.consistency import RULE
+from jointseg.assess.change.temporal import METHODS, TemporalSettings
 from jointseg.assess.groups import GroupError, load_groups
 from jointseg.assess.rasters import RasterError, read_grid
 from jointseg.grid import GeoBox
 from jointseg.io import write_json
-from jointseg.provenance import raster_provenance
+from jointseg.provenance import raster_provenance, raster_tags
 
 log = logging.getLogger(__name__)
 
@@ -137,18 +137,23 @@ def _group_results(tally: changescan.Tally, years: Sequence[int], px_km2: float,
     return out
 
 
-def _consistency_block(consistency: bool, confident: float, probs: Mapping,
+def _consistency_block(settings: TemporalSettings, probs: Mapping, cuts: Mapping,
                        tally: changescan.Tally, scan: changescan.ScanResult,
                        px_km2: float) -> dict:
-    """``consistency`` of ``change.json``: whether the rule ran and its measured effect."""
-    out = {"applied": consistency, "confident": confident if consistency else None,
-           "probabilities": bool(probs), "rule": RULE if consistency else None,
-           "suppressed_losses_pixels": {str(y): n for y, n in tally.suppressed.items()}
-           if consistency else None}
-    if consistency:
-        out["changed_pixels_total"] = int(sum(tally.suppressed.values()))
+    """``consistency`` of ``change.json``: the temporal method and its measured effect."""
+    out = {"applied": settings.applied, "method": settings.method,
+           "rule": METHODS[settings.method], "probabilities": bool(probs),
+           "confident": settings.confident if settings.method == "carry" else None,
+           "penalty": settings.penalty if settings.method == "monotone" else None,
+           "evidence_cap": settings.evidence_cap if settings.method == "monotone" else None,
+           "cuts": {str(y): c for y, c in cuts.items()} if settings.method == "monotone"
+           else None,
+           "changed_pixels": {str(y): n for y, n in tally.changed.items()}
+           if settings.applied else None}
+    if settings.applied:
+        out["changed_pixels_total"] = int(sum(tally.changed.values()))
         out["changed_km2"] = out["changed_pixels_total"] * px_km2
-    if consistency and "raw" in scan.accuracy:
+    if settings.applied and "raw" in scan.accuracy:
         out["new_isa_f1"] = {f"{y0}-{y1}": {"with_rule": accuracy_entry(c, px_km2)["f1"],
                                             "without_rule": accuracy_entry(
                                                 scan.accuracy["raw"][(y0, y1)], px_km2)["f1"]}
@@ -156,8 +161,19 @@ def _consistency_block(consistency: bool, confident: float, probs: Mapping,
     return out
 
 
-def _check_inputs(maps: Mapping, probs: Mapping | None, truth: Mapping | None,
-                  confident: float) -> tuple[list[int], dict, dict, GeoBox]:
+def map_cuts(maps: Mapping[int, str | os.PathLike]) -> dict[int, float]:
+    """The probability cut of each year's binary map (its ``THRESHOLD`` tag, else 0.5)."""
+    out = {}
+    for y, p in maps.items():
+        try:
+            out[int(y)] = float(raster_tags(p).get("THRESHOLD", 0.5))
+        except ValueError:
+            out[int(y)] = 0.5
+    return out
+
+
+def _check_inputs(maps: Mapping, probs: Mapping | None,
+                  truth: Mapping | None) -> tuple[list[int], dict, dict, GeoBox]:
     """Years, probability and reference maps by year and the common grid.
 
     Raises:
@@ -174,8 +190,6 @@ def _check_inputs(maps: Mapping, probs: Mapping | None, truth: Mapping | None,
     if truth and sorted(truth) != years:
         raise ChangeError(f"reference rasters for years {sorted(truth)}; the maps are of "
                           f"{years}: give one --truth per map year")
-    if not 0.5 <= confident <= 1.0:
-        raise ChangeError(f"confident={confident}: expected 0.5 <= confident <= 1")
     labelled = {f"{y} map": maps[y] for y in years}
     labelled.update({f"{y} prob": probs[y] for y in sorted(probs)})
     return years, probs, truth, check_same_grid(labelled)
@@ -215,15 +229,14 @@ def _accuracy_block(scan: changescan.ScanResult, truth: Mapping, px_km2: float) 
 
 
 def _outputs(out_dir: Path, scan: changescan.ScanResult, geobox: GeoBox, years: list[int],
-             region: str, consistency: bool, simulated: bool, truth: Mapping, px_km2: float,
+             region: str, method: str, simulated: bool, truth: Mapping, px_km2: float,
              sample_opts: Mapping) -> dict:
     """Write the change COGs and the change sample; return their ``change.json`` blocks."""
-    maps = write_change_maps(out_dir, scan.change, geobox, region, consistency, simulated)
+    maps = write_change_maps(out_dir, scan.change, geobox, region, method, simulated)
     first = write_first_year_map(out_dir / "first_isa_year.tif", scan.first_year, geobox,
-                                 years, region, consistency, simulated)
-    period = (years[0], years[-1])
-    sample = change_sample(scan.full_codes, scan.truth_codes, geobox, px_km2,
-                           out_dir / "change_sample.gpkg", period=period, **sample_opts)
+                                 years, region, method, simulated)
+    sample = change_sample(scan.map_bits, scan.truth_bits, geobox, px_km2,
+                           out_dir / "change_sample.gpkg", years=years, **sample_opts)
     sample["reference"] = "truth rasters (simulated)" if simulated and truth else (
         "truth rasters" if truth else None)
     return {"change_maps": maps, "first_isa_year": first, "change_sample": sample}
@@ -240,8 +253,7 @@ def biennial_change(
     city_field: str = "name",
     zones: str | os.PathLike | gpd.GeoDataFrame | None = None,
     zone_field: str = "zone",
-    consistency: bool = False,
-    confident: float = 0.8,
+    temporal: TemporalSettings | None = None,
     region: str = "region",
     sample_target_se: float = 0.01,
     sample_floor: int = 50,
@@ -259,14 +271,15 @@ def biennial_change(
     Args:
         maps: year -> binary 1 m ISA map; two years or more, one projected grid.
         out_dir: output folder.
-        probs: year -> ISA probability map (same grid); lets confident losses through.
+        probs: year -> ISA probability map (same grid): the evidence of the temporal
+            method.
         truth: year -> reference binary raster (any grid, read with nearest), one per
             map year: change accuracy and the labels of the change sample.
         reports: year -> ``report.json`` of that year's accuracy report (CIs of areas).
         cities, city_field: polygon layer and its name attribute (groups ``city``).
         zones, zone_field: polygon layer and its zone attribute (groups ``zone``).
-        consistency: apply the temporal-consistency rule.
-        confident: probability of non-ISA needed to accept a loss (0.5..1).
+        temporal: the temporal method (:class:`~jointseg.assess.change.temporal.
+            TemporalSettings`; None = ``independent``: each year's map as it is).
         region: region name written in the outputs.
         sample_target_se, sample_floor, seed: change sample design
             (:mod:`jointseg.assess.change.sample`).
@@ -275,10 +288,11 @@ def biennial_change(
 
     Raises:
         ChangeError: fewer than two years, grids that differ or are geographic,
-            non-binary maps or references, unusable polygon layers or reports, years
-            that do not match, or a bad ``confident``.
+            non-binary maps or references, unusable polygon layers or reports, or years
+            that do not match.
     """
-    years, probs, truth, geobox = _check_inputs(maps, probs, truth, confident)
+    settings = temporal or TemporalSettings(method="independent")
+    years, probs, truth, geobox = _check_inputs(maps, probs, truth)
     maps = {int(y): p for y, p in maps.items()}
     reps = read_reports(reports, years)
     try:
@@ -291,12 +305,13 @@ def biennial_change(
     pairs = list(zip(years[:-1], years[1:], strict=True))
     tally = changescan.Tally([("region", (region,))] + [(g.kind, g.names) for g in groups],
                              years, pairs)
-    if consistency and not probs:
-        log.warning("consistency without probability maps: ISA is never lost (strict rule)")
+    if settings.applied and not probs:
+        log.warning("temporal method %s without probability maps: evidence from the binary "
+                    "maps only", settings.method)
+    cuts = map_cuts(maps)
     try:
         scan = changescan.scan(maps, probs, geobox, groups, tally, truth=truth,
-                               consistency=consistency, confident=confident,
-                               progress=progress)
+                               settings=settings, cuts=cuts, progress=progress)
     except RasterError as exc:
         raise ChangeError(str(exc)) from exc
     inputs = {str(y): {"map": raster_provenance(maps[y]),
@@ -313,9 +328,9 @@ def biennial_change(
         "pixel_area_m2": px_km2 * 1e6,
         "grid": {"crs": geobox.crs, "transform": list(geobox.transform)[:6],
                  "width": geobox.width, "height": geobox.height},
-        "consistency": _consistency_block(consistency, confident, probs, tally, scan, px_km2),
+        "consistency": _consistency_block(settings, probs, cuts, tally, scan, px_km2),
         "change_accuracy": _accuracy_block(scan, truth, px_km2),
-        **_outputs(out_dir, scan, geobox, years, region, consistency, simulated, truth,
+        **_outputs(out_dir, scan, geobox, years, region, settings.method, simulated, truth,
                    px_km2, {"target_se": sample_target_se, "floor": sample_floor,
                             "seed": seed}),
         "change_classes": {str(c): n for c, n in CHANGE_CLASSES.items()},

@@ -54,8 +54,8 @@ def first_isa_year(series: Mapping[int, np.ndarray]) -> np.ndarray:
     return out
 
 
-def _tags(region: str, consistency: bool, simulated: bool) -> dict[str, str]:
-    tags = {"REGION": region, "CONSISTENCY": str(consistency).lower()}
+def _tags(region: str, method: str, simulated: bool) -> dict[str, str]:
+    tags = {"REGION": region, "CONSISTENCY": method}
     if simulated:
         tags["JOINTSEG_SIMULATED"] = "true"
     return tags
@@ -63,10 +63,10 @@ def _tags(region: str, consistency: bool, simulated: bool) -> dict[str, str]:
 
 def write_change_maps(
     out_dir: Path, change: Mapping[tuple[int, int], np.ndarray], geobox: GeoBox, region: str,
-    consistency: bool, simulated: bool,
+    method: str, simulated: bool,
 ) -> dict[str, str]:
     """Write ``change_<y0>_<y1>.tif`` per pair (uint8 COG); return ``{"y0-y1": path}``."""
-    tags = {"JOINTSEG_PRODUCT": "isa_change", **_tags(region, consistency, simulated),
+    tags = {"JOINTSEG_PRODUCT": "isa_change", **_tags(region, method, simulated),
             "CLASSES": json.dumps(CHANGE_CLASSES),
             "ENCODING": "0 stable non-ISA, 1 stable ISA, 2 new ISA, 3 lost ISA, 255 nodata"}
     out = {}
@@ -83,10 +83,10 @@ def write_change_maps(
 
 def write_first_year_map(
     path: Path, first: np.ndarray, geobox: GeoBox, years: list[int], region: str,
-    consistency: bool, simulated: bool,
+    method: str, simulated: bool,
 ) -> str:
     """Write the uint16 year-of-first-ISA COG (0 never ISA, 65535 nodata); return its path."""
-    tags = {"JOINTSEG_PRODUCT": "isa_first_year", **_tags(region, consistency, simulated),
+    tags = {"JOINTSEG_PRODUCT": "isa_first_year", **_tags(region, method, simulated),
             "YEARS": ",".join(str(y) for y in years),
             "ENCODING": f"year of first ISA among {years}; {NEVER_ISA} = never ISA; "
                         f"{NODATA_YEAR} = never observed"}

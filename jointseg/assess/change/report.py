@@ -87,16 +87,22 @@ def _sample_lines(result: Mapping) -> list[str]:
     if "design" not in s:
         return lines + [f"{s['status']}.", ""]
     d = s["design"]
-    lines += [f"Period {s['period'][0]}-{s['period'][1]}; allocation: {d['allocation']}.", "",
+    lines += [f"Strata: {s['strata_are']}; allocation: {d['allocation']}.", "",
               "| stratum | pixels | n |", "|---|---|---|"]
     lines += [f"| {t['label']} | {t['pixels']} | {t['n']} |" for t in d["strata"]]
     lines.append("")
-    if s.get("status") == "ok":
-        lines.append(f"New ISA area (Olofsson estimate): **{_f(s['new_isa_km2'])} ± "
-                     f"{_f(s['new_isa_ci_km2'])} km²** (95 % CI; mapped "
-                     f"{_f(s['new_isa_map_km2'])} km²), n = {s['n_labelled']} labelled.")
-    else:
-        lines.append(f"Estimate: {s['status']}{': ' + s['reason'] if 'reason' in s else ''}.")
+    if s.get("status") != "ok":
+        return lines + [f"Estimate: {s['status']}"
+                        f"{': ' + s['reason'] if 'reason' in s else ''}.", ""]
+    lines += [f"Error-adjusted areas (km², 95 % CI: {s['interval_method']}), "
+              f"n = {s['n_labelled']} labelled:", "",
+              "| period | new ISA | mapped new ISA | UA new | PA new | net growth |",
+              "|---|---|---|---|---|---|"]
+    for p, e in s["periods"].items():
+        lines.append(f"| {p} | {_f(e['new_isa_km2'])} ± {_f(e['new_isa_ci_km2'])} | "
+                     f"{_f(e['new_isa_map_km2'])} | {_f(e['new_isa_users_accuracy'])} | "
+                     f"{_f(e['new_isa_producers_accuracy'])} | {_f(e['net_growth_km2'])} ± "
+                     f"{_f(e['net_growth_ci_km2'])} |")
     return lines + [""]
 
 
@@ -109,9 +115,10 @@ def write_change_markdown(path: str | os.PathLike, result: Mapping) -> Path:
                   "accuracy or growth.**", ""]
     lines += _area_lines(result)
     lines += ["## Temporal consistency", "",
-              (f"Applied ({cons['rule']}); it changed {cons['changed_pixels_total']} pixels "
-               f"({_f(cons['changed_km2'])} km²): per year {cons['suppressed_losses_pixels']}."
-               if cons["applied"] else "Not applied (change.consistency is off)."), ""]
+              (f"Method {cons['method']} ({cons['rule']}); it changed "
+               f"{cons['changed_pixels_total']} pixels ({_f(cons['changed_km2'])} km²): per "
+               f"year {cons['changed_pixels']}." if cons["applied"]
+               else f"Method {cons['method']}: {cons['rule']}."), ""]
     lines += _accuracy_lines(result) + _sample_lines(result)
     lines += ["## Maps and plots", "", f"- year of first ISA: `{result['first_isa_year']}`",
               *[f"- change {p}: `{v}`" for p, v in result["change_maps"].items()]]

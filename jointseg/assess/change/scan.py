@@ -1,14 +1,14 @@
 """One pass over a series of yearly ISA maps: counts, change codes, year of first ISA.
 
 The maps (and probabilities, and reference rasters when given) are read in blocks of
-:data:`BLOCK_ROWS` rows on one grid. Per block the consistency rule
-(:mod:`jointseg.assess.consistency`) is applied year by year, ISA / valid pixels are
-counted per group, change classes are computed per consecutive pair and for the
-first -> last period, and new-ISA agreement with the reference is counted per period
-for the final maps and, when the rule is applied, for the raw maps too (the rule's
-measured effect). Arrays held in memory: one uint8 change map per period and the
-uint16 year of first ISA, and the first -> last change of map (and reference) for the
-change sample.
+:data:`BLOCK_ROWS` rows on one grid. Per block the temporal method
+(:mod:`jointseg.assess.change.temporal`) makes all years consistent at once, ISA /
+valid pixels are counted per group, change classes are computed per consecutive pair,
+and new-ISA agreement with the reference is counted per period for the final maps and,
+when a method is applied, for the raw maps too (its measured effect). Arrays held in
+memory: one uint8 change map per period, the uint16 year of first ISA, and the uint8
+trajectory of map and reference (bit i = ISA in the i-th year, 255 = nodata in a year)
+for the change sample.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from jointseg.assess.change.accuracy import TruthSeries, new_isa_counts
 from jointseg.assess.change.maps import CHANGE_CLASSES, change_codes, first_isa_year
-from jointseg.assess.consistency import consistent_step
+from jointseg.assess.change.temporal import TemporalSettings, fit_block
 from jointseg.assess.groups import PolygonGroups
 from jointseg.assess.rasters import BLOCK_ROWS, read_binary, read_grid
 from jointseg.grid import GeoBox
@@ -50,7 +50,7 @@ class Tally:
         self.raw = {y: zeros() for y in years}
         self.valid = {y: zeros() for y in years}
         self.trans = {p: {c: zeros() for c in CHANGE_CLASSES} for p in pairs}
-        self.suppressed = dict.fromkeys(years, 0)
+        self.changed = dict.fromkeys(years, 0)
 
     def add_year(self, y: int, ids: Mapping[str, np.ndarray], cur: np.ndarray,
                  raw: np.ndarray) -> None:
@@ -75,10 +75,22 @@ class ScanResult:
 
     change: dict[Pair, np.ndarray]
     first_year: np.ndarray
-    full_codes: np.ndarray
+    map_bits: np.ndarray
     periods: list[Pair]
     accuracy: dict[str, dict[Pair, BinaryCounts]] = field(default_factory=dict)
-    truth_codes: np.ndarray | None = None
+    truth_bits: np.ndarray | None = None
+
+
+def trajectory_bits(series: Mapping[int, np.ndarray]) -> np.ndarray:
+    """uint8 bit i = ISA in the i-th year (sorted); 255 where any year is nodata."""
+    years = sorted(series)
+    out = np.zeros(series[years[0]].shape, np.uint8)
+    bad = np.zeros(out.shape, bool)
+    for i, y in enumerate(years):
+        out |= ((series[y] == 1).astype(np.uint8) << i)
+        bad |= series[y] == NODATA_U8
+    out[bad] = NODATA_U8
+    return out
 
 
 def periods_of(years: Sequence[int]) -> list[Pair]:
@@ -99,9 +111,9 @@ def scan(
     maps: Mapping[int, str | os.PathLike], probs: Mapping[int, str | os.PathLike],
     geobox: GeoBox, groups: Sequence[PolygonGroups], tally: Tally, *,
     truth: Mapping[int, str | os.PathLike] | None = None,
-    consistency: bool, confident: float, progress: bool,
+    settings: TemporalSettings, cuts: Mapping[int, float], progress: bool,
 ) -> ScanResult:
-    """Read every year block by block, apply the rule, count into ``tally``.
+    """Read every year block by block, apply the temporal method, count into ``tally``.
 
     Raises:
         RasterError: if a map or reference raster is not binary or cannot be opened.
@@ -109,14 +121,13 @@ def scan(
     years = sorted(maps)
     pairs = list(tally.trans)
     periods = periods_of(years)
-    full = (years[0], years[-1])
     out = ScanResult({p: np.full(geobox.shape, NODATA_U8, np.uint8) for p in pairs},
                      np.zeros(geobox.shape, np.uint16),
                      np.full(geobox.shape, NODATA_U8, np.uint8), periods)
-    kinds = (["map", "raw"] if consistency else ["map"]) if truth else []
+    kinds = (["map", "raw"] if settings.applied else ["map"]) if truth else []
     out.accuracy = {k: {p: BinaryCounts() for p in periods} for k in kinds}
     if truth:
-        out.truth_codes = np.full(geobox.shape, NODATA_U8, np.uint8)
+        out.truth_bits = np.full(geobox.shape, NODATA_U8, np.uint8)
     with rasterio.Env(), TruthSeries(truth or {}, geobox) as ref:
         datasets = {y: rasterio.open(maps[y]) for y in years}
         prob_ds = {y: rasterio.open(probs[y]) for y in probs}
@@ -128,29 +139,25 @@ def scan(
                 sub = geobox[win]
                 ids = {"region": np.ones(sub.shape, np.int32),
                        **{g.kind: g.ids(sub) for g in groups}}
-                state = np.full(sub.shape, NODATA_U8, np.uint8)
-                final: dict[int, np.ndarray] = {}
-                raws: dict[int, np.ndarray] = {}
+                raws = {y: read_binary(datasets[y], nodatas[y], win) for y in years}
+                p = ({y: prob_ds[y].read(1, window=win) for y in prob_ds}
+                     if settings.applied else {})
+                final = fit_block(raws, p, cuts, settings)
                 for y in years:
-                    raw = cur = raws[y] = read_binary(datasets[y], nodatas[y], win)
-                    if consistency:
-                        p = prob_ds[y].read(1, window=win) if y in prob_ds else None
-                        cur, state, n_sup = consistent_step(state, raw, p, confident)
-                        tally.suppressed[y] += n_sup
-                    final[y] = cur
-                    tally.add_year(y, ids, cur, raw)
-                for p in pairs:
-                    codes = change_codes(final[p[0]], final[p[1]])
-                    out.change[p][rows] = codes
-                    tally.add_pair(p, ids, codes)
+                    tally.changed[y] += int(np.count_nonzero(final[y] != raws[y]))
+                    tally.add_year(y, ids, final[y], raws[y])
+                for pr in pairs:
+                    codes = change_codes(final[pr[0]], final[pr[1]])
+                    out.change[pr][rows] = codes
+                    tally.add_pair(pr, ids, codes)
                 out.first_year[rows] = first_isa_year(final)
-                out.full_codes[rows] = change_codes(final[full[0]], final[full[1]])
+                out.map_bits[rows] = trajectory_bits(final)
                 if truth:
                     t = {y: ref.read(y, win) for y in years}
                     _accumulate(out.accuracy["map"], periods, final, t)
-                    if consistency:
+                    if settings.applied:
                         _accumulate(out.accuracy["raw"], periods, raws, t)
-                    out.truth_codes[rows] = change_codes(t[full[0]], t[full[1]])
+                    out.truth_bits[rows] = trajectory_bits(t)
                 log.info("change: rows %d-%d of %d done", win.row_off,
                          win.row_off + win.height, geobox.height)
         finally:
