@@ -21,6 +21,12 @@ stratum); the error-adjusted ISA area's CI holds the true area.
 
     nice -n 10 .venv/bin/python benchmarks/accuracy_coverage.py [--replicates 200]
 
+``--change-methods``: the temporal change methods
+(:mod:`jointseg.assess.change.temporal`) on the four years' maps and probabilities,
+new-ISA precision / recall / F1 and mapped / reference new-ISA area per period
+against the simulated truth (as ``change.json``'s ``change_accuracy``), for
+``independent``, ``carry`` and ``monotone`` at several penalties.
+
 Last line: ``coverage=<ISA area, all years, default interval> bias_se=<...>
 replicates=<n per year>``. Everything here is simulated.
 """
@@ -39,9 +45,13 @@ import yaml
 from rasterio.features import rasterize
 from scipy import ndimage
 
+from jointseg.assess.change.accuracy import new_isa_counts
+from jointseg.assess.change.biennial import map_cuts
+from jointseg.assess.change.temporal import TemporalSettings, fit_block
 from jointseg.assess.estimators import INTERVALS, Z95, estimates_by_group
 from jointseg.assess.sampling import design_sample
 from jointseg.config import schema_default
+from jointseg.metrics import BinaryCounts, binary_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = ("area", "ua", "pa", "oa")
@@ -165,6 +175,45 @@ def report_checks(report_dir: Path, year: Year, radius_m: float) -> dict:
             "ci_holds": abs(a["error_adjusted_km2"] - true) <= a["error_adjusted_ci_km2"]}
 
 
+def change_methods(results: Path, sim_dir: Path, years: list[int],
+                   settings: list[TemporalSettings], block_rows: int = 1024) -> dict:
+    """New-ISA precision / recall / F1 and areas per period of each temporal method."""
+    maps = {y: results / str(y) / "isa_1m.tif" for y in years}
+    cuts = map_cuts(maps)
+    srcs = {y: (rasterio.open(maps[y]), rasterio.open(results / str(y) / "isa_prob_1m.tif"),
+                rasterio.open(sim_dir / str(y) / "truth" / "isa_1m.tif")) for y in years}
+    periods = list(zip(years[:-1], years[1:], strict=True))
+    acc = {s.method + (f" penalty {s.penalty:g}" if s.method == "monotone" else ""):
+           {p: BinaryCounts() for p in periods} for s in settings}
+    try:
+        h, w = srcs[years[0]][0].height, srcs[years[0]][0].width
+        px_km2 = abs(srcs[years[0]][0].transform.a * srcs[years[0]][0].transform.e) / 1e6
+        for r0 in range(0, h, block_rows):
+            win = rasterio.windows.Window(0, r0, w, min(block_rows, h - r0))
+            raws = {y: srcs[y][0].read(1, window=win) for y in years}
+            probs = {y: srcs[y][1].read(1, window=win) for y in years}
+            truth = {y: srcs[y][2].read(1, window=win) for y in years}
+            for s, key in zip(settings, acc, strict=True):
+                final = fit_block(raws, probs, cuts, s)
+                for p in periods:
+                    acc[key][p] = acc[key][p] + new_isa_counts(final[p[0]], final[p[1]],
+                                                               truth[p[0]], truth[p[1]])
+    finally:
+        for trio in srcs.values():
+            for ds in trio:
+                ds.close()
+    out = {}
+    for key, per in acc.items():
+        out[key] = {}
+        for (y0, y1), c in per.items():
+            m = binary_metrics(c)
+            out[key][f"{y0}-{y1}"] = {"precision": float(m["precision"]),
+                                      "recall": float(m["recall"]), "f1": float(m["f1"]),
+                                      "map_km2": (c.tp + c.fp) * px_km2,
+                                      "reference_km2": (c.tp + c.fn) * px_km2}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=REPO / "results" / "demo")
@@ -175,6 +224,9 @@ def main() -> None:
     ap.add_argument("--radius-m", type=float, default=300.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="Write all numbers here.")
+    ap.add_argument("--change-methods", action="store_true",
+                    help="Also compare the temporal change methods (needs isa_prob_1m.tif).")
+    ap.add_argument("--penalties", default="0,1,2,3,4")
     args = ap.parse_args()
     settings = demo_accuracy_settings()
     years = [int(y) for y in args.years.split(",")]
@@ -200,7 +252,7 @@ def main() -> None:
                   f"{args.radius_m:g} m) {chk['density_ratio']}; ISA area {chk['area']:.3f} ± "
                   f"{chk['area_ci']:.3f} km², true {chk['true_area']:.3f}: "
                   f"{'holds' if chk['ci_holds'] else 'MISSES'}")
-        for interval in intervals:
+        for interval in intervals if args.replicates > 0 else []:
             cov = coverage(year, args.replicates, interval, args.seed + y)
             allres[y][interval] = cov
             a = cov["all"]
@@ -212,7 +264,7 @@ def main() -> None:
                     print(f"    {dom:>14s}: " + "  ".join(
                         f"{k} {c[k]['coverage']:.3f}" for k in TARGETS if k in c))
     summary = {}
-    for interval in intervals:
+    for interval in intervals if args.replicates > 0 else []:
         cov = [allres[y][interval]["all"]["area"] for y in years]
         dist = [c[k]["coverage"] for y in years for d, c in allres[y][interval].items()
                 if d != "all" for k in TARGETS if k in c]
@@ -225,10 +277,24 @@ def main() -> None:
             "district_coverage_mean": float(np.mean(dist)) if dist else None,
             "district_coverage_min": float(np.min(dist)) if dist else None}
         print(f"summary {interval}: {summary[interval]}")
+    change = None
+    if args.change_methods:
+        methods = [TemporalSettings("independent"), TemporalSettings("carry"),
+                   *[TemporalSettings("monotone", penalty=float(p))
+                     for p in args.penalties.split(",")]]
+        change = change_methods(args.results, args.sim_dir, years, methods)
+        for key, per in change.items():
+            print(f"change {key:20s} " + "  ".join(
+                f"{p}: P {e['precision']:.2f} R {e['recall']:.2f} F1 {e['f1']:.2f} "
+                f"map {e['map_km2']:.2f} / ref {e['reference_km2']:.2f} km²"
+                for p, e in per.items()))
     if args.json:
         args.json.write_text(json.dumps({"settings": settings, "summary": summary,
+                                         "change_methods": change,
                                          "years": {str(k): v for k, v in allres.items()}},
                                         indent=1, default=float))
+    if args.replicates <= 0:
+        return
     main_i = intervals[0]
     print(f"coverage={summary[main_i]['area_coverage']:.3f} "
           f"bias_se={summary[main_i]['area_bias_se']:+.3f} replicates={args.replicates}")
