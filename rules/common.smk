@@ -414,7 +414,7 @@ def fp16_twin(model):
         if config["infer"]["precision"] != "fp16":
             return []
         path = Path(model(wildcards) if callable(model) else model)
-        return [str(path.with_name(path.stem + "_fp16.onnx"))]
+        return [str(path.with_name(f"{path.stem}_fp16.onnx"))]
 
     return twin
 

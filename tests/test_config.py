@@ -49,7 +49,8 @@ def test_year_in_the_future_and_reversed_window(tmp_path):
     with pytest.raises(ConfigError, match="in the future"):
         load_config(REPO / "config" / "demo.yaml", {"year": 2099, "years": None})
     with pytest.raises(ConfigError, match="start 10-01 is after end 03-01"):
-        load_config(REPO / "config" / "demo.yaml", {"stac.date_window": {"start": "10-01", "end": "03-01"}})
+        load_config(REPO / "config" / "demo.yaml",
+                    {"stac.date_window": {"start": "10-01", "end": "03-01"}})
 
 
 def test_missing_file_and_bad_yaml(tmp_path):
