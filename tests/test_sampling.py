@@ -281,3 +281,17 @@ def test_qa_band_ignored_and_geographic_areas_in_pixels(isa_map, tmp_path):
     est = estimate_from_labels(pts)["all"]
     assert est.area_unit == "pixels"
     assert est.area[1] == pytest.approx(200 * 2000)
+
+
+def test_allocation_line_says_in_one_line():
+    from jointseg.assess.report.sample import allocation_line
+
+    d = {"floor": 20, "strata": [{"label": "0", "pixels": 900, "n": 30, "n_drawn": 30},
+                                 {"label": "1", "pixels": 12, "n": 12, "n_drawn": 12}]}
+    assert allocation_line(d) == ("every stratum reached its allocation; stratum 1 holds "
+                                  "only 12 pixels (< floor 20): all taken")
+    d["strata"][1]["pixels"] = 400
+    d["strata"][1]["n"] = 20
+    assert allocation_line(d) == "allocation not reached: stratum 1 12 of 20"
+    d["strata"][1]["n_drawn"] = 20
+    assert allocation_line(d) == "every stratum reached its allocation"
