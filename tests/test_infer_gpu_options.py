@@ -17,9 +17,9 @@ import pytest
 from jointseg.inference.providers import (
     PROVIDERS,
     ModelError,
+    TensorRTOptions,
     cuda_provider_options,
     select_model_file,
-    tensorrt_provider_options,
 )
 from jointseg.inference.scene import from_arrays, snow_mask_10m
 from jointseg.inference.session import Predictor, make_session
@@ -29,17 +29,21 @@ MODEL = Path(__file__).parent / "data" / "models" / "tiny_rf.onnx"
 
 
 def test_tensorrt_options_fp16_and_caches(tmp_path: Path) -> None:
-    assert tensorrt_provider_options(fp16=False) == {"trt_fp16_enable": "False"}
-    cache = tmp_path / "trt"
-    opts = tensorrt_provider_options(True, cache, extra={"trt_max_workspace_size": 1 << 30})
-    assert opts == {
-        "trt_fp16_enable": "True",
+    sha = "ab" * 32
+    assert TensorRTOptions(fp16=False).provider_options(sha) == {
+        "trt_fp16_enable": "False", "device_id": "0"}
+    root = tmp_path / "trt"
+    opts = TensorRTOptions(True, root, extra=(("trt_max_workspace_size", 1 << 30),))
+    got = opts.provider_options(sha, device_id=3)
+    cache = Path(got["trt_engine_cache_path"])
+    assert got == {
+        "trt_fp16_enable": "True", "trt_max_workspace_size": str(1 << 30), "device_id": "3",
         "trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache),
         "trt_timing_cache_enable": "True", "trt_timing_cache_path": str(cache),
-        "trt_max_workspace_size": str(1 << 30),
     }
-    assert cache.is_dir()
-    assert "trt_timing_cache_enable" not in tensorrt_provider_options(True, cache, False)
+    assert cache.is_dir() and cache.parent == root and cache.name.startswith(sha[:16] + "-")
+    no_timing = TensorRTOptions(True, root, timing_cache=False).provider_options(sha)
+    assert "trt_timing_cache_enable" not in no_timing
 
 
 def test_cuda_options_graph_flag() -> None:
@@ -70,8 +74,8 @@ def test_gpu_providers_fall_back_to_cpu_with_warnings(tmp_path: Path, caplog) ->
     caplog.set_level(logging.WARNING)
     session, info = make_session(
         MODEL, providers=("tensorrt", "cuda", "cpu"), threads=1, cuda_graph=True,
-        tensorrt_options=tensorrt_provider_options(True, tmp_path / "trt"),
-        cuda_options={"device_id": 0})
+        tensorrt=TensorRTOptions(True, tmp_path / "trt"), cuda_options={"device_id": 0},
+        allow_cpu_fallback=True)
     assert info.providers == (PROVIDERS["cpu"],)
     assert not info.io_binding and not info.cuda_graph and info.precision == "fp32"
     text = caplog.text

@@ -21,7 +21,7 @@ from jointseg.inference.products import (
     predictor_for,
     training_tags,
 )
-from jointseg.inference.providers import ModelError, tensorrt_provider_options
+from jointseg.inference.providers import ModelError, TensorRTOptions
 from jointseg.inference.scene import Scene, open_scene
 from jointseg.inference.session import Predictor, SessionInfo, make_session
 from jointseg.inference.settings import PredictSettings
@@ -38,19 +38,22 @@ class LoadedModel:
 
 
 def load_model(model_path: str | os.PathLike, settings: PredictSettings) -> LoadedModel:
-    """Open ``model_path`` (or its ``_fp16`` twin, by ``settings.precision``).
+    """Open ``model_path`` (or its ``_fp16`` twin, by ``settings.precision`` and the
+    provider the session runs on) and the one :class:`Predictor` that serves it for the
+    life of a batch: on a GPU it pads every batch to ``settings.batch_size`` and binds
+    its device buffers once, on ``infer.cuda.device_id``.
 
     Raises:
+        ProviderError: the session would not run on the first provider asked for and
+            ``settings.allow_cpu_fallback`` does not allow the CPU (one line).
         ModelError: the model is missing, not ONNX, or lacks the JointSeg interface.
     """
-    trt = None
-    if "tensorrt" in (p.lower() for p in settings.providers):
-        trt = tensorrt_provider_options(settings.trt_fp16, settings.trt_engine_cache,
-                                        settings.trt_timing_cache)
+    trt = TensorRTOptions(fp16=settings.trt_fp16, cache_root=settings.trt_cache_root,
+                          timing_cache=settings.trt_timing_cache)
     session, info = make_session(
         model_path, providers=settings.providers, threads=settings.threads,
-        cuda_options=settings.cuda_options, tensorrt_options=trt,
-        precision=settings.precision, cuda_graph=settings.cuda_graph,
+        cuda_options=settings.cuda_options, tensorrt=trt, precision=settings.precision,
+        cuda_graph=settings.cuda_graph, allow_cpu_fallback=settings.allow_cpu_fallback,
     )  # fmt: skip
     return LoadedModel(session, info, predictor_for(session, info, settings.batch_size))
 

@@ -10,9 +10,13 @@ are ``jointseg predict``'s option names.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from jointseg.settings import StageSettings
+
+#: folder of the shared TensorRT engine caches under ``resources_dir``
+TRT_CACHE_DIR = "trt-cache"
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,14 @@ class PredictSettings(StageSettings):
         mask_snow: leave snow unpredicted (nodata).
         compress: COG compression of the products.
         allow_simulated_model: map real scenes with a model trained on simulated data.
+        allow_cpu_fallback: a GPU provider asked for may give way to the CPU (``cpu``
+            listed too): True, False, or None = only where no GPU is visible.
+        resources_dir: config ``resources_dir``; the TensorRT engine caches default to
+            ``<resources_dir>/trt-cache`` (:meth:`trt_cache_root`).
     """
 
     SECTION: ClassVar[str] = "infer"
+    SHARED: ClassVar[dict[str, str]] = {"resources_dir": "resources_dir"}
 
     providers: tuple[str, ...]
     window_10m: int
@@ -53,6 +62,8 @@ class PredictSettings(StageSettings):
     mask_snow: bool
     compress: str
     allow_simulated_model: bool
+    allow_cpu_fallback: bool | None
+    resources_dir: str
 
     @classmethod
     def _from_section(cls, s: dict[str, Any], shared: dict[str, Any]) -> PredictSettings:
@@ -66,9 +77,20 @@ class PredictSettings(StageSettings):
             trt_engine_cache=t["engine_cache_dir"], trt_timing_cache=t["timing_cache"],
             mask_snow=s["mask_snow"], compress=s["compress"],
             allow_simulated_model=s["allow_simulated_model"],
+            allow_cpu_fallback=s["allow_cpu_fallback"],
+            resources_dir=str(shared["resources_dir"]),
         )  # fmt: skip
 
     @property
     def cuda_options(self) -> dict[str, Any]:
         """CUDA EP options to pass: ``cuda`` without its zero / empty values."""
         return {k: v for k, v in self.cuda.items() if v}
+
+    @property
+    def trt_cache_root(self) -> Path:
+        """Where TensorRT engine caches go: ``trt_engine_cache``, else the shared
+        ``<resources_dir>/trt-cache`` (one folder per model file and engine options
+        below it, :func:`~jointseg.inference.providers.trt_cache_dir`)."""
+        if self.trt_engine_cache:
+            return Path(self.trt_engine_cache)
+        return Path(self.resources_dir) / TRT_CACHE_DIR
