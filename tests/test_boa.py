@@ -42,11 +42,14 @@ def safe_layout(root: Path, name: str, offsets: dict[int, str] | None) -> Path:
 
 
 ALL_1000 = {i: "-1000" for i in range(13)}
-SAFE_N0400 = "S2A_MSIL2A_20230613T101031_N0509_R022_T32TQM_20230613T140000.SAFE"
+SAFE_N0509 = "S2A_MSIL2A_20230613T101031_N0509_R022_T32TQM_20230613T140000.SAFE"
+#: the first baseline with the offset (04.00) and the last without (03.99)
+SAFE_N0400 = "S2A_MSIL2A_20220126T101031_N0400_R022_T32TQM_20220126T140000.SAFE"
+SAFE_N0399 = "S2A_MSIL2A_20220124T101031_N0399_R022_T32TQM_20220124T140000.SAFE"
 
 
 def test_offset_from_metadata_and_applied_to_every_nonzero_dn(tmp_path: Path) -> None:
-    bands = safe_layout(tmp_path, SAFE_N0400, ALL_1000)
+    bands = safe_layout(tmp_path, SAFE_N0509, ALL_1000)
     assert band_dir_offset(bands, ("B02", "B11"))[0] == -1000
     with open_scene(PATCH) as plain, open_scene(bands) as shifted:
         a10, a20 = plain.read_all()
@@ -61,17 +64,31 @@ def test_offset_from_metadata_and_applied_to_every_nonzero_dn(tmp_path: Path) ->
 def test_old_baseline_or_no_evidence_is_zero(tmp_path: Path) -> None:
     old = safe_layout(tmp_path, "S2A_MSIL2A_20170613T101031_N0205_R022_T32TQM.SAFE", {})
     assert band_dir_offset(old, ("B02",))[0] == 0  # MTD without offset elements
-    named = safe_layout(tmp_path / "n", SAFE_N0400, None)
+    named = safe_layout(tmp_path / "n", SAFE_N0509, None)
     assert band_dir_offset(named, ("B02",)) == (-1000, "processing baseline in the path")
     assert band_dir_offset(PATCH, ("B02",))[0] == 0
 
 
+@pytest.mark.parametrize(("name", "offset"), [
+    (SAFE_N0399, 0),  # 03.99: the last baseline without the offset
+    (SAFE_N0400, -1000),  # 04.00: the first baseline with it (ESA, 25 January 2022)
+    (SAFE_N0509, -1000),
+    ("S2B_MSIL2A_20220101T000000_N0400", -1000),  # product id at the end of a folder name
+    ("S2B_MSIL2A_20220101T000000_N0400.SAFE", -1000),
+    ("S2B_MSIL2A_20210101T000000_N0300.SAFE", 0),
+])
+def test_baseline_in_the_path_at_the_04_00_boundary(tmp_path: Path, name: str,
+                                                    offset: int) -> None:
+    bands = safe_layout(tmp_path, name, None)  # no metadata: the path is the evidence
+    assert band_dir_offset(bands, ("B02",)) == (offset, "processing baseline in the path")
+
+
 def test_bad_metadata_names_the_file(tmp_path: Path) -> None:
-    bands = safe_layout(tmp_path, SAFE_N0400, {1: "-1000", 2: "-900"})
+    bands = safe_layout(tmp_path, SAFE_N0509, {1: "-1000", 2: "-900"})
     with pytest.raises(OffsetError, match=r"MTD_MSIL2A.xml: the bands' offsets differ"):
-        metadata_offset(tmp_path / SAFE_N0400 / "MTD_MSIL2A.xml", ("B02", "B03"))
+        metadata_offset(tmp_path / SAFE_N0509 / "MTD_MSIL2A.xml", ("B02", "B03"))
     with pytest.raises(SceneError, match="MTD_MSIL2A.xml"):
         open_scene(bands)
-    (tmp_path / SAFE_N0400 / "MTD_MSIL2A.xml").write_text("<not xml")
+    (tmp_path / SAFE_N0509 / "MTD_MSIL2A.xml").write_text("<not xml")
     with pytest.raises(SceneError, match="MTD_MSIL2A.xml: cannot read product metadata"):
         open_scene(bands)

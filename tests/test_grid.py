@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from rasterio.windows import Window
 from shapely.geometry import box
 
 from jointseg.grid import GeoBox, Tile, is_utm, tiles_for_aoi, tiles_for_bbox, utm_epsg
@@ -82,8 +83,6 @@ def test_is_utm():
 
 
 def test_geobox_zoom_crop_and_areas() -> None:
-    from rasterio.windows import Window
-
     g10 = GeoBox.from_bounds("EPSG:32650", (600000, 3500000, 601200, 3501200), 10)
     g1 = g10.zoom_in(10)
     assert g1 == g10.with_res(1) and g1.shape == (1200, 1200)
@@ -112,3 +111,21 @@ def test_geobox_row_windows_cover_the_grid_once() -> None:
     wins = list(g.row_windows(10))
     assert [(w.row_off, w.height) for w in wins] == [(0, 10), (10, 10), (20, 5)]
     assert all(w.col_off == 0 and w.width == 7 for w in wins)
+
+
+def test_zoom_keeps_width_and_height_apart_on_non_square_grids() -> None:
+    # 300 m wide x 200 m high at 10 m: 30 columns, 20 rows (a square grid hides a swap)
+    g10 = GeoBox.from_bounds("EPSG:32650", (600000, 3500000, 600300, 3500200), 10)
+    assert (g10.width, g10.height) == (30, 20)
+    g1 = g10.zoom_in(10)
+    assert (g1.width, g1.height) == (300, 200) and g1.shape == (200, 300)
+    assert g1.bounds == g10.bounds == (600000, 3500000, 600300, 3500200)
+    assert g1 == g10.with_res(1) and g1.zoom_out(10) == g10
+    # the 1 m child of a window of the 10 m grid is that window's footprint at 1 m
+    sub = g10[Window(col_off=4, row_off=2, width=7, height=3)]
+    assert sub.zoom_in(10).shape == (30, 70) and sub.zoom_in(10).bounds == sub.bounds
+    assert g1.window_of(sub.zoom_in(10)) == Window(40, 20, 70, 30)
+    tall = GeoBox.from_bounds("EPSG:32650", (0, 0, 20, 50), 10)  # 2 columns, 5 rows
+    assert tall.zoom_in(5).shape == (25, 10) and tall.zoom_in(5).zoom_out(5) == tall
+    with pytest.raises(ValueError, match="whole number"):
+        tall.zoom_in(10)[0:20, 0:15].zoom_out(10)

@@ -3,13 +3,14 @@ import json
 import numpy as np
 import pytest
 import rasterio
+from pyproj import Transformer
 from rasterio.windows import from_bounds
 from rio_cogeo.cogeo import cog_validate
 
 from jointseg.grid import Tile
 from jointseg.io import write_cog
 from jointseg.mosaic.catalog import product_item, write_item
-from jointseg.mosaic.merge import CHINA_ALBERS, MosaicError, dominant_crs, mosaic_tiles
+from jointseg.mosaic.merge import MosaicError, dominant_crs, mosaic_tiles
 from jointseg.mosaic.quicklook import quicklook_png
 from jointseg.products import QA_FILLED, QA_NO_OBSERVATION
 
@@ -48,7 +49,21 @@ def test_mosaic_reprojects_other_zone_to_dominant(tmp_path):
         assert set(np.unique(ds.read(1))) <= {1, 255}  # nearest keeps classes
     albers = mosaic_tiles(paths, tmp_path / "a.tif", kind="binary", output_crs="china_albers")
     with rasterio.open(albers) as ds:
-        assert ds.crs.to_proj4().startswith("+proj=aea") and "lat_1=25" in CHINA_ALBERS
+        # the written file's CRS is the China Albers equal-area conic (standard parallels
+        # 25 and 47 N, central meridian 105 E, WGS84), whatever the module constant says
+        params = ds.crs.to_dict()
+        assert {k: params.get(k) for k in ("proj", "lat_0", "lon_0", "lat_1", "lat_2", "x_0",
+                                           "y_0", "units")} == {
+            "proj": "aea", "lat_0": 0, "lon_0": 105, "lat_1": 25, "lat_2": 47, "x_0": 0,
+            "y_0": 0, "units": "m"}
+        assert params.get("ellps") == "WGS84" or params.get("datum") == "WGS84"
+        # and the tiles landed where that projection puts them (their centre, projected here)
+        x, y = Transformer.from_crs("EPSG:32650", "+proj=aea +lat_0=0 +lon_0=105 +lat_1=25 "
+                                    "+lat_2=47 +ellps=WGS84 +units=m", always_xy=True
+                                    ).transform(801000, 3543300)
+        b = ds.bounds
+        assert b.left < x < b.right and b.bottom < y < b.top
+        assert ds.read(1)[ds.index(x, y)] == 1
 
 
 def test_mosaic_rejects_inconsistent_tiles(tmp_path):

@@ -84,6 +84,46 @@ def test_assess_products_same_pixels_and_gain(demo):
     json.dumps(out)
 
 
+def test_utm_product_rows_match_counts_made_here(demo):
+    """The rows of the two UTM stand-ins (10 m, on the map's own 10 m lattice) against
+    counts computed here from the files: block shares of the 1 m rasters and the
+    products' class codes, all binarised at the threshold (>= 0.5, then >= 0.3)."""
+    d, truths, written = demo
+    specs = [ProductSpec.from_dict(s) for s in stand_in_specs(d / "products")
+             if s["kind"] in ("esri_lc", "dynamic_world")]
+    built = {"esri_lc": 7, "dynamic_world": 6}  # the published legends' built class
+
+    def share(path):  # ISA share of each 10 m block of a 1 m raster
+        with rasterio.open(path) as ds:
+            return ds.read(1).reshape(60, 10, 60, 10).mean(axis=(1, 3))
+
+    for threshold in (0.5, 0.3):
+        # the 2017 truth stands in for the map of 2021: it differs from the reference
+        out = assess_products(truths[2017], specs, 2021, truth=truths[2021],
+                              threshold=threshold)
+        ref = share(truths[2021]) >= threshold
+        layers = {"ISA-1 (JointSeg)": share(truths[2017]) >= threshold}
+        for spec in specs:
+            (f,) = spec.hrefs(2021)
+            with rasterio.open(f) as ds:
+                assert ds.shape == (60, 60) and ds.transform.c == GRID_1M.transform.c
+                layers[spec.name] = ds.read(1) == built[spec.kind]
+        f1 = {}
+        rows = {r["name"]: r for r in out["rows"]}
+        assert set(rows) == set(layers) and out["n_common"] == 3600
+        for name, isa in layers.items():
+            tp, fp = int((isa & ref).sum()), int((isa & ~ref).sum())
+            fn, tn = int((~isa & ref).sum()), int((~isa & ~ref).sum())
+            r = rows[name]
+            assert (r["tp"], r["fp"], r["fn"], r["tn"]) == (tp, fp, fn, tn), (name, threshold)
+            f1[name] = 2 * tp / (2 * tp + fp + fn)
+            assert r["f1"] == pytest.approx(f1[name]), name
+        assert 0 < f1["ISA-1 (JointSeg)"] < 1
+        for name, r in rows.items():
+            assert r["f1_gain_points"] == pytest.approx(
+                100 * (f1["ISA-1 (JointSeg)"] - f1[name])), name
+
+
 def test_assess_needs_one_reference(demo):
     d, truths, _ = demo
     with pytest.raises(ValueError, match="exactly one reference"):

@@ -15,9 +15,10 @@ from tests.test_rules import REPO, run_snakemake
 
 
 def _row(name, kind, f1, gain, sim=True):
+    """A products.json row whose scores all differ, so a swapped column shows."""
     return {"name": name, "kind": kind, "path": "x.tif", "simulated": sim, "product_year": 2018,
-            "precision": f1, "recall": f1, "f1": f1, "oa": 0.9, "iou": 0.5, "n_pixels": 100,
-            "f1_gain_points": gain}
+            "precision": f1 - 0.05, "recall": f1 + 0.05, "f1": f1, "oa": 0.9, "iou": f1 / 2,
+            "n_pixels": 100, "f1_gain_points": gain}
 
 
 def test_products_table_rows(tmp_path):
@@ -35,6 +36,10 @@ def test_products_table_rows(tmp_path):
     assert names == ["ISA-1 (JointSeg)", "GAIA 2018 (simulated stand-in)"]
     gaia = t.rows[1]
     assert gaia["f1_gain_points"] == 30.0 and gaia["oa"] == 0.9 and gaia["simulated"]
+    assert (gaia["precision"], gaia["recall"], gaia["f1"], gaia["iou"], gaia["n"]) == (
+        pytest.approx(0.55), pytest.approx(0.65), 0.6, 0.3, 100)
+    assert gaia["reference"] == "simulated raster truth.tif (10 m cells >= 0.5 ISA)"
+    assert t.rows[0]["f1"] == 0.9 and t.rows[0]["f1_gain_points"] == 0.0
     assert gaia["region"] == "demo" and gaia["year"] == 2021
     assert {"oa", "f1_gain_points"} <= set(t.columns)
     (acc / "products.json").write_text(json.dumps({"schema": "other/1"}))

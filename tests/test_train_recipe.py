@@ -65,8 +65,17 @@ def test_amp_and_channels_last_are_cpu_noops() -> None:
     assert amp_dtype("auto", cpu) is None and amp_dtype("bf16", cpu) is None
     assert amp_dtype("auto", torch.device("cuda")) is torch.bfloat16
     assert amp_dtype("off", torch.device("cuda")) is None
+    # a matmul is an op autocast lowers (a factory like torch.ones is not): float32 with
+    # dtype None (what amp_dtype gives on CPU), bfloat16 when autocast is really on
+    a = torch.ones(4, 4)
     with autocast(None, cpu):
-        assert torch.ones(2).dtype == torch.float32
+        assert (a @ a).dtype == torch.float32
+        assert torch.nn.functional.conv2d(a[None, None], a[None, None]).dtype == torch.float32
+    with autocast(torch.bfloat16, cpu):
+        assert (a @ a).dtype == torch.bfloat16
+    assert (a @ a).dtype == torch.float32  # and off again on leaving
+    with autocast(amp_dtype("auto", cpu), cpu):  # the recipe's CPU setting: full precision
+        assert (a @ a).dtype == torch.float32
     m = to_channels_last(torch.nn.Conv2d(2, 8, 3), cpu, True)
     assert m.weight.is_contiguous()
 
