@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -306,3 +307,114 @@ def test_stop_demo_servers_ignores_foreign_pid(tmp_path: Path) -> None:
     (state / "files.pid").write_text("1\n")  # pid 1 is not one of ours: never signalled
     stop_demo_servers(state)
     assert not (state / "files.pid").exists()
+
+
+# A "run" using the demo servers: reads commands from stdin ("ensure", "hold",
+# "release"), answers each with one line. Its lease holder is itself, or the process
+# named by $JOINTSEG_DEMO_SERVERS_HOLDER (as a Snakemake run's jobs get it).
+RUN = """
+import sys
+from pathlib import Path
+from jointseg.simulate import servers
+sim, state, stac_port, file_port = Path(sys.argv[1]), Path(sys.argv[2]), *map(int, sys.argv[3:5])
+for line in sys.stdin:
+    cmd = line.strip()
+    if cmd == "ensure":
+        servers.ensure_demo_servers(sim, stac_port, file_port, state)
+        print("ok", flush=True)
+    elif cmd == "hold":
+        servers.hold_demo_servers(state)
+        print("ok", flush=True)
+    elif cmd == "release":
+        print("stopped" if servers.release_demo_servers(state) else "kept", flush=True)
+"""
+
+
+class _Run:
+    """One process using the demo servers, driven line by line."""
+
+    def __init__(self, sim: Path, state: Path, ports: tuple[int, int],
+                 env: dict | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", RUN, str(sim), str(state), *map(str, ports)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, **(env or {})})
+
+    def __call__(self, cmd: str) -> str:
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        assert answer, f"run {self.proc.pid} died on {cmd!r}"
+        return answer
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+def _answering(stac_port: int, file_port: int, sim: Path) -> bool:
+    return _serves_demo(stac_port, sim) and _serves_demo(file_port, sim)
+
+
+def test_demo_servers_stop_with_their_last_user(tmp_path: Path) -> None:
+    """Two runs share the servers: the first to finish leaves them up for the other
+    (issue 22 item 5); the last one stops them. A run killed with -9 holds no lease."""
+    sim, state = _make_sim_dir(tmp_path), tmp_path / "state"
+    ports = (free_port(), free_port())
+    a, b = _Run(sim, state, ports), _Run(sim, state, ports)
+    try:
+        assert a("ensure") == "ok" and b("ensure") == "ok"  # b reuses a's servers
+        assert servers.live_leases(state) == sorted([a.proc.pid, b.proc.pid])
+        assert a("release") == "kept"
+        assert _answering(*ports, sim)  # b's downloads still work
+        assert _get(f"http://127.0.0.1:{ports[1]}/s2/hello.txt")[2] == b"hello demo\n"
+        assert b("release") == "stopped"
+        assert not process.port_open("127.0.0.1", ports[0])
+        assert not process.port_open("127.0.0.1", ports[1])
+        assert not list(state.glob("*.pid"))
+
+        # a run killed with -9 while holding a lease does not keep the servers up
+        c, d = _Run(sim, state, ports), _Run(sim, state, ports)
+        try:
+            assert c("ensure") == "ok" and d("hold") == "ok"
+            c.proc.kill()
+            c.proc.wait(10)
+            assert servers.live_leases(state) == [d.proc.pid]
+            assert d("release") == "stopped"
+            assert not process.port_open("127.0.0.1", ports[1])
+            assert not list((state / "leases").glob("*.json"))  # the dead lease is cleared
+        finally:
+            c.close()
+            d.close()
+    finally:
+        a.close()
+        b.close()
+        stop_demo_servers(state)
+
+
+def test_a_jobs_lease_lasts_as_long_as_its_run(tmp_path: Path) -> None:
+    """A job started by a run ($JOINTSEG_DEMO_SERVERS_HOLDER = the run's pid) leases the
+    servers for the run: another run finishing keeps them up after the job has exited,
+    until the run itself ends."""
+    sim, state = _make_sim_dir(tmp_path), tmp_path / "state"
+    ports = (free_port(), free_port())
+    run = subprocess.Popen(["sleep", "60"])  # stands in for the Snakemake process
+    job = _Run(sim, state, ports, env={servers.HOLDER_ENV: str(run.pid)})
+    other = _Run(sim, state, ports)
+    try:
+        assert job("ensure") == "ok"  # the search job starts the servers ...
+        job.close()  # ... and exits
+        assert servers.live_leases(state) == [run.pid]
+        assert other("hold") == "ok" and other("release") == "kept"
+        assert _answering(*ports, sim)
+        run.kill()
+        run.wait(10)
+        assert other("hold") == "ok" and other("release") == "stopped"
+        assert not process.port_open("127.0.0.1", ports[0])
+    finally:
+        run.kill()
+        run.wait(10)
+        job.close()
+        other.close()
+        stop_demo_servers(state)

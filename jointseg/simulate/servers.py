@@ -16,6 +16,15 @@
   lock so that concurrent rule instances start them once. Each runs as its own
   process group; stopping waits until the group is gone and the port refuses
   connections (see :mod:`jointseg.simulate.process`).
+* Several runs may use one pair (two Snakemake runs with different targets in one
+  directory). Each user holds a *lease*, ``<state_dir>/leases/<pid>.json`` (pid and
+  process start time): :func:`ensure_demo_servers` takes one for its holder (the
+  process named by ``$JOINTSEG_DEMO_SERVERS_HOLDER``, which a Snakemake run sets to
+  its own pid for its jobs, else the caller), :func:`hold_demo_servers` takes one
+  without starting anything, and :func:`release_demo_servers` drops the caller's
+  and stops the pair only when no live lease is left. A lease whose process has
+  exited (or whose pid now belongs to another process) no longer counts, so a run
+  killed with ``kill -9`` never keeps the servers up.
 
 Both servers listen on loopback only unless told otherwise. Run the file server
 alone with ``python -m jointseg.simulate.servers files ROOT --port 8752``.
@@ -29,6 +38,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -48,6 +58,10 @@ log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/_jointseg/health"
 START_TIMEOUT_S = 30.0
+#: the process a demo-server lease is held for (a Snakemake run exports its pid here, so
+#: that its jobs' leases last as long as the run, not as long as the job)
+HOLDER_ENV = "JOINTSEG_DEMO_SERVERS_HOLDER"
+LEASES = "leases"
 
 
 class ServerError(RuntimeError):
@@ -350,7 +364,8 @@ def _stop_pid_file(pid_file: Path, timeout_s: float = 10.0) -> None:
 
 
 def ensure_demo_servers(
-    sim_dir: Path, stac_port: int, file_port: int, state_dir: Path, host: str = "127.0.0.1"
+    sim_dir: Path, stac_port: int, file_port: int, state_dir: Path, host: str = "127.0.0.1",
+    holder: int | None = None,
 ) -> tuple[str, str]:
     """Make sure a STAC API and a file server for ``sim_dir`` listen on the given ports.
 
@@ -362,6 +377,10 @@ def ensure_demo_servers(
     (a STAC API this function started for an older version of those files is
     restarted); the file server serves ``sim_dir`` itself, so asset hrefs read
     ``http://<host>:<file_port>/<path relative to sim_dir>``.
+
+    Takes a lease for ``holder`` (default :func:`lease_holder`) in the same locked
+    step, so :func:`release_demo_servers` of another run cannot stop the pair between
+    this start and this holder's use of it.
 
     Returns:
         ``(stac_url, file_url)``, e.g. ``("http://127.0.0.1:8751", "http://127.0.0.1:8752")``.
@@ -411,11 +430,14 @@ def ensure_demo_servers(
             if name == "stac":
                 _write_state(state_dir / "stac.fingerprint", fingerprint + "\n")
             _wait_until(ok, None, f"demo {name} server on {host}:{port} (log {state_dir})")
+        _write_lease(state_dir, lease_holder() if holder is None else holder)
     return stac_url, file_url
 
 
 def stop_demo_servers(state_dir: Path, timeout_s: float = 10.0) -> None:
-    """Stop the servers that :func:`ensure_demo_servers` started, by their pid files.
+    """Stop the servers that :func:`ensure_demo_servers` started, by their pid files,
+    whoever still holds a lease (``jointseg serve-demo --stop``); a run ending uses
+    :func:`release_demo_servers` instead.
 
     Each server's whole process group gets SIGTERM, then SIGKILL after ``timeout_s``;
     this returns only when every process of the group has exited and the recorded
@@ -433,6 +455,88 @@ def stop_demo_servers(state_dir: Path, timeout_s: float = 10.0) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for pid_file in sorted(state_dir.glob("*.pid")):
             _stop_pid_file(pid_file, timeout_s)
+
+
+def lease_holder() -> int:
+    """The pid a lease is taken for: ``$JOINTSEG_DEMO_SERVERS_HOLDER`` if it names a live
+    process (the Snakemake run that started this job), else this process."""
+    value = os.environ.get(HOLDER_ENV, "")
+    if value.isdigit() and process.proc_stat(int(value)) is not None:
+        return int(value)
+    return os.getpid()
+
+
+def _write_lease(state_dir: Path, pid: int) -> None:
+    """Record (or renew) the lease of ``pid``; the caller holds ``servers.lock``."""
+    st = process.proc_stat(pid)
+    if st is None:
+        raise ServerError(f"demo server lease: no process {pid}")
+    (state_dir / LEASES).mkdir(exist_ok=True)
+    _write_state(state_dir / LEASES / f"{pid}.json",
+                 json.dumps({"pid": pid, "start_ticks": st.start_ticks}) + "\n")
+
+
+def _lease_alive(path: Path) -> bool:
+    """Whether the lease's process still runs (same pid and start time, not a zombie)."""
+    try:
+        record = json.loads(path.read_text())
+        pid, ticks = int(record["pid"]), int(record["start_ticks"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    st = process.proc_stat(pid)
+    return st is not None and st.start_ticks == ticks and st.state not in "ZX"
+
+
+def live_leases(state_dir: Path) -> list[int]:
+    """Pids holding a live lease on the demo servers of ``state_dir`` (dead ones ignored)."""
+    return sorted(int(p.stem) for p in (Path(state_dir) / LEASES).glob("*.json")
+                  if p.stem.isdigit() and _lease_alive(p))
+
+
+@contextlib.contextmanager
+def _locked(state_dir: Path):  # noqa: ANN202 - a context manager
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / "servers.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def hold_demo_servers(state_dir: Path, holder: int | None = None) -> None:
+    """Take a lease on the demo servers of ``state_dir`` for ``holder`` (default
+    :func:`lease_holder`) without starting them: a run that starts before the demo is
+    simulated still counts as a user of the servers its jobs will start."""
+    state_dir = Path(state_dir)
+    with _locked(state_dir):
+        _write_lease(state_dir, lease_holder() if holder is None else holder)
+
+
+def release_demo_servers(state_dir: Path, holder: int | None = None,
+                         timeout_s: float = 10.0) -> bool:
+    """Drop ``holder``'s lease (default :func:`lease_holder`); stop the servers when no
+    live lease is left (a dead process's lease does not count; stale lease files are
+    removed). Returns whether the servers were stopped.
+
+    Raises:
+        ServerError: as :func:`stop_demo_servers`.
+    """
+    state_dir = Path(state_dir)
+    if not state_dir.is_dir():
+        return False
+    holder = lease_holder() if holder is None else holder
+    with _locked(state_dir):
+        with contextlib.suppress(FileNotFoundError):
+            (state_dir / LEASES / f"{holder}.json").unlink()
+        for lease in (state_dir / LEASES).glob("*.json"):
+            if not _lease_alive(lease):
+                with contextlib.suppress(FileNotFoundError):
+                    lease.unlink()
+        others = live_leases(state_dir)
+        if others:
+            log.info("demo servers kept: still used by pid(s) %s", others)
+            return False
+        for pid_file in sorted(state_dir.glob("*.pid")):
+            _stop_pid_file(pid_file, timeout_s)
+    return True
 
 
 # --------------------------------------------------------------------------------------
