@@ -554,20 +554,36 @@ def region_bbox_arg(region):
 
 
 def start_demo_servers_if_ready():
-    """Serve the demo catalogue for this run when it exists already (reruns)."""
-    if DEMO["enabled"] and Path(SIM_DIR, "simulation.json").exists():
-        from jointseg.simulate.servers import ensure_demo_servers
+    """Take this run's lease on the demo servers (its jobs inherit it through
+    $JOINTSEG_DEMO_SERVERS_HOLDER) and serve the demo catalogue when it exists already
+    (reruns). Another run in this directory then never stops the servers under us."""
+    if DEMO["enabled"]:
+        import os
 
-        ensure_demo_servers(
-            Path(SIM_DIR), DEMO["stac_port"], DEMO["file_port"], Path(DEMO["state_dir"])
+        from jointseg.simulate.servers import (
+            HOLDER_ENV,
+            ensure_demo_servers,
+            hold_demo_servers,
         )
+
+        os.environ[HOLDER_ENV] = str(os.getpid())
+        state_dir = Path(DEMO["state_dir"])
+        hold_demo_servers(state_dir, os.getpid())
+        if Path(SIM_DIR, "simulation.json").exists():
+            ensure_demo_servers(
+                Path(SIM_DIR), DEMO["stac_port"], DEMO["file_port"], state_dir,
+                holder=os.getpid(),
+            )
 
 
 def stop_demo_servers_if_started():
+    """Release this run's lease; the servers stop only when no other live run holds one."""
     if DEMO["enabled"]:
-        from jointseg.simulate.servers import stop_demo_servers
+        import os
 
-        stop_demo_servers(Path(DEMO["state_dir"]))
+        from jointseg.simulate.servers import release_demo_servers
+
+        release_demo_servers(Path(DEMO["state_dir"]), os.getpid())
 
 
 # --- other ISA products for Table 1 (rules/products.smk, config accuracy.products)
