@@ -1,15 +1,27 @@
-"""Atomic, validated file output: every final path is complete or absent.
+"""Atomic, validated, checksummed file output: every final path is complete or absent.
 
 All writers in ``jointseg`` go through :func:`atomic_path`: data are written to a
 temporary sibling (same directory, so ``os.replace`` is an atomic rename on one
 filesystem), optionally validated, then renamed onto the final name. A temporary
-file left by a killed process is removed by the next write of the same final path
-(:func:`remove_stale_parts`).
+file left by a killed process (and GDAL's own temporaries of it) is removed by the
+next write of the same final path (:func:`remove_stale_parts`).
+
+Integrity: an intermediate one stage writes and another reads (stack, cloud mask,
+composite, per-tile products, chips, models) gets a ``<file>.sha256`` sidecar
+(``sha256sum`` format) from :func:`atomic_path` (``checksum=True``; :func:`write_cog`
+does it by default); its reader calls :func:`verify_file`, which fails in one line
+naming the file when the bytes changed after they were written. A file without a
+sidecar (written before sidecars existed, or by another program) is read as before.
+
+Full disks: a write that fails for lack of space (or any other write error) raises
+one-line :class:`OutputError` naming the final path; :func:`output_guard` does the
+same for a step of several files and removes those it wrote when one fails.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -43,6 +55,20 @@ class OutputError(RuntimeError):
     """Writing or validating an output failed; the final file was not created."""
 
 
+class IntegrityError(ValueError):
+    """A file's bytes differ from the sha256 recorded when it was written."""
+
+
+#: Suffix of the checksum sidecar of a file: ``<name>.sha256``.
+CHECKSUM_SUFFIX = ".sha256"
+#: errno values of a failed write: the disk (or quota) is full, the file too large,
+#: the filesystem read-only, or the device failing.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+#: Messages of GDAL / libtiff / rasterio write failures (they rarely carry an errno).
+_WRITE_TEXT = re.compile(r"no space left|write (failed|error)|disk space|disk full|"
+                         r"file too large|quota|unknown gdal error", re.IGNORECASE)
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a local file's bytes, read in 1 MiB chunks.
 
@@ -62,7 +88,9 @@ def remove_stale_parts(
     """Remove the temporary files a killed writer of ``directory/name`` left behind.
 
     Only entries named exactly as :func:`atomic_path` names them for this final name
-    (``.{name}.XXXXXXXX.part``, ``X`` being ``mkstemp``'s random characters) and last
+    (``.{name}.XXXXXXXX.part``, ``X`` being ``mkstemp``'s random characters), GDAL's
+    temporaries of such a file (``.{name}.XXXXXXXX.part.ovr.tmp``, ``….part.aux.xml``:
+    the part's name and one or more extensions) and last
     modified before this process imported :mod:`jointseg.io` are removed: the
     temporary files of another final path (even ``{name}.x``) and files modified
     since this process started are left alone. (Two live writers of the same final
@@ -76,7 +104,9 @@ def remove_stale_parts(
     Returns:
         The removed paths.
     """
-    pattern = re.compile(rf"\.{re.escape(name)}\.{_MKSTEMP_RANDOM}{re.escape(suffix)}")
+    gdal_tmp = r"(\.[A-Za-z0-9_]+)*" if suffix and not dirs else ""
+    pattern = re.compile(
+        rf"\.{re.escape(name)}\.{_MKSTEMP_RANDOM}{re.escape(suffix)}{gdal_tmp}")
     removed = []
     try:
         entries = list(os.scandir(directory))
@@ -98,23 +128,136 @@ def remove_stale_parts(
     return removed
 
 
+def checksum_path(path: str | os.PathLike) -> Path:
+    """The sha256 sidecar of ``path``: ``<path>.sha256`` (``sha256sum`` format)."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def recorded_sha256(path: str | os.PathLike, *,
+                    remedy: str = "rerun the stage that writes it") -> str | None:
+    """The hex sha256 that ``<path>.sha256`` records, None when there is no sidecar.
+
+    Raises:
+        IntegrityError: if the sidecar is unreadable or not a sha256 line.
+    """
+    sidecar = checksum_path(path)
+    try:
+        words = sidecar.read_text().split()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"{sidecar}: unreadable checksum file ({exc}); {remedy}") from None
+    if not words or not re.fullmatch(r"[0-9a-f]{64}", words[0]):
+        raise IntegrityError(f"{sidecar}: not a sha256 checksum file; {remedy}")
+    return words[0]
+
+
+def verify_file(path: str | os.PathLike, expected: str | None = None, *,
+                recorded_in: str | os.PathLike | None = None,
+                remedy: str = "rerun the stage that writes it") -> str | None:
+    """Check that ``path`` still has the sha256 recorded when it was written.
+
+    Args:
+        path: the file to read next.
+        expected: the recorded hex digest (e.g. from a stage manifest); None reads the
+            ``<path>.sha256`` sidecar, and a file without one is not checked.
+        recorded_in: where ``expected`` comes from, for the message.
+        remedy: what the message tells the user to do.
+
+    Returns:
+        The verified digest, or None when nothing was recorded (the file was not read).
+
+    Raises:
+        IntegrityError: one line naming the file: missing, unreadable, or changed.
+    """
+    path = Path(path)
+    if expected is None:
+        expected = recorded_sha256(path, remedy=remedy)
+        if expected is None:
+            return None
+        recorded_in = recorded_in or checksum_path(path)
+    try:
+        actual = sha256_file(path)
+    except FileNotFoundError:
+        raise IntegrityError(f"{path}: missing (listed in {recorded_in}); {remedy}") from None
+    except OSError as exc:
+        raise IntegrityError(f"{path}: cannot be read ({exc.strerror}); {remedy}") from None
+    if actual != expected:
+        raise IntegrityError(f"{path}: sha256 mismatch with {recorded_in} (file changed after "
+                             f"it was written): {remedy}")
+    return actual
+
+
+def write_failure_reason(exc: BaseException) -> str | None:
+    """The reason, if ``exc`` (or an exception it was raised from) is a failed write:
+    an errno of :data:`_WRITE_ERRNOS` or a GDAL/libtiff write-error message; else None."""
+    texts = []
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        code = getattr(exc, "errno", None)
+        if isinstance(exc, OSError) and code in _WRITE_ERRNOS:
+            return os.strerror(code)
+        lines = str(exc).strip().splitlines()
+        if lines and _WRITE_TEXT.search(lines[0]):
+            texts.append(lines[0])
+        exc = exc.__cause__ or exc.__context__
+    # the deepest message is GDAL's own ("TIFFAppendToStrip:Write error ..."), not
+    # rasterio's "Write failed. See previous exception for details."
+    return texts[-1] if texts else None
+
+
+def _disk_note(directory: Path) -> str:
+    """``"; N MiB free on DIR"`` when ``directory``'s filesystem is nearly full."""
+    with contextlib.suppress(OSError):
+        st = os.statvfs(directory)
+        free = st.f_bavail * st.f_frsize
+        if free < max(64 << 20, st.f_blocks * st.f_frsize // 100):
+            return f"; {free / 2**20:.1f} MiB free on {directory}"
+    return ""
+
+
+def _remove_with_temporaries(path: Path) -> None:
+    """Remove ``path`` and GDAL's temporaries of it (``<path>.ovr.tmp``, ``.aux.xml``...)."""
+    for p in [path, *path.parent.glob(glob_escape(path.name) + ".*")]:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            p.unlink()
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped (``[``, ``*``, ``?``)."""
+    return re.sub(r"([\[\]*?])", r"[\1]", name)
+
+
 @contextlib.contextmanager
 def atomic_path(
-    final: str | os.PathLike, validate: Callable[[Path], None] | None = None
+    final: str | os.PathLike, validate: Callable[[Path], None] | None = None, *,
+    checksum: bool = False,
 ) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success validate and rename it.
 
-    On any exception (or a failed validation) the temporary file is removed and
-    ``final`` is left untouched (an older complete version stays in place). Temporary
-    files of ``final`` left by a killed process are removed first
-    (:func:`remove_stale_parts`).
+    On any exception (or a failed validation) the temporary file (and GDAL's
+    temporaries of it) is removed and ``final`` is left untouched (an older complete
+    version stays in place). Temporary files of ``final`` left by a killed process
+    are removed first (:func:`remove_stale_parts`). A failed write (disk full, file
+    too large, I/O error) becomes one-line :class:`OutputError` naming ``final``.
+
+    Args:
+        validate: called with the temporary path before the rename.
+        checksum: record the file's sha256 in ``<final>.sha256`` (for
+            :func:`verify_file`). Without it, a sidecar of an older ``final`` is
+            removed, so it never describes other bytes.
     """
     final = Path(final)
+    sidecar = checksum_path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(final.parent, final.name)
+    remove_stale_parts(final.parent, sidecar.name)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    side_tmp: Path | None = None
     try:
         yield tmp_path
         if validate is not None:
@@ -122,12 +265,87 @@ def atomic_path(
         # mkstemp creates 0600; give the final file the usual umask-based mode
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, final)
-    except BaseException:
+        mode = 0o666 & ~umask
+        os.chmod(tmp_path, mode)
+        if checksum:
+            fd, side = tempfile.mkstemp(prefix=f".{sidecar.name}.", suffix=".part",
+                                        dir=final.parent)
+            side_tmp = Path(side)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{sha256_file(tmp_path)}  {final.name}\n")
+            os.chmod(side_tmp, mode)
+        # no window in which the new bytes sit beside the old checksum: drop it first
         with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
+            sidecar.unlink()
+        os.replace(tmp_path, final)
+        if side_tmp is not None:
+            os.replace(side_tmp, sidecar)
+    except BaseException as exc:
+        reason = None if isinstance(exc, OutputError) else write_failure_reason(exc)
+        note = _disk_note(final.parent) if reason else ""
+        _remove_with_temporaries(tmp_path)
+        if side_tmp is not None:
+            _remove_with_temporaries(side_tmp)
+        if reason:
+            raise OutputError(f"{final}: write failed, no file written ({reason}{note})"
+                              ) from exc
         raise
+
+
+def _state(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime_ns) of ``path``, None when absent."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+@contextlib.contextmanager
+def output_guard(*finals: str | os.PathLike | None) -> Iterator[None]:
+    """All or nothing for a step that writes several outputs (``None`` entries ignored).
+
+    If the block raises, every listed output the block wrote (created or replaced) is
+    removed with its checksum sidecar, so no partial set is left; outputs it had not
+    reached keep their older version. A failed write (disk full, I/O error) that is
+    not already an :class:`OutputError` becomes one: one line naming the first output.
+    """
+    paths = [Path(p) for p in finals if p is not None]
+    before = {p: _state(p) for p in paths}
+    try:
+        yield
+    except BaseException as exc:
+        for p in paths:
+            now = _state(p)
+            if now is not None and now != before[p]:
+                for q in (p, checksum_path(p)):
+                    with contextlib.suppress(FileNotFoundError):
+                        q.unlink()
+                log.info("removed %s: a later output of the same step failed", p)
+        reason = None if isinstance(exc, OutputError) else write_failure_reason(exc)
+        if reason and paths:
+            others = f" (and {len(paths) - 1} other output(s) of this step)" \
+                if len(paths) > 1 else ""
+            raise OutputError(f"{paths[0]}{others}: write failed, no file written "
+                              f"({reason}{_disk_note(paths[0].parent)})") from exc
+        raise
+
+
+@contextlib.contextmanager
+def scratch_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside ``final`` (``.{name}.XXXXXXXX``), removed on exit.
+
+    One a killed process left (older than this process) is removed first
+    (:func:`remove_stale_parts` with ``dirs=True``), so none outlives a rerun.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(final.parent, final.name, suffix="", dirs=True)
+    path = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -177,6 +395,7 @@ def write_cog(
     compress: str = "DEFLATE",
     blocksize: int = 512,
     overview_resampling: str = "nearest",
+    checksum: bool = True,
 ) -> Path:
     """Write a (bands, rows, cols) array as a Cloud-Optimized GeoTIFF, atomically.
 
@@ -195,6 +414,8 @@ def write_cog(
         compress: GDAL compression (DEFLATE, ZSTD, LZW...).
         blocksize: internal tile size in pixels.
         overview_resampling: resampling for overviews (``nearest`` for classes).
+        checksum: write the ``<final>.sha256`` sidecar (:func:`verify_file`); off where
+            a manifest records the digest instead (the download's stack).
 
     Returns:
         The final path.
@@ -223,7 +444,8 @@ def write_cog(
     mem_profile = geobox.profile(
         driver="GTiff", count=data.shape[0], dtype=data.dtype.name, nodata=nodata
     )
-    with _named_failure(final), atomic_path(final, validate=validate_raster) as tmp:
+    with _named_failure(final), atomic_path(final, validate=validate_raster,
+                                           checksum=checksum) as tmp:
         with rasterio.MemoryFile() as mem:
             with mem.open(**mem_profile) as staging:
                 staging.write(data)

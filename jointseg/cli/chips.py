@@ -91,8 +91,8 @@ def chips(hr: tuple[Path, ...], hr_bands: str, labels: tuple[Path, ...],
             split_fractions=fractions, seed=seed, ignore_edge_m=ignore_edge_m,
             highway_widths=widths, progress=not no_progress)
         report = make_chips(list(hr), list(labels), list(composites), out_dir, settings,
-                            reference=list(reference))
-        _write_provenance(out_dir, training_data_id, composites)
+                            reference=list(reference),
+                            finish=lambda d: _write_provenance(d, training_data_id, composites))
     except (TrainingDataError, OutputError, ProvenanceError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     splits = {s: sum(c["split"] == s for c in report.chips) for s in ("train", "val", "test")}
@@ -102,7 +102,8 @@ def chips(hr: tuple[Path, ...], hr_bands: str, labels: tuple[Path, ...],
 
 def _write_provenance(out_dir: Path, training_data_id: str | None,
                       composites: tuple[Path, ...]) -> None:
-    """OUT/provenance.json: the id (default: sha256 of index.csv) and the simulated flag."""
+    """OUT/provenance.json: the id (default: sha256 of index.csv) and the simulated flag
+    (``out_dir``: the staging folder that becomes OUT)."""
     from jointseg.model.chips import index_training_data_id, write_chips_provenance
     from jointseg.provenance import file_sha256, is_simulated
 

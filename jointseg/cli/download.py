@@ -17,6 +17,7 @@ from jointseg.config import schema_default
 from jointseg.data.download import run_download
 from jointseg.data.errors import DownloadError, ItemError
 from jointseg.data.settings import DownloadSettings
+from jointseg.io import OutputError
 
 
 @click.command("download")
@@ -51,6 +52,6 @@ def download(ctx: click.Context, scenes_json: Path, out_dir: Path, **_: object) 
     settings = settings_from_context(DownloadSettings, ctx)
     try:
         manifest = run_download(scenes_json, out_dir, settings)
-    except (DownloadError, ItemError, ValueError) as exc:
+    except (DownloadError, ItemError, OutputError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(manifest))

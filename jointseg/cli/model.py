@@ -115,6 +115,7 @@ def export(checkpoint: Path, out_path: Path, fp16: bool, halo_10m: int | None,
     """Export a checkpoint to ONNX (dynamic batch/size, opset 17, metadata inside)."""
     import torch
 
+    from jointseg.io import IntegrityError, OutputError
     from jointseg.model.export import ExportError, export_model
     from jointseg.model.train import TrainError
 
@@ -122,7 +123,7 @@ def export(checkpoint: Path, out_path: Path, fp16: bool, halo_10m: int | None,
     try:
         res = export_model(checkpoint, out_path, fp16=fp16, halo_10m=halo_10m,
                            max_halo_10m=max_halo_10m, model_name=model_name)
-    except (ExportError, TrainError) as exc:
+    except (ExportError, TrainError, IntegrityError, OutputError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps({"fp32": str(res["fp32"]),
                            "fp16": str(res["fp16"]) if res["fp16"] else None,

@@ -44,9 +44,8 @@ def mosaic(tiles: tuple[Path, ...], output: Path, kind: str, output_crs: str | N
            res_m: float, year: int, region: str, item: Path | None, quicklook: Path | None,
            threads: int, from_manifests: bool) -> None:
     """Mosaic TILES (per-tile COGs of one product) into OUTPUT."""
-    from jointseg.mosaic.catalog import product_item, write_item
-    from jointseg.mosaic.merge import MosaicError, mosaic_tiles
-    from jointseg.mosaic.quicklook import quicklook_png
+    from jointseg.io import OutputError, output_guard
+    from jointseg.mosaic.merge import MosaicError
 
     if from_manifests:
         from jointseg.batch import BatchError, manifest_files
@@ -58,19 +57,31 @@ def mosaic(tiles: tuple[Path, ...], output: Path, kind: str, output_crs: str | N
         log.info("%d tile(s) from the batch manifests", len(tiles))
 
     try:
-        out = mosaic_tiles(list(tiles), output, kind=kind, output_crs=output_crs, res_m=res_m,
-                           threads=threads,
-                           extra_tags={"REGION": region, "YEAR": str(year)})
-    except MosaicError as exc:
+        with output_guard(output, item, quicklook):  # all of them or none
+            _mosaic_outputs(tiles, output, kind, output_crs, res_m, year, region, item,
+                            quicklook, threads)
+    except (MosaicError, OutputError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _mosaic_outputs(tiles: tuple[Path, ...], output: Path, kind: str, output_crs: str | None,
+                    res_m: float, year: int, region: str, item: Path | None,
+                    quicklook: Path | None, threads: int) -> None:
+    """Write the mosaic COG, then its STAC Item and quicklook when asked for."""
+    import rasterio
+
+    from jointseg.mosaic.catalog import product_item, write_item
+    from jointseg.mosaic.merge import mosaic_tiles
+    from jointseg.mosaic.quicklook import quicklook_png
+
+    out = mosaic_tiles(list(tiles), output, kind=kind, output_crs=output_crs, res_m=res_m,
+                       threads=threads, extra_tags={"REGION": region, "YEAR": str(year)})
     log.info("wrote %s from %d tiles", out, len(tiles))
     product = "isa" if kind == "binary" else "isa_probability"
     if item:
         desc = ("1 m impervious surface (1 = impervious, 0 = not, 255 = no data; "
                 "band 2: QA bit flags)" if kind == "binary"
                 else "1 m impervious-surface probability (DN x scale)")
-        import rasterio
-
         with rasterio.open(out) as ds:
             tags, scale = ds.tags(), (ds.scales[0] if kind == "prob" else None)
         props = {f"jointseg:{k.lower()}": v for k, v in tags.items()

@@ -72,7 +72,7 @@ from jointseg.data.cloudmask import (
 from jointseg.data.settings import CompositeSettings
 from jointseg.data.stack import read_manifest, verify_stack
 from jointseg.grid import GeoBox
-from jointseg.io import write_cog
+from jointseg.io import output_guard, verify_file, write_cog
 from jointseg.products import QA_FILLED, QA_NO_OBSERVATION
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,8 @@ class _Stack:
         m = read_manifest(self.manifest_path)
         try:
             verify_stack(self.manifest_path, m)
-        except ValueError as exc:
+            verify_file(self.mask_path, remedy="rerun cloudmask")
+        except ValueError as exc:  # IntegrityError too
             raise CompositeError(str(exc)) from None
         self.tile_id: str = m["tile_id"]
         self.scenes: list[dict] = m["scenes"]
@@ -369,10 +370,11 @@ def composite_tile(
     }
     if any(s.get("simulated") for s in st.scenes):
         tags["JOINTSEG_SIMULATED"] = "true"
-    write_cog(out_10m, out10, g10, nodata=0, band_names=list(COMPOSITE_10M),
-              scales=[SCALE] * len(BANDS_10M) + [1.0, 1.0], tags=tags)
-    write_cog(out_20m, out20, g20, nodata=0, band_names=list(BANDS_20M),
-              scales=[SCALE] * len(BANDS_20M), tags=tags)
+    with output_guard(out_10m, out_20m):  # both or neither
+        write_cog(out_10m, out10, g10, nodata=0, band_names=list(COMPOSITE_10M),
+                  scales=[SCALE] * len(BANDS_10M) + [1.0, 1.0], tags=tags)
+        write_cog(out_20m, out20, g20, nodata=0, band_names=list(BANDS_20M),
+                  scales=[SCALE] * len(BANDS_20M), tags=tags)
     return Path(out_10m), Path(out_20m)
 
 

@@ -223,8 +223,10 @@ def _fetch(scene: _Scene, band: str, tile: Tile, grid: GeoBox, **fetch_kw: Any) 
 
 
 def _write_band(target: Path, data: np.ndarray, grid: GeoBox, scene: _Scene, band: str) -> str:
-    """Write one band file as a COG on ``grid``, check it reads back, return its sha256."""
+    """Write one band file as a COG on ``grid``, check it reads back, return its sha256
+    (the manifest records it: no sidecar, :func:`jointseg.data.stack.verify_stack` checks)."""
     write_cog(target, data, grid, nodata=0, band_names=[band], overview_resampling="nearest",
+              checksum=False,
               tags={"JOINTSEG_PRODUCT": "stack", "SCENE": scene.id, "BAND": band,
                     **({"JOINTSEG_SIMULATED": "true"} if scene.simulated else {})})
     check_on_grid(target, grid)

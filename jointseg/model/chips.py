@@ -25,9 +25,11 @@ so a model says which data it learnt from and whether they were simulated.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +37,7 @@ import numpy as np
 import rasterio
 
 from jointseg.bands import BANDS_10M, BANDS_20M, COUNT, MODEL_INPUT_10M, SR_BANDS
-from jointseg.io import sha256_file, write_json
+from jointseg.io import IntegrityError, sha256_file, verify_file, write_json
 from jointseg.products import NODATA_U8
 from jointseg.provenance import is_simulated
 
@@ -122,6 +124,28 @@ def read_index(root: str | Path) -> list[dict[str, str]]:
         return list(reader)
 
 
+@contextlib.contextmanager
+def _open_chip_file(path: Path) -> Iterator[rasterio.io.DatasetReader]:
+    """Open a chip file after checking it against its ``.sha256`` sidecar (a chip changed
+    after it was written is refused in one line); ChipError when it does not open."""
+    try:
+        verify_file(path, remedy="rebuild the chips (jointseg chips)")
+        ds = rasterio.open(path)
+    except (IntegrityError, rasterio.errors.RasterioIOError) as exc:
+        raise ChipError(str(exc).strip().splitlines()[0]) from None
+    with ds:
+        yield ds
+
+
+def _read(ds: rasterio.io.DatasetReader, path: Path) -> np.ndarray:
+    """All bands of ``ds``; a file that does not decode is a one-line ChipError."""
+    try:
+        return ds.read()
+    except rasterio.errors.RasterioError as exc:
+        raise ChipError(f"{path}: corrupt or truncated ({str(exc).strip().splitlines()[0]}); "
+                        "rebuild the chips (jointseg chips)") from None
+
+
 def load_chip(root: str | Path, chip_id: str, split: str = "train") -> Chip:
     """Read and check one chip's four files.
 
@@ -136,7 +160,7 @@ def load_chip(root: str | Path, chip_id: str, split: str = "train") -> Chip:
         path = folder / name
         if not path.is_file():
             raise ChipError(f"chip {chip_id}: {name} not found in {folder}")
-        with rasterio.open(path) as ds:
+        with _open_chip_file(path) as ds:
             if ds.count != bands or ds.dtypes[0] != dtype:
                 raise ChipError(f"chip {chip_id}: {name} has {ds.count} x {ds.dtypes[0]} bands, "
                                 f"expected {bands} x {dtype}")
@@ -151,7 +175,7 @@ def load_chip(root: str | Path, chip_id: str, split: str = "train") -> Chip:
             elif max(abs(a - b) for a, b in zip(bounds, ref_bounds, strict=True)) > 1e-3:
                 raise ChipError(f"chip {chip_id}: {name} bounds {bounds} != "
                                 f"s2_10m.tif bounds {ref_bounds}")
-            arrays[name] = ds.read()
+            arrays[name] = _read(ds, path)
             if name == "hr.tif":
                 hr_bands = _hr_bands(ds.tags(), path)
     h, w = arrays["s2_10m.tif"].shape[1:]
@@ -192,8 +216,8 @@ def with_truth_labels(root: str | Path, chips: list[Chip]) -> tuple[list[Chip], 
         return chips, False
     out = []
     for chip, path in zip(chips, paths, strict=True):
-        with rasterio.open(path) as ds:
-            truth = ds.read(1)
+        with _open_chip_file(path) as ds:
+            truth = _read(ds, path)[0]
         if truth.shape != chip.label.shape or truth.dtype != np.uint8:
             raise ChipError(f"{path}: {truth.dtype} {truth.shape}, expected uint8 "
                             f"{chip.label.shape} like label.tif")

@@ -30,7 +30,7 @@ import torch
 
 import jointseg
 from jointseg.bands import BANDS_20M, MODEL_INPUT_10M
-from jointseg.io import atomic_path
+from jointseg.io import atomic_path, output_guard, verify_file
 from jointseg.model.jointseg import (
     ARCH_VERSION,
     MULTIPLE_10M,
@@ -130,7 +130,7 @@ def _write_onnx(module: torch.nn.Module, example: tuple[torch.Tensor, ...], fina
     def validate(tmp: Path) -> None:
         onnx.checker.check_model(str(tmp), full_check=True)
 
-    with atomic_path(final, validate=validate) as tmp:
+    with atomic_path(final, validate=validate, checksum=True) as tmp:
         _export(module, example, tmp)
         proto = onnx.load(str(tmp))
         del proto.metadata_props[:]
@@ -170,10 +170,26 @@ def export_model(checkpoint: str | Path, out_path: str | Path, *, fp16: bool = T
     Returns:
         {"fp32": path, "fp16": path | None, "metadata": dict, "max_abs_diff": float}
 
+    Both files are written or neither (:func:`jointseg.io.output_guard`): a failure
+    of the second (disk full, parity) removes the first.
+
     Raises:
         ExportError: if ORT and PyTorch disagree by more than ``atol``.
+        IntegrityError: the checkpoint changed after train wrote it (its ``.sha256``).
+        OutputError: a model file could not be written (disk full...), one line.
     """
     out_path = Path(out_path)
+    fp16_path = out_path.with_name(out_path.stem + "_fp16.onnx")
+    verify_file(checkpoint, remedy="rerun train")
+    with output_guard(out_path, fp16_path if fp16 else None):
+        return _export_both(checkpoint, out_path, fp16_path if fp16 else None, halo_10m,
+                            max_halo_10m, model_name, verify, atol)
+
+
+def _export_both(checkpoint: str | Path, out_path: Path, fp16_path: Path | None,
+                 halo_10m: int | None, max_halo_10m: int, model_name: str | None,
+                 verify: bool, atol: float) -> dict[str, Any]:
+    """:func:`export_model`'s work: the fp32 file, its parity check, the fp16 twin."""
     model, ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
     if halo_10m is None:
@@ -200,10 +216,9 @@ def export_model(checkpoint: str | Path, out_path: str | Path, *, fp16: bool = T
             raise ExportError(f"{out_path}: ONNX Runtime differs from PyTorch by {diff:.2e} "
                               f"> {atol:.0e}")
         log.info("%s: ORT vs PyTorch max |diff| %.2e", out_path, diff)
-    if fp16:
+    if fp16_path is not None:
         half = copy.deepcopy(model).half()
         half.norm.float()
-        fp16_path = out_path.with_name(out_path.stem + "_fp16.onnx")
         _write_onnx(half, example, fp16_path, {**meta, "precision": "fp16"})
         result["fp16"] = fp16_path
     return result

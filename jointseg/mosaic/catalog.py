@@ -22,11 +22,13 @@ from shapely.geometry import box, mapping, shape
 
 from jointseg import __version__
 from jointseg.bands import QA
-from jointseg.io import sha256_file, write_json
+from jointseg.io import recorded_sha256, sha256_file, write_json
 
 
 def _sha256_multihash(path: Path) -> str:
-    return "1220" + sha256_file(path)  # multihash prefix: sha2-256, 32 bytes
+    """``file:checksum`` of ``path``: the digest its writer recorded (no second read of a
+    large mosaic), else hashed here; multihash prefix sha2-256, 32 bytes."""
+    return "1220" + (recorded_sha256(path) or sha256_file(path))
 
 
 def _classes(classes: dict[int, str]) -> list[Classification]:

@@ -6,21 +6,26 @@ maps, bilinear for probabilities) on the output grid, snapped to whole output
 pixels (``-tap``). The VRT is then translated by GDAL's COG driver (streaming,
 block by block: memory does not grow with the region) into a temporary file
 that is validated and renamed. Nothing is held in memory beyond GDAL's cache.
+
+Every tile is checked against its ``.sha256`` sidecar first (:func:`jointseg.io.verify_file`):
+a tile changed or cut short after predict wrote it stops the mosaic in one line naming
+it. The VRTs live in a scratch folder beside the output (:func:`jointseg.io.scratch_dir`),
+removed when the mosaic ends and, after a kill, by the next mosaic of the same output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
 import rasterio
 from osgeo import gdal
 
-from jointseg.io import OutputError, atomic_path
+from jointseg.io import IntegrityError, OutputError, atomic_path, scratch_dir, verify_file
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,7 @@ def tile_epsgs(paths: Sequence[Path]) -> list[int]:
             with rasterio.open(p) as ds:
                 epsg = ds.crs.to_epsg() if ds.crs else None
         except rasterio.errors.RasterioIOError as exc:
-            raise MosaicError(f"{p}: cannot open tile: {exc}") from None
+            raise MosaicError(f"{p}: cannot open tile: {_first_line(exc)}") from None
         if epsg is None:
             raise MosaicError(f"{p}: tile has no EPSG CRS")
         out.append(epsg)
@@ -79,7 +84,7 @@ def resolve_crs(output_crs: str | None, paths: Sequence[Path]) -> str:
 def _check_consistent(paths: Sequence[Path]) -> tuple[str, int, float | None, dict]:
     first = None
     for p in paths:
-        with rasterio.open(p) as ds:
+        with _open_tile(p) as ds:
             sig = (ds.dtypes[0], ds.count, ds.nodata)
             if first is None:
                 first = sig
@@ -95,6 +100,16 @@ def _check_consistent(paths: Sequence[Path]) -> tuple[str, int, float | None, di
     assert first is not None
     tags["BAND_DESCRIPTIONS"] = ",".join(d or "" for d in descriptions)
     return first[0], first[1], first[2], tags
+
+
+@contextlib.contextmanager
+def _open_tile(path: Path) -> Iterator[rasterio.io.DatasetReader]:
+    try:
+        ds = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise MosaicError(f"{path}: cannot open tile: {_first_line(exc)}") from None
+    with ds:
+        yield ds
 
 
 def mosaic_tiles(
@@ -130,6 +145,11 @@ def mosaic_tiles(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise MosaicError(f"missing tiles: {', '.join(missing)}")
+    for p in paths:
+        try:
+            verify_file(p, remedy="rerun predict for this tile")
+        except IntegrityError as exc:
+            raise MosaicError(str(exc)) from None
     dst_crs = resolve_crs(output_crs, paths)
     dtype, count, nodata, tags = _check_consistent(paths)
     log.info("mosaic of %d tiles (%s) -> %s in %s", len(paths), kind, out_path, dst_crs)
@@ -145,12 +165,12 @@ def mosaic_tiles(
         "BIGTIFF=IF_SAFER",
         f"NUM_THREADS={max(1, threads)}",
     ]
-    with tempfile.TemporaryDirectory(prefix="jointseg-mosaic-") as tmpdir:
-        sources = _sources(paths, dst_crs, res_m, kind, nodata, Path(tmpdir))
-        vrt = str(Path(tmpdir) / "mosaic.vrt")
+    with scratch_dir(out_path) as tmpdir, _tile_errors(out_path):
+        sources = _sources(paths, dst_crs, res_m, kind, nodata, tmpdir)
+        vrt = str(tmpdir / "mosaic.vrt")
         gdal.BuildVRT(vrt, sources, resolution="user", xRes=res_m, yRes=res_m,
                       targetAlignedPixels=True, srcNodata=nodata, VRTNodata=nodata)
-        with atomic_path(out_path, validate=_validate_cog) as tmp:
+        with atomic_path(out_path, validate=_validate_cog, checksum=True) as tmp:
             ds = gdal.Open(vrt)
             for i in range(count):
                 if i < len(descriptions) and descriptions[i]:
@@ -159,6 +179,24 @@ def mosaic_tiles(
             gdal.Translate(str(tmp), ds, format="COG", creationOptions=options)
             ds = None
     return Path(out_path)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _tile_errors(out_path: str | Path) -> Iterator[None]:
+    """A GDAL error while the tiles are read (a tile without a sidecar that is cut short
+    or corrupt) becomes one-line :class:`MosaicError`; GDAL's message names the tile."""
+    try:
+        yield
+    except (RuntimeError, rasterio.errors.RasterioError) as exc:
+        if isinstance(exc, (OutputError, MosaicError)):
+            raise
+        raise MosaicError(f"{out_path}: a tile could not be read: {_first_line(exc)} "
+                          "(rerun predict for that tile)") from None
 
 
 def _sources(

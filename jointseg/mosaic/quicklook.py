@@ -56,7 +56,9 @@ def quicklook_png(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    try:
+        with atomic_path(png_path) as tmp:  # a full disk: one-line OutputError
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
     return Path(png_path)

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from jointseg.bands import SR_BANDS
 from jointseg.grid import GeoBox
-from jointseg.io import remove_stale_parts
+from jointseg.io import OutputError, remove_stale_parts, write_failure_reason
 from jointseg.products import NODATA_U8
 from jointseg.trainingdata.coregister import ShiftEstimate, estimate_shift
 from jointseg.trainingdata.cut import (
@@ -95,7 +96,8 @@ class ChipReport:
 
 def make_chips(hr: list[Path], labels: list[Path], composites: list[Path], out_dir: Path,
                settings: ChipSettings | None = None,
-               reference: list[Path] | None = None) -> ChipReport:
+               reference: list[Path] | None = None,
+               finish: Callable[[Path], None] | None = None) -> ChipReport:
     """Build a paired chip directory (docs/architecture.md "Paired training chips").
 
     Args:
@@ -106,9 +108,14 @@ def make_chips(hr: list[Path], labels: list[Path], composites: list[Path], out_d
         reference: optional checked label sources (same formats as ``labels``, union),
             written per chip as ``truth.tif`` (1/0, 255 uncovered): the clean labels that
             training picks ``best.pt`` on (:func:`jointseg.model.chips.with_truth_labels`).
+        finish: called with the complete staging folder before it replaces ``out_dir``
+            (e.g. to write ``provenance.json``), so that file is in place with the rest
+            or not at all.
 
     Raises:
         TrainingDataError: bad input (one line naming the file), or no chip accepted.
+        OutputError: a write failed (disk full...): one line naming ``out_dir``, which
+            keeps its older contents, and no staging folder is left.
     """
     settings = settings or ChipSettings()
     if not hr or not labels or not composites:
@@ -140,9 +147,14 @@ def make_chips(hr: list[Path], labels: list[Path], composites: list[Path], out_d
         _assign(report, settings)
         write_qa(stage, report)
         _write_index(stage / "index.csv", report)
+        if finish is not None:
+            finish(stage)
         _replace_dir(stage, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(stage, ignore_errors=True)
+        reason = write_failure_reason(exc)
+        if reason:  # disk full...: name the chip directory, not a file of the staging folder
+            raise OutputError(f"{out_dir}: write failed, no chip written ({reason})") from exc
         raise
     return report
 

@@ -19,7 +19,7 @@ from pyproj import CRS
 
 from jointseg.bands import BANDS_20M, COMPOSITE_10M, COUNT, MODEL_INPUT_10M, QA, SR_BANDS
 from jointseg.grid import GeoBox
-from jointseg.io import write_cog
+from jointseg.io import IntegrityError, verify_file, write_cog
 from jointseg.products import NODATA_U8, QA_FILLED, QA_NO_OBSERVATION
 from jointseg.trainingdata.settings import TrainingDataError
 
@@ -72,6 +72,10 @@ def twin_path(path_10m: Path) -> Path:
 
 
 def _read(path: Path, names: tuple[str, ...]) -> tuple[np.ndarray, GeoBox, dict[str, str]]:
+    try:
+        verify_file(path, remedy="rerun composite for this tile")
+    except IntegrityError as exc:
+        raise TrainingDataError(str(exc)) from None
     try:
         with rasterio.open(path) as ds:
             desc = tuple(ds.descriptions)
