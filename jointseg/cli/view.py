@@ -3,11 +3,15 @@ or write the viewer's layer manifest / a QGIS project of a product folder."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 DEFAULT_PORT = 8765
+#: GDAL's block cache for the viewer, MB (GDAL's default is 5 % of RAM, and the server's
+#: memory would grow towards it with every tile read); an exported GDAL_CACHEMAX wins
+GDAL_CACHE_MB = 256
 
 
 def _default_dirs() -> list[Path]:
@@ -40,7 +44,10 @@ def view(product_dirs: tuple[Path, ...], host: str, port: int, no_browser: bool,
     Serves the COGs directly as map tiles on http://HOST:PORT/ with a swipe compare of
     two layers, a year selector when several folders are given, the pixel values of
     every layer on click. Nothing leaves the machine: no CDN, no internet basemap.
+    Each layer serves the zooms its files' overviews make cheap (docs/architecture.md,
+    "Viewer"); Ctrl-C stops the server at once.
     """
+    os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))  # before GDAL reads a block
     from jointseg.view.layers import ManifestError, build_manifest, load_product_dir
 
     dirs = list(product_dirs) or _default_dirs()

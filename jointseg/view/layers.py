@@ -23,6 +23,7 @@ from rasterio.warp import transform_bounds
 from jointseg.io import write_json
 from jointseg.products import PROB_DN_MAX, PROB_SCALE
 from jointseg.view import styles
+from jointseg.view.tiles import LayerTiles
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +121,22 @@ def is_simulated(tags: dict[str, str]) -> bool:
 
 
 def _files_info(files: list[Path]) -> tuple[list[list[float]], int, int, bool]:
-    """lon/lat bounds of each file, web-mercator zoom range, simulated flag."""
+    """lon/lat bounds of each file, served web-mercator zoom range, simulated flag.
+
+    ``maxzoom``: the files' native zoom (rio-tiler); ``minzoom``: the coarsest zoom whose
+    tiles stay within the read budget (:class:`jointseg.view.tiles.LayerTiles`).
+    """
     from rio_tiler.io import Reader
 
-    bounds, minz, maxz, sim = [], 99, 0, False
+    bounds, maxz, sim = [], 0, False
     for f in files:
         with rasterio.open(f) as ds:
             bounds.append(list(transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)))
             sim = sim or is_simulated(ds.tags())
         with Reader(str(f)) as src:
-            minz, maxz = min(minz, src.minzoom), max(maxz, src.maxzoom)
-    return bounds, minz, maxz, sim
+            maxz = max(maxz, src.maxzoom)
+    minz = LayerTiles.from_files(files, maxz).minzoom
+    return bounds, minz, max(minz, maxz), sim
 
 
 def band_indexes(path: Path, names: tuple[str, ...]) -> list[int]:

@@ -4,14 +4,23 @@ Tiles are cut from the products' COGs directly with rio-tiler (web-mercator XYZ,
 PNG); per-tile products (composite, SR) are mosaicked on the fly. Nothing is copied.
 
 Endpoints: ``/`` (the page), ``/static/...``, ``/api/layers`` (the manifests, no file
-paths), ``/tiles/{region}/{year}/{layer}/{z}/{x}/{y}.png``,
+paths; each layer's ``minzoom`` is the one served),
+``/tiles/{region}/{year}/{layer}/{z}/{x}/{y}.png``,
 ``/point/{region}/{year}?lon=&lat=`` (the values of every layer at a lon/lat point).
+
+Bounded cost (:mod:`jointseg.view.tiles`): a layer serves only the zooms its files'
+overviews make cheap; other tiles get a 404 with a one-line reason before any read.
+Tiles render in a few daemon threads (:mod:`jointseg.view.pool`) under a deadline
+(503 past it); Ctrl-C or SIGTERM ends the process without waiting for a render.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import os
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,11 +31,23 @@ from fastapi.staticfiles import StaticFiles
 
 from jointseg.view import styles
 from jointseg.view.layers import Layer, Manifest
+from jointseg.view.pool import RenderPool
+from jointseg.view.tiles import (
+    DEFAULT_LIMITS,
+    TILE_PX,
+    LayerTiles,
+    RenderTimeout,
+    SourceFile,
+    TileLimits,
+    TileRefused,
+    check_deadline,
+)
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-TILE_PX = 256
+#: seconds uvicorn waits for open requests after Ctrl-C / SIGTERM before cancelling them
+SHUTDOWN_GRACE_S = 1.0
 
 
 @lru_cache(maxsize=1)
@@ -39,31 +60,30 @@ def empty_png() -> bytes:
     return buf.getvalue()
 
 
-def _intersects(a: list[float], b: tuple[float, float, float, float]) -> bool:
-    return a[0] < b[2] and a[2] > b[0] and a[1] < b[3] and a[3] > b[1]
+def render_tile(layer: Layer, files: list[SourceFile], z: int, x: int, y: int,
+                deadline: float | None = None) -> bytes:
+    """PNG bytes of one web-mercator tile of a layer, drawn with the layer's style.
 
-
-def render_tile(manifest: Manifest, layer: Layer, z: int, x: int, y: int) -> bytes:
-    """PNG bytes of one web-mercator tile of a layer, drawn with the layer's style."""
-    import morecantile
+    ``files``: the layer's files the tile touches (:meth:`LayerTiles.check`, which bounds
+    what they cost to read). Past ``deadline`` (``time.monotonic()``) no further file is
+    read (:class:`RenderTimeout`).
+    """
     from rio_tiler.errors import EmptyMosaicError
     from rio_tiler.io import Reader
     from rio_tiler.mosaic import mosaic_reader
 
-    tb = morecantile.tms.get("WebMercatorQuad").bounds(morecantile.Tile(x, y, z))
-    assets = [str(manifest.path(f)) for f, b in zip(layer.files, layer.bounds, strict=True)
-              if _intersects(b, tuple(tb))]
-    if not assets:
+    if not files:
         return empty_png()
     resampling = "nearest" if layer.kind == "classes" else "bilinear"
 
     def read(asset: str, *args, **kwargs):
+        check_deadline(deadline, f"tile {z}/{x}/{y} of {layer.id}")
         with Reader(asset) as src:
             return src.tile(x, y, z, tilesize=TILE_PX, indexes=layer.bands,
                             resampling_method=resampling, reproject_method=resampling)
 
     try:
-        img, _ = mosaic_reader(assets, read, threads=0)
+        img, _ = mosaic_reader([str(f.path) for f in files], read, threads=0)
     except EmptyMosaicError:
         return empty_png()
     return style_image(img, layer)
@@ -111,12 +131,26 @@ def _label(layer: Layer, values: list[float]) -> dict:
     return {"value": values, "label": " / ".join(f"{v:g}" for v in values)}
 
 
-def create_app(manifests: list[Manifest]) -> FastAPI:
-    """The viewer app over one manifest per region and year."""
+def layer_tiles(manifests: list[Manifest], limits: TileLimits) -> dict[tuple[str, str], LayerTiles]:
+    """The zoom range and files of every layer, read from the files' headers (a manifest
+    written by an older version may carry a lower ``minzoom``: the files decide)."""
+    return {(m.key, layer.id): LayerTiles.from_files([m.path(f) for f in layer.files],
+                                                     layer.maxzoom, limits)
+            for m in manifests for layer in m.layers}
+
+
+def create_app(manifests: list[Manifest], limits: TileLimits = DEFAULT_LIMITS) -> FastAPI:
+    """The viewer app over one manifest per region and year.
+
+    ``app.state.pool`` is its :class:`RenderPool` (:func:`serve` closes it).
+    """
     if not manifests:
         raise ValueError("no product folders to show")
     by_key = {m.key: m for m in manifests}
+    tiles_of = layer_tiles(manifests, limits)
+    pool = RenderPool(limits.render_threads)
     app = FastAPI(title="jointseg viewer", docs_url=None, redoc_url=None)
+    app.state.pool = pool
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def lookup(region: str, year: int, layer_id: str | None = None) -> tuple[Manifest, Layer]:
@@ -130,6 +164,10 @@ def create_app(manifests: list[Manifest]) -> FastAPI:
         except KeyError:
             raise HTTPException(404, f"no layer {layer_id!r} in {region}/{year}") from None
 
+    def public(m: Manifest, layer: Layer) -> dict:
+        t = tiles_of[(m.key, layer.id)]
+        return {**layer.public(), "minzoom": t.minzoom}
+
     @app.get("/")
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
@@ -138,14 +176,25 @@ def create_app(manifests: list[Manifest]) -> FastAPI:
     def layers() -> JSONResponse:
         return JSONResponse([{"key": m.key, "region": m.region, "year": m.year,
                               "simulated": m.simulated,
-                              "layers": [layer.public() for layer in m.layers]}
+                              "layers": [public(m, layer) for layer in m.layers]}
                              for m in manifests])
 
     @app.get("/tiles/{region}/{year}/{layer_id}/{z}/{x}/{y}.png")
-    def tile(region: str, year: int, layer_id: str, z: int, x: int, y: int) -> Response:
+    async def tile(region: str, year: int, layer_id: str, z: int, x: int, y: int) -> Response:
         m, layer = lookup(region, year, layer_id)
-        return Response(render_tile(m, layer, z, x, y), media_type="image/png",
-                        headers={"Cache-Control": "max-age=300"})
+        try:
+            files = tiles_of[(m.key, layer.id)].check(z, x, y)
+        except TileRefused as exc:
+            raise HTTPException(404, f"{layer.id}: {exc}") from None
+        timeout = limits.render_timeout_s
+        fut = pool.submit(render_tile, layer, files, z, x, y, time.monotonic() + timeout)
+        try:
+            png = await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+        except (TimeoutError, RenderTimeout):
+            fut.cancel()
+            raise HTTPException(503, f"{layer.id}: tile {z}/{x}/{y} not rendered within "
+                                     f"{timeout:g} s", headers={"Retry-After": "5"}) from None
+        return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=300"})
 
     @app.get("/point/{region}/{year}")
     def point(region: str, year: int, lon: float = Query(..., ge=-180, le=180),
@@ -157,16 +206,34 @@ def create_app(manifests: list[Manifest]) -> FastAPI:
     return app
 
 
-def serve(manifests: list[Manifest], host: str, port: int, open_browser: bool) -> None:
-    """Run the viewer until interrupted (Ctrl-C); optionally open the page in a browser."""
+def serve(manifests: list[Manifest], host: str, port: int, open_browser: bool,
+          limits: TileLimits = DEFAULT_LIMITS) -> None:
+    """Run the viewer until interrupted (Ctrl-C or SIGTERM); optionally open the page.
+
+    Open requests get :data:`SHUTDOWN_GRACE_S` to finish; a render still running in
+    GDAL then is not waited for: the process exits at once (``os._exit``).
+    """
     import threading
     import webbrowser
 
     import uvicorn
 
-    app = create_app(manifests)
+    app = create_app(manifests, limits)
     url = f"http://{host}:{port}/"
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     log.warning("jointseg viewer on %s (Ctrl-C stops it)", url)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           timeout_graceful_shutdown=SHUTDOWN_GRACE_S))
+    code = 0
+    try:
+        server.run()  # re-raises the signal that stopped it: KeyboardInterrupt / SIGTERM
+    except KeyboardInterrupt:
+        code = 130
+        raise
+    finally:
+        unfinished = app.state.pool.close()
+        if unfinished:
+            log.warning("jointseg viewer stopped; %d tile render(s) abandoned", unfinished)
+            logging.shutdown()
+            os._exit(code)

@@ -31,7 +31,8 @@ function unionBounds(layers) {
 function addRaster(map, product, layer, id, opacity) {
   map.addSource(id, {
     type: "raster", tiles: [tileUrl(product, layer.id)], tileSize: 256,
-    bounds: layer.bounds, minzoom: Math.max(0, layer.minzoom - 3), maxzoom: layer.maxzoom,
+    // the server refuses tiles below layer.minzoom (too costly to read): never ask for them
+    bounds: layer.bounds, minzoom: layer.minzoom, maxzoom: layer.maxzoom,
     attribution: layer.attribution,
   });
   map.addLayer({
@@ -55,16 +56,31 @@ function markBusy(side) {
   viewer.idleSides[side] = false;
 }
 
+function shownLayers(side) {
+  const layer = current.layers.find((l) => l.id === $(`${side}-layer`).value);
+  const base = current.layers.find((l) => l.id === "composite");
+  return base && layer.id !== "composite" ? [base, layer] : [layer];
+}
+
+// Both maps (kept in sync by the swipe) zoom out no further than the coarsest zoom at
+// which every layer shown on either side has tiles.
+function clampZoom() {
+  const layers = [...shownLayers("left"), ...shownLayers("right")];
+  const minZoom = Math.max(0, ...layers.map((l) => l.minzoom));
+  for (const map of Object.values(maps)) map.setMinZoom(Math.min(minZoom, 22));
+}
+
 function showSide(side) {
   const map = maps[side];
-  const layer = current.layers.find((l) => l.id === $(`${side}-layer`).value);
+  const layers = shownLayers(side);
+  const layer = layers[layers.length - 1];
   const opacity = parseFloat($(`${side}-opacity`).value);
   markBusy(side);
   clearRasters(map);
-  const base = current.layers.find((l) => l.id === "composite");
-  if (base && layer.id !== "composite") addRaster(map, current, base, "base", 1);
+  if (layers.length > 1) addRaster(map, current, layers[0], "base", 1);
   addRaster(map, current, layer, "overlay", opacity);
   renderLegend($(`legend-${side}`), layer);
+  clampZoom();
   map.triggerRepaint();
 }
 
@@ -97,9 +113,10 @@ function showProduct(key) {
     [params.get("left"), $("left-layer").value, "composite", "sr"]);
   fillLayerSelect($("right-layer"), current.layers,
     [params.get("right"), $("right-layer").value, "isa"]);
-  maps.left.fitBounds(unionBounds(current.layers), { animate: false, padding: 10 });
   showSide("left");
   showSide("right");
+  // after showSide: fitBounds stops at the map's minZoom of this product's layers
+  maps.left.fitBounds(unionBounds(current.layers), { animate: false, padding: 10 });
 }
 
 async function showValues(map, e) {
