@@ -3,8 +3,7 @@
 * :class:`FileServer` serves one directory over HTTP with byte-range support
   (starlette ``StaticFiles`` under uvicorn, in a child process), so GDAL's
   ``/vsicurl/`` and the download stage read Cloud-Optimized GeoTIFFs exactly as
-  they would from a provider's bucket. ``GET /_jointseg/health`` answers
-  ``{"service": "files", "root": "<absolute root>"}``.
+  they would from a provider's bucket (the process: :mod:`jointseg.simulate.fileserver`).
 * :class:`StacServer` runs ``rustac serve`` (memory backend) in a child process,
   loaded with collection and item JSON files. It is a real STAC API: ``/search``
   with ``bbox``/``intersects``, ``datetime``, ``collections``, ``limit`` and
@@ -16,29 +15,19 @@
   lock so that concurrent rule instances start them once. Each runs as its own
   process group; stopping waits until the group is gone and the port refuses
   connections (see :mod:`jointseg.simulate.process`).
-* Several runs may use one pair (two Snakemake runs with different targets in one
-  directory). Each user holds a *lease*, ``<state_dir>/leases/<pid>.json`` (pid and
-  process start time): :func:`ensure_demo_servers` takes one for its holder (the
-  process named by ``$JOINTSEG_DEMO_SERVERS_HOLDER``, which a Snakemake run sets to
-  its own pid for its jobs, else the caller), :func:`hold_demo_servers` takes one
-  without starting anything, and :func:`release_demo_servers` drops the caller's
-  and stops the pair only when no live lease is left. A lease whose process has
-  exited (or whose pid now belongs to another process) no longer counts, so a run
-  killed with ``kill -9`` never keeps the servers up.
+* Several runs may use one pair: each holds a lease (:mod:`jointseg.simulate.leases`);
+  :func:`release_demo_servers` stops the pair only when no live lease is left.
 
 Both servers listen on loopback only unless told otherwise. Run the file server
-alone with ``python -m jointseg.simulate.servers files ROOT --port 8752``.
+alone with ``python -m jointseg.simulate.fileserver files ROOT --port 8752``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
 import socket
 import subprocess
@@ -53,15 +42,19 @@ from types import TracebackType
 from typing import IO
 
 from jointseg.simulate import process
+from jointseg.simulate.fileserver import HEALTH_PATH
+from jointseg.simulate.leases import (  # noqa: F401 - HOLDER_ENV: the rules read it here
+    HOLDER_ENV,
+    lease_holder,
+    live_leases,
+    locked,
+    prune_dead_leases,
+    write_lease,
+)
 
 log = logging.getLogger(__name__)
 
-HEALTH_PATH = "/_jointseg/health"
 START_TIMEOUT_S = 30.0
-#: the process a demo-server lease is held for (a Snakemake run exports its pid here, so
-#: that its jobs' leases last as long as the run, not as long as the job)
-HOLDER_ENV = "JOINTSEG_DEMO_SERVERS_HOLDER"
-LEASES = "leases"
 
 
 class ServerError(RuntimeError):
@@ -96,7 +89,7 @@ def _rustac_exe() -> str:
 
 
 def _file_server_cmd(root: Path, host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "jointseg.simulate.servers", "files", str(root),
+    return [sys.executable, "-m", "jointseg.simulate.fileserver", "files", str(root),
             "--host", host, "--port", str(port)]
 
 
@@ -307,9 +300,11 @@ def _write_state(path: Path, text: str) -> None:
 
 
 def _is_our_cmd(argv: list[str]) -> bool:
-    """Whether ``argv`` runs one of our servers (``rustac serve`` or the file server module)."""
+    """Whether ``argv`` runs one of our servers (``rustac serve`` or the file server module,
+    as ``jointseg.simulate.fileserver`` or, in older pid files, ``...servers``)."""
     joined = " ".join(argv)
-    return "rustac" in joined or "jointseg.simulate.servers" in joined
+    return any(k in joined for k in ("rustac", "jointseg.simulate.fileserver",
+                                     "jointseg.simulate.servers"))
 
 
 def _start_detached(cmd: list[str], name: str, state_dir: Path, host: str, port: int) -> int:
@@ -407,8 +402,7 @@ def ensure_demo_servers(
         fp_file = state_dir / "stac.fingerprint"
         return fp_file.exists() and fp_file.read_text().strip() == fingerprint and stac_ok()
 
-    with open(state_dir / "servers.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(state_dir):
         for name, ok, port, cmd in (
             ("files", files_ok, file_port, lambda: _file_server_cmd(sim_dir, host, file_port)),
             ("stac", stac_current, stac_port,
@@ -430,7 +424,7 @@ def ensure_demo_servers(
             if name == "stac":
                 _write_state(state_dir / "stac.fingerprint", fingerprint + "\n")
             _wait_until(ok, None, f"demo {name} server on {host}:{port} (log {state_dir})")
-        _write_lease(state_dir, lease_holder() if holder is None else holder)
+        write_lease(state_dir, lease_holder() if holder is None else holder)
     return stac_url, file_url
 
 
@@ -451,54 +445,9 @@ def stop_demo_servers(state_dir: Path, timeout_s: float = 10.0) -> None:
     state_dir = Path(state_dir)
     if not state_dir.is_dir():
         return
-    with open(state_dir / "servers.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(state_dir):
         for pid_file in sorted(state_dir.glob("*.pid")):
             _stop_pid_file(pid_file, timeout_s)
-
-
-def lease_holder() -> int:
-    """The pid a lease is taken for: ``$JOINTSEG_DEMO_SERVERS_HOLDER`` if it names a live
-    process (the Snakemake run that started this job), else this process."""
-    value = os.environ.get(HOLDER_ENV, "")
-    if value.isdigit() and process.proc_stat(int(value)) is not None:
-        return int(value)
-    return os.getpid()
-
-
-def _write_lease(state_dir: Path, pid: int) -> None:
-    """Record (or renew) the lease of ``pid``; the caller holds ``servers.lock``."""
-    st = process.proc_stat(pid)
-    if st is None:
-        raise ServerError(f"demo server lease: no process {pid}")
-    (state_dir / LEASES).mkdir(exist_ok=True)
-    _write_state(state_dir / LEASES / f"{pid}.json",
-                 json.dumps({"pid": pid, "start_ticks": st.start_ticks}) + "\n")
-
-
-def _lease_alive(path: Path) -> bool:
-    """Whether the lease's process still runs (same pid and start time, not a zombie)."""
-    try:
-        record = json.loads(path.read_text())
-        pid, ticks = int(record["pid"]), int(record["start_ticks"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    st = process.proc_stat(pid)
-    return st is not None and st.start_ticks == ticks and st.state not in "ZX"
-
-
-def live_leases(state_dir: Path) -> list[int]:
-    """Pids holding a live lease on the demo servers of ``state_dir`` (dead ones ignored)."""
-    return sorted(int(p.stem) for p in (Path(state_dir) / LEASES).glob("*.json")
-                  if p.stem.isdigit() and _lease_alive(p))
-
-
-@contextlib.contextmanager
-def _locked(state_dir: Path):  # noqa: ANN202 - a context manager
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with open(state_dir / "servers.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 def hold_demo_servers(state_dir: Path, holder: int | None = None) -> None:
@@ -506,8 +455,8 @@ def hold_demo_servers(state_dir: Path, holder: int | None = None) -> None:
     :func:`lease_holder`) without starting them: a run that starts before the demo is
     simulated still counts as a user of the servers its jobs will start."""
     state_dir = Path(state_dir)
-    with _locked(state_dir):
-        _write_lease(state_dir, lease_holder() if holder is None else holder)
+    with locked(state_dir):
+        write_lease(state_dir, lease_holder() if holder is None else holder)
 
 
 def release_demo_servers(state_dir: Path, holder: int | None = None,
@@ -523,14 +472,8 @@ def release_demo_servers(state_dir: Path, holder: int | None = None,
     if not state_dir.is_dir():
         return False
     holder = lease_holder() if holder is None else holder
-    with _locked(state_dir):
-        with contextlib.suppress(FileNotFoundError):
-            (state_dir / LEASES / f"{holder}.json").unlink()
-        for lease in (state_dir / LEASES).glob("*.json"):
-            if not _lease_alive(lease):
-                with contextlib.suppress(FileNotFoundError):
-                    lease.unlink()
-        others = live_leases(state_dir)
+    with locked(state_dir):
+        others = prune_dead_leases(state_dir, drop=holder)
         if others:
             log.info("demo servers kept: still used by pid(s) %s", others)
             return False
@@ -539,43 +482,7 @@ def release_demo_servers(state_dir: Path, holder: int | None = None,
     return True
 
 
-# --------------------------------------------------------------------------------------
-# The file server process itself
+if __name__ == "__main__":  # the command of older pid files: python -m ...servers files
+    from jointseg.simulate.fileserver import main
 
-
-def file_app(root: Path):  # noqa: ANN201 - a starlette app; starlette is an optional import
-    """The starlette app that serves ``root`` (Range requests via ``StaticFiles``)."""
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Mount, Route
-    from starlette.staticfiles import StaticFiles
-
-    root = Path(root).resolve()
-
-    async def health(request):  # noqa: ANN001, ANN202
-        return JSONResponse({"service": "files", "root": str(root)})
-
-    return Starlette(routes=[
-        Route(HEALTH_PATH, health),
-        Mount("/", app=StaticFiles(directory=str(root), follow_symlink=False)),
-    ])
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m jointseg.simulate.servers files ROOT [--host H] [--port P]``."""
-    parser = argparse.ArgumentParser(prog="python -m jointseg.simulate.servers")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    files = sub.add_parser("files", help="serve a directory with Range support")
-    files.add_argument("root", type=Path)
-    files.add_argument("--host", default="127.0.0.1")
-    files.add_argument("--port", type=int, default=8752)
-    args = parser.parse_args(argv)
-
-    import uvicorn
-
-    uvicorn.run(file_app(args.root), host=args.host, port=args.port,
-                log_level="warning", access_log=False)
-
-
-if __name__ == "__main__":
     main()
