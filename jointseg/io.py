@@ -65,8 +65,9 @@ CHECKSUM_SUFFIX = ".sha256"
 #: the filesystem read-only, or the device failing.
 _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 #: Messages of GDAL / libtiff / rasterio write failures (they rarely carry an errno).
-_WRITE_TEXT = re.compile(r"no space left|write (failed|error)|disk space|disk full|"
-                         r"file too large|quota|unknown gdal error", re.IGNORECASE)
+_WRITE_TEXT = re.compile(r"no space left|(write|seek) (failed|error)|disk space|disk full|"
+                         r"file too large|quota|unknown gdal error|TIFFAppendToStrip",
+                         re.IGNORECASE)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -208,14 +209,31 @@ def write_failure_reason(exc: BaseException) -> str | None:
     return texts[-1] if texts else None
 
 
-def _disk_note(directory: Path) -> str:
-    """``"; N MiB free on DIR"`` when ``directory``'s filesystem is nearly full."""
-    with contextlib.suppress(OSError):
+def _disk_full(directory: Path) -> str | None:
+    """``"N MiB free on DIR"`` when ``directory``'s filesystem is (nearly) full: under
+    16 MiB and under a tenth of its size free (GDAL often reports a full disk as a
+    seek or unknown error, without the errno), else None."""
+    try:
         st = os.statvfs(directory)
-        free = st.f_bavail * st.f_frsize
-        if free < max(64 << 20, st.f_blocks * st.f_frsize // 100):
-            return f"; {free / 2**20:.1f} MiB free on {directory}"
-    return ""
+    except OSError:
+        return None
+    free = st.f_bavail * st.f_frsize
+    if free < min(16 << 20, st.f_blocks * st.f_frsize // 10):
+        return f"{free / 2**20:.1f} MiB free on {directory}"
+    return None
+
+
+def _failure_reason(exc: BaseException, directory: Path) -> str | None:
+    """Why a write into ``directory`` failed, if ``exc`` is a write failure: the errno /
+    GDAL message (:func:`write_failure_reason`) and, on a full disk, the space left."""
+    if isinstance(exc, OutputError) or not isinstance(
+            exc, (OSError, rasterio.errors.RasterioError, CPLE_BaseError, RuntimeError)):
+        return None
+    reason, full = write_failure_reason(exc), _disk_full(directory)
+    if full is None:
+        return reason
+    nospace = os.strerror(errno.ENOSPC)
+    return f"{nospace}: {full}" + (f"; {reason}" if reason and reason != nospace else "")
 
 
 def _remove_with_temporaries(path: Path) -> None:
@@ -281,14 +299,12 @@ def atomic_path(
         if side_tmp is not None:
             os.replace(side_tmp, sidecar)
     except BaseException as exc:
-        reason = None if isinstance(exc, OutputError) else write_failure_reason(exc)
-        note = _disk_note(final.parent) if reason else ""
+        reason = _failure_reason(exc, final.parent)  # before the part's space is freed
         _remove_with_temporaries(tmp_path)
         if side_tmp is not None:
             _remove_with_temporaries(side_tmp)
         if reason:
-            raise OutputError(f"{final}: write failed, no file written ({reason}{note})"
-                              ) from exc
+            raise OutputError(f"{final}: write failed, no file written ({reason})") from exc
         raise
 
 
@@ -322,12 +338,12 @@ def output_guard(*finals: str | os.PathLike | None) -> Iterator[None]:
                     with contextlib.suppress(FileNotFoundError):
                         q.unlink()
                 log.info("removed %s: a later output of the same step failed", p)
-        reason = None if isinstance(exc, OutputError) else write_failure_reason(exc)
-        if reason and paths:
+        reason = _failure_reason(exc, paths[0].parent) if paths else None
+        if reason:
             others = f" (and {len(paths) - 1} other output(s) of this step)" \
                 if len(paths) > 1 else ""
             raise OutputError(f"{paths[0]}{others}: write failed, no file written "
-                              f"({reason}{_disk_note(paths[0].parent)})") from exc
+                              f"({reason})") from exc
         raise
 
 

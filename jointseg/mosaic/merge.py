@@ -172,12 +172,15 @@ def mosaic_tiles(
                       targetAlignedPixels=True, srcNodata=nodata, VRTNodata=nodata)
         with atomic_path(out_path, validate=_validate_cog, checksum=True) as tmp:
             ds = gdal.Open(vrt)
-            for i in range(count):
-                if i < len(descriptions) and descriptions[i]:
-                    ds.GetRasterBand(i + 1).SetDescription(descriptions[i])
-            ds.SetMetadata({k: str(v) for k, v in all_tags.items()})
-            gdal.Translate(str(tmp), ds, format="COG", creationOptions=options)
-            ds = None
+            try:
+                for i in range(count):
+                    if i < len(descriptions) and descriptions[i]:
+                        ds.GetRasterBand(i + 1).SetDescription(descriptions[i])
+                ds.SetMetadata({k: str(v) for k, v in all_tags.items()})
+                ds.FlushCache()  # written now: nothing to write when a traceback frees it
+                gdal.Translate(str(tmp), ds, format="COG", creationOptions=options)
+            finally:
+                ds = None  # closed (and the VRT flushed) while its folder exists
     return Path(out_path)
 
 
