@@ -205,8 +205,12 @@ def write_failure_reason(exc: BaseException) -> str | None:
             texts.append(lines[0])
         exc = exc.__cause__ or exc.__context__
     # the deepest message is GDAL's own ("TIFFAppendToStrip:Write error ..."), not
-    # rasterio's "Write failed. See previous exception for details."
-    return texts[-1] if texts else None
+    # rasterio's "Write failed. See previous exception for details."; GDAL reports a full
+    # disk without the errno, so say what it likely is
+    if not texts:
+        return None
+    return texts[-1] if re.search(r"no space|disk full|quota", texts[-1], re.IGNORECASE) \
+        else f"{texts[-1]}: disk full or I/O error"
 
 
 def _disk_full(directory: Path) -> str | None:
