@@ -200,7 +200,7 @@ def write_failure_reason(exc: BaseException) -> str | None:
         code = getattr(exc, "errno", None)
         if isinstance(exc, OSError) and code in _WRITE_ERRNOS:
             return os.strerror(code)
-        lines = str(exc).strip().splitlines()
+        lines = str(exc).replace("See previous exception for details.", "").strip().splitlines()
         if lines and _WRITE_TEXT.search(lines[0]):
             texts.append(lines[0])
         exc = exc.__cause__ or exc.__context__
@@ -231,7 +231,8 @@ def _failure_reason(exc: BaseException, directory: Path) -> str | None:
     """Why a write into ``directory`` failed, if ``exc`` is a write failure: the errno /
     GDAL message (:func:`write_failure_reason`) and, on a full disk, the space left."""
     if isinstance(exc, OutputError) or not isinstance(
-            exc, (OSError, rasterio.errors.RasterioError, CPLE_BaseError, RuntimeError)):
+            exc, (OSError, rasterio.errors.RasterioError, CPLE_BaseError, RuntimeError,
+                  SystemError)):  # rasterio's "Unknown GDAL Error" is a SystemError
         return None
     reason, full = write_failure_reason(exc), _disk_full(directory)
     if full is None:
