@@ -31,8 +31,9 @@ class TrainError(RuntimeError):
 
 
 def save_checkpoint(path: Path, obj: dict[str, Any]) -> None:
-    """``torch.save`` ``obj`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
+    """``torch.save`` ``obj`` to ``path`` atomically, with its ``.sha256`` sidecar (export
+    verifies ``best.pt`` against it)."""
+    with atomic_path(path, checksum=True) as tmp:
         torch.save(obj, tmp)
 
 
