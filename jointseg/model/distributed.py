@@ -10,6 +10,10 @@ Sampling is sharded by :func:`shard`: every rank draws the same global permutati
 of crops from ``(seed, epoch)`` and takes every ``world_size``-th item, padded by
 wrapping so all ranks run the same number of steps (DDP needs matching
 all-reduces). Only rank 0 writes checkpoints, history and logs.
+
+A run ends with :func:`shutdown` (a final barrier) only when it succeeded on this rank;
+a rank that fails calls :func:`abort`, which leaves the group without waiting, so one
+failing rank ends the job at once with its own error instead of hanging the others.
 """
 
 from __future__ import annotations
@@ -83,10 +87,36 @@ def init_distributed(device: torch.device) -> DistEnv:
 
 
 def shutdown(env: DistEnv) -> None:
-    """Leave the process group (after a final barrier) if this run joined one."""
+    """Leave the process group after a run that succeeded on this rank: a final barrier
+    (every rank has finished), then the group is destroyed. After a failure call
+    :func:`abort` instead."""
     if env.distributed and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def abort(env: DistEnv, exc: BaseException | None = None) -> None:
+    """Leave the process group at once after this rank failed, so the job ends now.
+
+    No barrier: the other ranks wait in a collective (DDP's all-reduce) that this rank
+    will never join, and a barrier would wait with them until NCCL's watchdog fires
+    (10 minutes) and buries the error under its own. The communicators are aborted
+    (NCCL; the gloo group is destroyed), this rank logs its error and exits, and
+    torchrun then stops the other ranks and reports this one.
+    """
+    if not (env.distributed and dist.is_initialized()):
+        return
+    if exc is not None:
+        log.error("rank %d of %d failed (%s: %s); aborting the process group",
+                  env.rank, env.world_size, type(exc).__name__, exc)
+    try:
+        abort_group = getattr(dist.distributed_c10d, "_abort_process_group", None)
+        if env.device.type == "cuda" and abort_group is not None:
+            abort_group()  # ncclCommAbort: returns even with collectives in flight
+        else:
+            dist.destroy_process_group()
+    except Exception as err:  # noqa: BLE001 - the run's own error is what matters
+        log.warning("rank %d: leaving the process group failed too (%s)", env.rank, err)
 
 
 def shard(order: np.ndarray, env: DistEnv, batch_size: int) -> tuple[np.ndarray, int]:

@@ -187,9 +187,12 @@ def train(chips_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, *,
     """
     env = dist_.init_distributed(resolve_device(cfg.device))
     try:
-        return _train(Path(chips_dir), Path(out_dir), cfg, env, resume, progress)
-    finally:
-        dist_.shutdown(env)
+        summary = _train(Path(chips_dir), Path(out_dir), cfg, env, resume, progress)
+    except BaseException as exc:  # the other ranks may sit in a collective: no barrier
+        dist_.abort(env, exc)
+        raise
+    dist_.shutdown(env)
+    return summary
 
 
 def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resume: bool,
