@@ -44,7 +44,7 @@ from jointseg.bands import QA
 from jointseg.grid import GeoBox
 from jointseg.inference.scene import Scene, open_scene, valid_mask
 from jointseg.inference.session import Predictor, SessionInfo, model_info
-from jointseg.inference.tiling import iter_blocks, upsample_10
+from jointseg.inference.tiling import PIPELINE_DEPTH, iter_blocks, upsample_10
 from jointseg.io import atomic_path, remove_stale_parts, validate_raster
 from jointseg.model.metadata import SCALE_FACTOR, ModelInfo
 from jointseg.products import (
@@ -91,6 +91,7 @@ def predict_tile(
     info: SessionInfo | None = None,
     compress: str = "DEFLATE",
     progress: bool = False,
+    pipeline_depth: int = PIPELINE_DEPTH,
 ) -> ProductPaths:
     """Predict one scene and write the 1 m products as COGs, atomically.
 
@@ -109,6 +110,8 @@ def predict_tile(
             (provenance tags).
         compress: COG compression (DEFLATE or ZSTD).
         progress: show a progress bar over windows.
+        pipeline_depth: read and predict this many batches ahead of the writes
+            (:func:`~jointseg.inference.tiling.iter_blocks`); 0 = serial, same bytes.
 
     Returns:
         The written paths.
@@ -141,6 +144,7 @@ def predict_tile(
         staged = _stream_to_staging(
             predictor, scene, grid, stage_dir, threshold, prob_output is not None,
             sr_output is not None, window, overlap, halo_10m, batch_size, progress,
+            pipeline_depth,
         )
         _write_products(staged, grid, tags, compress, output, prob_output, sr_output)
     log.info("tile %s: wrote %s", output.stem, ", ".join(
@@ -249,9 +253,12 @@ class _Staged:
 def _stream_to_staging(
     predictor: Predictor, scene: Scene, grid: GeoBox, stage_dir: Path, threshold: float,
     want_prob: bool, want_sr: bool, window: int, overlap: int, halo_10m: int | None,
-    batch_size: int, progress: bool,
+    batch_size: int, progress: bool, pipeline_depth: int,
 ) -> _Staged:
-    """Predict block by block into staging GTiffs: binary + QA, probability, SR."""
+    """Predict block by block into staging GTiffs: binary + QA, probability, SR.
+
+    This thread is the pipeline's writer: blocks arrive while the next windows are read
+    and predicted (:func:`~jointseg.inference.tiling.iter_blocks`)."""
     staged = _Staged(stage_dir / "binary.tif")
     with contextlib.ExitStack() as stack:
         dst_bin = stack.enter_context(_staging(staged.binary, grid, 2, "uint8", NODATA_U8))
@@ -262,9 +269,11 @@ def _stream_to_staging(
         if want_sr:
             staged.sr = _SrStaging(stage_dir / "sr16.tif", grid)
             stack.enter_context(staged.sr)
-        for b in iter_blocks(predictor, scene, window=window, overlap=overlap,
-                             halo_10m=halo_10m, batch_size=batch_size, with_sr=want_sr,
-                             progress=progress):
+        blocks = stack.enter_context(contextlib.closing(iter_blocks(
+            predictor, scene, window=window, overlap=overlap, halo_10m=halo_10m,
+            batch_size=batch_size, with_sr=want_sr, progress=progress,
+            pipeline_depth=pipeline_depth)))
+        for b in blocks:
             valid = upsample_10(b.valid_10m)
             win = Window(b.col_off, b.row_off, b.prob.shape[1], b.prob.shape[0])
             dst_bin.write(encode_binary(b.prob, valid, threshold), 1, window=win)

@@ -14,6 +14,30 @@ below the current row (``10 * overlap`` rows at 1 m, full width) and the overlap
 band right of the current window are kept, and every finished 1 m block is yielded
 at once, so memory does not grow with the raster's height and grows with its width
 only by the thin overlap strip.
+
+The work is a pipeline of three threads joined by bounded queues
+(:func:`~jointseg.inference.pipeline.prefetch`, ``pipeline_depth`` batches each):
+
+* **reader** (``jointseg-infer-read``): reads each batch of windows into one of
+  ``depth + 2`` reused input buffers, with its QA flags and valid (and snow) masks;
+* **compute** (``jointseg-infer-compute``): runs ONNX Runtime on the batch, asking for
+  the SR output only when it is wanted, then cuts the halo off (views, no copy),
+  applies the sigmoid and blends; the SR channels are blended in place in the
+  session's output;
+* the **caller** of :func:`iter_blocks` takes the finished blocks: it encodes and
+  writes them (:mod:`jointseg.inference.products`) while the next batches are read
+  and predicted.
+
+Threads: ONNX Runtime's intra-op pool (``infer.threads``, the rule's ``threads``)
+runs on the compute thread, which is one of its workers. The reader and the writer
+are Python threads whose work (GDAL reads of the small 10 m windows, numpy encoding,
+uncompressed staging writes, each a few ms per window) is a small fraction of a
+model call, so they take the cores in short bursts beside ONNX Runtime rather than
+needing cores of their own; GDAL's own threads (``GDAL_NUM_THREADS``) work only in
+the COG copy after the last window, when ONNX Runtime is idle. ``pipeline_depth=0``
+runs the same steps one after the other on the calling thread (same bytes).
+Memory: at most ``depth`` batches of inputs and ``depth x batch_size`` finished
+windows wait in the queues.
 """
 
 from __future__ import annotations
@@ -27,11 +51,15 @@ import numpy as np
 import onnxruntime as ort
 from tqdm import tqdm
 
+from jointseg.inference.pipeline import prefetch
 from jointseg.inference.scene import Scene, from_arrays, snow_mask_10m, valid_mask
 from jointseg.inference.session import Predictor, model_info
 from jointseg.model.metadata import SCALE_FACTOR, ModelInfo
 
 log = logging.getLogger(__name__)
+
+#: batches read / predicted ahead of their consumer (:func:`iter_blocks`)
+PIPELINE_DEPTH = 2
 
 
 @dataclass(frozen=True)
@@ -130,36 +158,88 @@ class Block:
     qa_10m: np.ndarray
 
 
-def _window_outputs(
-    predictor: Predictor, scene: Scene, plan: TilingPlan, batch_size: int, with_sr: bool,
-    progress: bool,
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per window, in order: (channels (1|5, 10w, 10w) float32 core output,
-    valid (w, w) bool, qa (w, w) uint8)."""
+@dataclass
+class _Inputs:
+    """One batch of windows read ahead (sizes 10 m pixels).
+
+    Attributes:
+        first: row-major index of the batch's first window.
+        s2_10m, s2_20m: (n, 5, side, side) / (n, 6, side/2, side/2) float32 model
+            inputs (views of a reused buffer: valid until the next batches are read).
+        valid, qa: per window, the core's valid mask (snow masked when the scene asks)
+            and QA flags, (window, window).
+    """
+
+    first: int
+    s2_10m: np.ndarray
+    s2_20m: np.ndarray
+    valid: list[np.ndarray]
+    qa: list[np.ndarray]
+
+
+def _read_batches(scene: Scene, plan: TilingPlan, batch_size: int,
+                  buffers: int) -> Iterator[_Inputs]:
+    """Read the windows batch by batch into ``buffers`` reused input buffers.
+
+    ``buffers`` must exceed the number of batches alive at once (those queued ahead,
+    the one ONNX Runtime runs, the one being read): ``depth + 2`` behind
+    :func:`~jointseg.inference.pipeline.prefetch`, 1 when serial.
+    """
     w, h = plan.window, plan.halo
     side = w + 2 * h
-    cut = slice(SCALE_FACTOR * h, SCALE_FACTOR * (h + w))
+    core, core20 = slice(h, h + w), slice(h // 2, (h + w) // 2)
     positions = [(r, c) for r in plan.row_starts for c in plan.col_starts]
-    bar = tqdm(total=len(positions), desc="windows", unit="win", disable=not progress, leave=False)
-    try:
-        for b0 in range(0, len(positions), batch_size):
-            batch = positions[b0 : b0 + batch_size]
-            reads = [scene.read(r - h, c - h, side, side) for r, c in batch]
-            qas = [scene.read_qa(r, c, w, w) for r, c in batch]
-            logit, sr = predictor.run(np.stack([x10 for x10, _ in reads]),
-                                      np.stack([x20 for _, x20 in reads]), with_sr)
-            log.debug("windows %d-%d of %d predicted", b0, b0 + len(batch) - 1, len(positions))
-            for k, ((x10, x20), qa) in enumerate(zip(reads, qas, strict=True)):
-                prob = _sigmoid(logit[k, :, cut, cut])
-                core = np.concatenate([prob, sr[k, :, cut, cut]]) if with_sr else prob
-                valid = valid_mask(x10[4, h : h + w, h : h + w], qa)
-                if scene.mask_snow:
-                    valid &= ~snow_mask_10m(x10[:, h : h + w, h : h + w],
-                                            x20[:, h // 2 : (h + w) // 2, h // 2 : (h + w) // 2])
-                yield core, valid, qa
-            bar.update(len(batch))
-    finally:
-        bar.close()
+    n_buf = min(buffers, -(-len(positions) // batch_size))
+    ring = [(np.empty((batch_size, 5, side, side), np.float32),
+             np.empty((batch_size, 6, side // 2, side // 2), np.float32))
+            for _ in range(n_buf)]
+    for k, b0 in enumerate(range(0, len(positions), batch_size)):
+        b10, b20 = ring[k % n_buf]
+        batch = positions[b0 : b0 + batch_size]
+        valid, qas = [], []
+        for i, (r, c) in enumerate(batch):
+            b10[i], b20[i] = scene.read(r - h, c - h, side, side)
+            qa = scene.read_qa(r, c, w, w)
+            ok = valid_mask(b10[i, 4, core, core], qa)
+            if scene.mask_snow:
+                ok &= ~snow_mask_10m(b10[i, :, core, core], b20[i, :, core20, core20])
+            valid.append(ok)
+            qas.append(qa)
+        yield _Inputs(b0, b10[: len(batch)], b20[: len(batch)], valid, qas)
+
+
+def _run_batches(predictor: Predictor, batches: Iterator[_Inputs], with_sr: bool,
+                 bar: tqdm) -> Iterator[tuple[_Inputs, np.ndarray, np.ndarray | None]]:
+    """ONNX Runtime over each batch: ``(inputs, isa_logit, sr | None)``; SR is asked
+    of the session only when ``with_sr``."""
+    for b in batches:
+        logit, sr = predictor.run(b.s2_10m, b.s2_20m, with_sr)
+        log.debug("windows %d-%d predicted", b.first, b.first + len(b.valid) - 1)
+        bar.update(len(b.valid))
+        yield b, logit, sr
+
+
+def _blend_blocks(plan: TilingPlan, outputs: Iterator[tuple[_Inputs, np.ndarray,
+                                                              np.ndarray | None]],
+                  with_sr: bool) -> Iterator[Block]:
+    """Cut the halo off each window's outputs (views, no copy), blend them in row-major
+    order and yield the finished 1 m blocks."""
+    cut = slice(SCALE_FACTOR * plan.halo, SCALE_FACTOR * (plan.halo + plan.window))
+    prob_blend = _Blender(plan, 1)
+    sr_blend = _Blender(plan, 4) if with_sr else None
+    for b, logit, sr in outputs:
+        for k, (valid, qa) in enumerate(zip(b.valid, b.qa, strict=True)):
+            i, j = divmod(b.first + k, prob_blend.nx)
+            done = prob_blend.add(i, j, _sigmoid(logit[k, :, cut, cut]))
+            # SR is blended in place in the session's output (the blend is per channel)
+            sr_done = sr_blend.add(i, j, sr[k, :, cut, cut]) if sr_blend else None
+            if done is None:
+                continue
+            r0, c0, prob = done
+            h10, w10 = prob.shape[1] // SCALE_FACTOR, prob.shape[2] // SCALE_FACTOR
+            yield Block(row_off=r0, col_off=c0, prob=prob[0],
+                        sr=sr_done[2] if sr_done else None,
+                        valid_10m=valid[:h10, :w10], qa_10m=qa[:h10, :w10])
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -224,6 +304,7 @@ def iter_blocks(
     batch_size: int = 1,
     with_sr: bool = True,
     progress: bool = False,
+    pipeline_depth: int = PIPELINE_DEPTH,
 ) -> Iterator[Block]:
     """Predict a scene window by window and yield finished, blended 1 m blocks.
 
@@ -237,9 +318,14 @@ def iter_blocks(
         overlap: blend overlap between windows in 10 m pixels.
         halo_10m: context on each side; default the model's ``jointseg.halo_10m``.
         batch_size: windows per ONNX Runtime call.
-        with_sr: also produce the SR output.
+        with_sr: also produce the SR output (not asked of the session otherwise).
         progress: show a tqdm bar over windows.
+        pipeline_depth: batches the reader and the ONNX Runtime thread may run ahead
+            of their consumer (see the module docstring); 0 = everything on the
+            calling thread, one window after the other (the same bytes, slower).
     """
+    if pipeline_depth < 0:
+        raise ValueError(f"pipeline_depth {pipeline_depth} < 0")
     predictor = session if isinstance(session, Predictor) else Predictor(session)
     info = model_info(predictor.session)
     plan = plan_tiling(scene.shape, info, window, overlap, halo_10m)
@@ -248,16 +334,15 @@ def iter_blocks(
                     info.halo_10m)
     log.debug("tiling %s: %d windows of %d px (+%d halo, %d overlap)",
               scene.shape, plan.n_windows, plan.window, plan.halo, plan.overlap)
-    blender = _Blender(plan, 5 if with_sr else 1)
-    outputs = _window_outputs(predictor, scene, plan, batch_size, with_sr, progress)
-    for k, (core, valid, qa) in enumerate(outputs):
-        done = blender.add(*divmod(k, blender.nx), core)
-        if done is None:
-            continue
-        r0, c0, out = done
-        h10, w10 = out.shape[1] // SCALE_FACTOR, out.shape[2] // SCALE_FACTOR
-        yield Block(row_off=r0, col_off=c0, prob=out[0], sr=out[1:5] if with_sr else None,
-                    valid_10m=valid[:h10, :w10], qa_10m=qa[:h10, :w10])
+    bar = tqdm(total=plan.n_windows, desc="windows", unit="win", disable=not progress,
+               leave=False)
+    reads = prefetch(_read_batches(scene, plan, batch_size, pipeline_depth + 2),
+                     pipeline_depth, "jointseg-infer-read")
+    blocks = _blend_blocks(plan, _run_batches(predictor, reads, with_sr, bar), with_sr)
+    try:
+        yield from prefetch(blocks, pipeline_depth * batch_size, "jointseg-infer-compute")
+    finally:
+        bar.close()
 
 
 @dataclass
@@ -288,6 +373,7 @@ def predict_array(
     halo_10m: int | None = None,
     batch_size: int = 1,
     with_sr: bool = True,
+    pipeline_depth: int = PIPELINE_DEPTH,
 ) -> Prediction:
     """Tiled prediction of in-memory arrays (see :func:`iter_blocks`).
 
@@ -305,7 +391,8 @@ def predict_array(
                      sr=np.zeros((4, rows, cols), np.float32) if with_sr else None,
                      valid=np.zeros((rows, cols), bool), qa=np.zeros((rows, cols), np.uint8))
     for b in iter_blocks(session, scene, window=window, overlap=overlap, halo_10m=halo_10m,
-                         batch_size=batch_size, with_sr=with_sr):
+                         batch_size=batch_size, with_sr=with_sr,
+                         pipeline_depth=pipeline_depth):
         rs = slice(b.row_off, b.row_off + b.prob.shape[0])
         cs = slice(b.col_off, b.col_off + b.prob.shape[1])
         out.prob[rs, cs] = b.prob
