@@ -25,6 +25,7 @@ from jointseg.inference.providers import ModelError, TensorRTOptions
 from jointseg.inference.scene import Scene, open_scene
 from jointseg.inference.session import Predictor, SessionInfo, make_session
 from jointseg.inference.settings import PredictSettings
+from jointseg.inference.tiling import PIPELINE_DEPTH
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,14 @@ def run_predict(
     settings: PredictSettings,
     *,
     progress: bool = False,
+    pipeline_depth: int = PIPELINE_DEPTH,
 ) -> ProductPaths:
     """Map one scene (a composite ``_10m.tif`` or a band folder) to ``outputs``.
 
-    ``outputs.prob`` / ``outputs.sr`` None: that product is not written.
+    ``outputs.prob`` / ``outputs.sr`` None: that product is not written (and SR is not
+    asked of the session). Reads, ONNX Runtime and writes overlap in threads
+    (:mod:`jointseg.inference.tiling`); ``pipeline_depth`` 0 runs them one after the
+    other (the same bytes; for benchmarks and tests).
 
     Raises:
         ModelError: the model was trained on simulated data, the scene is real and
@@ -82,7 +87,7 @@ def run_predict(
             model.predictor, opened, outputs.binary, prob_output=outputs.prob,
             sr_output=outputs.sr, threshold=settings.threshold, window=settings.window_10m,
             overlap=settings.overlap_10m, batch_size=settings.batch_size, info=model.info,
-            compress=settings.compress, progress=progress,
+            compress=settings.compress, progress=progress, pipeline_depth=pipeline_depth,
         )  # fmt: skip
 
 
