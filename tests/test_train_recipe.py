@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from jointseg.config import ConfigError, schema_default
+from jointseg.model.chips import load_chips, random_crop
 from jointseg.model.distributed import DistEnv, shard
 from jointseg.model.jointseg import build_model
 from jointseg.model.losses import LossConfig, joint_loss
@@ -16,12 +19,17 @@ from jointseg.model.schedule import (
     LRSchedule,
     amp_dtype,
     autocast,
+    bf16_supported,
     clip_gradients,
+    grad_scaler,
     param_groups,
     set_lr,
     to_channels_last,
 )
 from jointseg.model.settings import TrainConfig, config_from_dict
+from jointseg.model.train import _Run, _step, _to_batch
+
+CHIPS = Path(__file__).parent / "data" / "chips"
 
 
 def test_warmup_then_cosine() -> None:
@@ -63,7 +71,7 @@ def test_gradient_clipping() -> None:
 def test_amp_and_channels_last_are_cpu_noops() -> None:
     cpu = torch.device("cpu")
     assert amp_dtype("auto", cpu) is None and amp_dtype("bf16", cpu) is None
-    assert amp_dtype("auto", torch.device("cuda")) is torch.bfloat16
+    assert amp_dtype("fp16", cpu) is None
     assert amp_dtype("off", torch.device("cuda")) is None
     # a matmul is an op autocast lowers (a factory like torch.ones is not): float32 with
     # dtype None (what amp_dtype gives on CPU), bfloat16 when autocast is really on
@@ -78,6 +86,67 @@ def test_amp_and_channels_last_are_cpu_noops() -> None:
         assert (a @ a).dtype == torch.float32
     m = to_channels_last(torch.nn.Conv2d(2, 8, 3), cpu, True)
     assert m.weight.is_contiguous()
+
+
+class _Gpu:
+    """A CUDA device of compute capability ``cap`` for the amp choice (no GPU here):
+    ``torch.cuda.is_bf16_supported()`` says True on a V100 by default (emulation)."""
+
+    def __init__(self, monkeypatch, cap: tuple[int, int], name: str) -> None:
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: cap)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                            lambda including_emulation=True: cap >= (8, 0) or including_emulation)
+
+
+@pytest.mark.parametrize(("cap", "name", "auto"), [
+    ((9, 0), "NVIDIA H100", torch.bfloat16), ((8, 0), "NVIDIA A100", torch.bfloat16),
+    ((7, 5), "Tesla T4", torch.float16), ((7, 0), "Tesla V100", torch.float16),
+    ((6, 0), "Tesla P100", None)])
+def test_amp_bf16_only_where_the_gpu_has_it(monkeypatch, cap, name, auto) -> None:
+    _Gpu(monkeypatch, cap, name)
+    cuda = torch.device("cuda", 0)
+    assert bf16_supported(cuda) is (cap >= (8, 0))
+    assert amp_dtype("auto", cuda) is auto
+    assert amp_dtype("fp16", cuda) is torch.float16 and amp_dtype("off", cuda) is None
+    if cap >= (8, 0):
+        assert amp_dtype("bf16", cuda) is torch.bfloat16
+    else:
+        with pytest.raises(ConfigError, match=rf"{name}, compute capability {cap[0]}\.{cap[1]}"
+                                              r"\) has no native bf16; use amp: auto"):
+            amp_dtype("bf16", cuda)
+    assert not bf16_supported(torch.device("cpu"))
+
+
+def test_fp16_trains_with_loss_scaling_and_bf16_without() -> None:
+    """fp16 autocast runs with an enabled GradScaler (its state in the checkpoint); bf16
+    and fp32 get a disabled one, which leaves the step exactly as it was."""
+    cpu = torch.device("cpu")
+    assert grad_scaler(torch.float16, cpu).is_enabled()
+    assert not grad_scaler(torch.bfloat16, cpu).is_enabled()
+    assert not grad_scaler(None, cpu).is_enabled()
+    cfg = TrainConfig(preset="tiny", batch_size=2, threads=1, grad_clip=1.0)
+    chips = load_chips(CHIPS, "train")[:2]
+    batch = _to_batch([random_crop(c, cfg.crop_10m, np.random.default_rng(0), False)
+                       for c in chips])
+    results = {}
+    for amp in (None, torch.float16):
+        run = _Run.build(cfg, DistEnv(), steps=1)
+        run = dataclasses.replace(run, amp=amp, scaler=grad_scaler(amp, cpu))
+        losses = _step(run, cfg, cfg.loss.sr_warmup_epochs, batch)  # a joint step
+        assert np.isfinite(losses).all()
+        results[amp] = [p.detach().clone() for p in run.model.parameters()]
+        state = run.checkpoint(cfg, 0, [], 0.0, {}, {})["scaler"]
+        assert (state["scale"] == 65536.0) if amp else state == {}
+    # Adam's first step is about lr x sign(gradient): the fp16 step (not skipped as an
+    # overflow) moves nearly every weight the way the fp32 step does
+    fresh = [p.detach() for p in _Run.build(cfg, DistEnv(), steps=1).model.parameters()]
+    d32 = torch.cat([(a - f).ravel() for a, f in zip(results[None], fresh, strict=True)])
+    d16 = torch.cat([(b - f).ravel() for b, f in zip(results[torch.float16], fresh,
+                                                     strict=True)])
+    moved = d32 != 0
+    assert moved.float().mean() > 0.9
+    assert (torch.sign(d32[moved]) == torch.sign(d16[moved])).float().mean() > 0.95
 
 
 def test_balanced_weighting_matches_scales() -> None:

@@ -7,8 +7,12 @@ The recipe that trains the ``paper`` preset stably (issue "model fidelity"):
 * a linear warm-up over the first ``warmup_epochs`` of optimiser steps, then a
   cosine decay to ``min_lr_ratio`` of each group's rate at the last step;
 * gradient clipping to a global L2 norm of ``grad_clip`` (0 = off);
-* bf16 autocast and channels_last memory layout on CUDA only (no-ops on the CPU,
-  where bf16 convolutions are slow and the result would differ from fp32 runs).
+* mixed precision on CUDA only (:func:`amp_dtype`): bf16 autocast where the GPU has
+  native bf16 (compute capability >= 8.0: A100, H100, L4, RTX 30xx and later); fp16
+  autocast with loss scaling (:func:`grad_scaler`) on 7.x (V100, T4, RTX 20xx), whose
+  tensor cores take fp16 but emulate bf16 slowly or not at all; fp32 on older GPUs and
+  on the CPU (where bf16 convolutions are slow and the result would differ from fp32);
+* channels_last memory layout on CUDA only.
 
 The rate is a pure function of the global step, so resuming needs no scheduler
 state: bit-exact resume only has to restore the step count.
@@ -23,6 +27,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from jointseg.config import ConfigError
+
+#: ``model.train.amp`` values (:func:`amp_dtype`)
+AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 #: Name fragments of the parameters that form the RRDB trunk (``ProgSR.trunk_*``).
 TRUNK_PREFIXES = ("sr.trunk_10m.", "sr.trunk_5m.")
@@ -84,13 +93,47 @@ def clip_gradients(model: nn.Module, max_norm: float) -> float:
     return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Native bf16 on CUDA ``device``: compute capability >= 8.0. Not the default of
+    ``torch.cuda.is_bf16_supported()``, which also counts emulation (slow on a V100 or T4,
+    where some kernels then fail)."""
+    if device.type != "cuda":
+        return False
+    return (torch.cuda.get_device_capability(device) >= (8, 0)
+            and torch.cuda.is_bf16_supported(including_emulation=False))
+
+
 def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` (auto | bf16 | off) on ``device``: bf16 on CUDA only."""
-    if amp not in ("auto", "bf16", "off"):
-        raise ValueError(f"amp must be auto, bf16 or off, got {amp!r}")
+    """The autocast dtype for ``amp`` (config ``model.train.amp``) on ``device``.
+
+    ``auto``: bf16 where native (:func:`bf16_supported`), else fp16 on compute capability
+    7.x (tensor cores; trained with loss scaling, :func:`grad_scaler`), else None (fp32).
+    ``bf16`` / ``fp16``: that dtype. ``off``: None. Always None on the CPU.
+
+    Raises:
+        ConfigError: ``bf16`` on a GPU without native bf16 (naming it and what to use).
+    """
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
     if amp == "off" or device.type != "cuda":
         return None
-    return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    if bf16_supported(device):
+        return torch.bfloat16
+    major, minor = torch.cuda.get_device_capability(device)
+    if amp == "bf16":
+        raise ConfigError(f"model.train.amp: bf16 asked for, but {device} "
+                          f"({torch.cuda.get_device_name(device)}, compute capability "
+                          f"{major}.{minor}) has no native bf16; use amp: auto (fp16 with loss "
+                          "scaling there) or fp16")
+    return torch.float16 if major >= 7 else None
+
+
+def grad_scaler(dtype: torch.dtype | None, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 autocast (fp16 gradients underflow without it); a disabled
+    scaler, whose calls change nothing, for bf16 and fp32."""
+    return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
 
 @contextlib.contextmanager

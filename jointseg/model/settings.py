@@ -11,9 +11,9 @@ from typing import Any
 from jointseg.config import ConfigError
 from jointseg.model.jointseg import ARCHS, PRESETS
 from jointseg.model.losses import LossConfig
+from jointseg.model.schedule import AMP_MODES
 
 LR_SCHEDULES = ("cosine", "constant")
-AMP_MODES = ("auto", "bf16", "off")
 
 
 @dataclass
@@ -29,7 +29,9 @@ class TrainConfig:
         lr_schedule: cosine (decay to ``min_lr_ratio`` at the last step) | constant.
         min_lr_ratio: final / base rate of the cosine.
         grad_clip: max global gradient L2 norm (0 = no clipping).
-        amp: auto | bf16 | off: bf16 autocast on CUDA (auto = on CUDA); never on CPU.
+        amp: auto | bf16 | fp16 | off: autocast on CUDA, never on the CPU; auto = bf16
+            where the GPU has it natively, fp16 with loss scaling on V100/T4-class GPUs,
+            fp32 on older ones (:func:`jointseg.model.schedule.amp_dtype`).
         channels_last: channels_last memory layout on CUDA (ignored on CPU).
         gpus: DDP processes (one per GPU) ``jointseg train`` launches under torchrun when
             it is not already running under a launcher; the workflow's ``train_model``

@@ -5,7 +5,8 @@ chips, then runs the staged schedule (jointseg arch: ``sr_warmup_epochs`` of SR
 loss only, then joint ``w_sr * L_sr + w_seg * L_seg``, see
 :func:`jointseg.model.losses.joint_loss`; bilinear arch: segmentation loss
 throughout) with the optimiser recipe of :mod:`jointseg.model.schedule` (trunk
-learning rate, warm-up + cosine, gradient clipping, bf16 / channels_last on CUDA).
+learning rate, warm-up + cosine, gradient clipping, mixed precision and channels_last on
+CUDA: bf16 where the GPU has it, fp16 with loss scaling on V100/T4-class GPUs).
 Every epoch it validates on the ``val`` chips (F1/IoU at 1 m, SR PSNR over the HR
 targets; F1 against the clean ``truth.tif`` where every val chip has one, as simulated
 chips do, else against ``label.tif``; ``summary.json`` names which), writes ``last.pt``,
@@ -87,6 +88,7 @@ from jointseg.model.schedule import (
     autocast,
     batch_to_device,
     clip_gradients,
+    grad_scaler,
     param_groups,
     set_lr,
     to_channels_last,
@@ -255,7 +257,7 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
 @dataclass
 class _Run:
     """The model (and its DDP wrapper), optimiser, LR schedule, SR loss, optional GAN
-    discriminator, autocast dtype and process env of a run."""
+    discriminator, autocast dtype (and the fp16 loss scaler) and process env of a run."""
 
     model: torch.nn.Module
     net: torch.nn.Module
@@ -268,6 +270,7 @@ class _Run:
     amp: torch.dtype | None
     channels_last: bool
     steps: int
+    scaler: torch.amp.GradScaler
 
     @property
     def device(self) -> torch.device:
@@ -292,8 +295,13 @@ class _Run:
         if cfg.arch == "jointseg" and cfg.loss.sr_gan > 0:
             disc = UNetDiscriminatorSN(nf=cfg.loss.d_nf).to(device)
             d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.loss.d_lr, betas=(0.9, 0.99))
-        return cls(model, net, opt, schedule, sr_loss, disc, d_opt, env,
-                   amp_dtype(cfg.amp, device), cfg.channels_last, steps)
+        amp = amp_dtype(cfg.amp, device)
+        if amp is not None and env.is_main:
+            log.info("mixed precision on %s: %s autocast%s (model.train.amp: %s)", device,
+                     str(amp).removeprefix("torch."),
+                     " with loss scaling" if amp == torch.float16 else "", cfg.amp)
+        return cls(model, net, opt, schedule, sr_loss, disc, d_opt, env, amp,
+                   cfg.channels_last, steps, grad_scaler(amp, device))
 
     def checkpoint(self, cfg: TrainConfig, epoch: int, history: list[dict], best_f1: float,
                    data: dict[str, Any], training_data: dict[str, Any]) -> dict[str, Any]:
@@ -305,7 +313,7 @@ class _Run:
                 "epoch": epoch, "arch_version": ARCH_VERSION, "config": asdict(cfg),
                 "history": history, "best_f1": best_f1, "torch_rng": torch.get_rng_state(),
                 "world_size": self.env.world_size, "data": data,
-                "training_data": training_data}
+                "training_data": training_data, "scaler": self.scaler.state_dict()}
 
 
 def _resume(run: _Run, cfg: TrainConfig, last: Path, chips_sha: str, record: dict[str, Any]
@@ -336,6 +344,8 @@ def _resume(run: _Run, cfg: TrainConfig, last: Path, chips_sha: str, record: dic
     if run.disc is not None and ckpt.get("disc"):
         run.disc.load_state_dict(ckpt["disc"])
         run.d_opt.load_state_dict(ckpt["disc_optimizer"])
+    if run.scaler.is_enabled() and ckpt.get("scaler"):
+        run.scaler.load_state_dict(ckpt["scaler"])
     torch.set_rng_state(ckpt["torch_rng"].cpu())
     log.info("resuming from %s at epoch %d of %d", last, ckpt["epoch"] + 1, cfg.epochs)
     best = {"epoch": ckpt["best_model"]["epoch"],
@@ -391,18 +401,22 @@ def _step(run: _Run, cfg: TrainConfig, epoch: int, batch: tuple[torch.Tensor, ..
         loss = joint_loss(cfg.loss, l_sr, l_seg)
     else:
         loss = cfg.loss.w_seg * l_seg
+    # the scaler multiplies fp16 losses so small gradients survive, divides them back
+    # before clipping, and skips a step whose gradients overflowed; off, it does nothing
     run.opt.zero_grad()
-    loss.backward()
+    run.scaler.scale(loss).backward()
+    run.scaler.unscale_(run.opt)
     clip_gradients(run.model, cfg.grad_clip)
-    run.opt.step()
+    run.scaler.step(run.opt)
     if gan_on:
         run.d_opt.zero_grad()
         with autocast(run.amp, run.device):
             d_loss = relativistic_d_loss(run.disc(torch.where(mask, hr, sr.detach())),
                                          run.disc(sr.detach()))
-        d_loss.backward()
+        run.scaler.scale(d_loss).backward()
         _average_gradients(run.disc, run.env)
-        run.d_opt.step()
+        run.scaler.step(run.d_opt)
+    run.scaler.update()
     return np.array([float(loss.detach()), float(l_sr.detach()), float(l_seg.detach())])
 
 
