@@ -18,6 +18,7 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
+from jointseg.batch import tile_files
 from jointseg.inference import providers
 from jointseg.inference.predict import load_model
 from jointseg.inference.providers import (
@@ -35,6 +36,7 @@ from tests.test_predict_stage import (
     SETTINGS,
     TILES,
     fp16_twin,
+    predict_batch,
     predict_per_tile,
     write_composite,
 )
@@ -130,6 +132,20 @@ def test_a_cuda_ep_that_fails_to_start_is_refused(models: Path, cuda_listed_but_
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and "CUDAExecutionProvider could not be initialised" in lines[0]
     assert not out.exists() or not list(out.iterdir())
+
+
+def test_a_batch_stops_at_once_with_the_same_line(models: Path, cuda_listed_but_broken,
+                                                  tmp_path: Path) -> None:
+    res = tmp_path / "results"
+    for i, t in enumerate(TILES):
+        write_composite(tile_files("composite", t, "r", 2021, res)["c10"], i)
+    r = predict_batch(models, res, BASE)
+    assert r.exit_code == 1
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and "CUDAExecutionProvider could not be initialised" in lines[0]
+    assert not (res / "manifest.json").exists() and not (res / "r/2021/isa").exists()
+    r = predict_batch(models, res, {**BASE, "allow_cpu_fallback": True})
+    assert r.exit_code == 0, r.output
 
 
 def test_allowed_fallback_logs_and_runs_the_fp32_graph(models: Path, cuda_listed_but_broken,
