@@ -35,7 +35,7 @@ OTHER_VALUES = {"providers": ["cpu", ("cpu",)], "bands": ["B02,SCL", ("B02", "SC
                 "scl_classes": ["3,8", (3, 8)], "demo_sim_dir": ["sim"] * 2,
                 "trt_engine_cache": ["trt"] * 2,
                 "cuda": ["device_id=1", {"device_id": "1"}],
-                "threshold": ["0.25", 0.25]}
+                "threshold": ["0.25", 0.25], "allow_cpu_fallback": ["yes", True]}
 
 
 def _other(param: click.Option, default: object) -> tuple[list[str], object]:

@@ -42,8 +42,9 @@ def _d(key: str) -> str:
               help="Adam LR of the RRDB trunk" + _d("lr_trunk") + ".")
 @click.option("--grad-clip", type=click.FloatRange(min=0),
               help="Max gradient L2 norm, 0 = off" + _d("grad_clip") + ".")
-@click.option("--amp", type=click.Choice(["auto", "bf16", "off"]),
-              help="bf16 autocast on CUDA" + _d("amp") + ".")
+@click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]),
+              help="Autocast on CUDA: auto = bf16 where the GPU has it natively, fp16 with "
+                   "loss scaling on 7.x (V100, T4), fp32 elsewhere" + _d("amp") + ".")
 @click.option("--gpus", type=click.IntRange(min=1), help="Processes (one per GPU): more "
               "than 1 relaunches this command under torchrun" + _d("gpus") + ".")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt if present.")

@@ -16,6 +16,7 @@ from jointseg.config import schema_default
 from jointseg.inference.scene import SceneError
 from jointseg.inference.session import ModelError
 from jointseg.inference.settings import PredictSettings
+from jointseg.io import OutputError
 
 
 def _key_values(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ...]
@@ -68,7 +69,14 @@ def sr_path_beside(isa: str | Path) -> Path:
                    "calibrated in training; 0.5 for a model without one].")
 @click.option("--providers", default=",".join(schema_default("infer.providers")),
               show_default=True, callback=split_list,
-              help="Comma-separated: tensorrt, cuda, cpu (used in that order when available).")
+              help="Comma-separated: tensorrt, cuda, cpu. The session must run on the first; "
+                   "when it cannot, predict stops in one line (tensorrt may give way to cuda; "
+                   "the CPU only as --allow-cpu-fallback says).")
+@click.option("--allow-cpu-fallback", "allow_cpu_fallback",
+              type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
+              callback=lambda ctx, param, v: {"auto": None, "yes": True, "no": False}[v],
+              help="May a GPU provider give way to the CPU (cpu listed in --providers)? "
+                   "auto: only where no NVIDIA GPU is visible.")
 @click.option("--sr-quicklook/--no-sr-quicklook", default=schema_default("infer.sr_quicklook"),
               show_default=True, help="Write the SR quicklook (see --sr-output).")
 @click.option("--cuda-option", "cuda", multiple=True, metavar="KEY=VALUE", callback=_key_values,
@@ -76,14 +84,17 @@ def sr_path_beside(isa: str | Path) -> Path:
                    "cudnn_conv_algo_search=HEURISTIC (repeatable).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16"]),
               default=schema_default("infer.precision"), show_default=True,
-              help="fp16 runs the <model>_fp16.onnx twin; auto: fp16 when CUDA leads.")
+              help="fp16 runs the <model>_fp16.onnx twin; auto: the twin when the session "
+                   "runs on CUDA (chosen once the provider is known).")
 @click.option("--cuda-graph/--no-cuda-graph", default=schema_default("infer.cuda_graph"),
               show_default=True, help="CUDA EP CUDA graphs (batches padded to --batch-size).")
 @click.option("--trt-fp16/--no-trt-fp16", default=schema_default("infer.tensorrt.fp16"),
               show_default=True, help="TensorRT: build fp16 engines.")
 @click.option("--trt-engine-cache", type=click.Path(file_okay=False),
               default=schema_default("infer.tensorrt.engine_cache_dir"),
-              help="TensorRT: engine cache folder (engines are built once, then loaded).")
+              help="TensorRT: engine cache root; engines go to <root>/<model sha256>-<options"
+                   "> (a retrained model never loads a stale engine) [default: "
+                   "<resources_dir>/trt-cache].")
 @click.option("--trt-timing-cache/--no-trt-timing-cache",
               default=schema_default("infer.tensorrt.timing_cache"), show_default=True,
               help="TensorRT: keep a timing cache beside the engines.")
@@ -111,7 +122,7 @@ def predict(ctx: click.Context, model_path: str, input_path: str, output: str,
     try:
         model = load_model(model_path, settings)
         paths = run_predict(model, input_path, outputs, settings, progress=progress)
-    except (SceneError, ModelError) as exc:
+    except (SceneError, ModelError, OutputError) as exc:
         raise click.ClickException(str(exc)) from None
     for p in (paths.binary, paths.prob, paths.sr):
         if p is not None:
