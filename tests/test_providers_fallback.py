@@ -257,3 +257,17 @@ def test_tensorrt_session_gets_the_keyed_cache(models: Path, monkeypatch,
     path = Path(seen[TRT]["trt_engine_cache_path"])
     assert path.parent == root and path.name.startswith(sha256_file(models)[:16])
     assert seen[TRT]["device_id"] == "2" and info.model_path == models  # TRT: fp32 graph
+
+
+def test_cuda_libraries_are_preloaded_only_for_a_gpu_provider(models: Path, monkeypatch,
+                                                              cuda_listed_but_broken,
+                                                              tmp_path: Path) -> None:
+    """onnxruntime.preload_dlls() (the `cuda`/`cudnn` extras' libraries) runs before a
+    session that asks for the CUDA EP, and never for a CPU one."""
+    calls: list[int] = []
+    monkeypatch.setattr(ort, "preload_dlls", lambda: calls.append(1), raising=False)
+    load_model(models, PredictSettings.from_config({"allow_cpu_fallback": True, "threads": 1,
+                                                    "resources_dir": str(tmp_path / "r")}))
+    assert calls == [1]
+    load_model(models, PredictSettings.from_config({"providers": ["cpu"], "threads": 1}))
+    assert calls == [1]

@@ -148,6 +148,8 @@ def make_session(
         check_leading_provider(wanted, names[0], model_path, allow_cpu_fallback,
                                f"is not in this onnxruntime (available: {', '.join(available)})")
     warn_missing(wanted, available)
+    if names[0] != "CPUExecutionProvider":
+        _preload_cuda_libraries()
     device_id = int((cuda_options or {}).get("device_id") or 0)
     opener = _Opener(model_path, precision, _session_options(threads, inter_threads),
                      cuda_options, tensorrt or TensorRTOptions(), device_id)
@@ -218,6 +220,20 @@ class _Opener:
             options[PROVIDERS["cuda"]] = cuda_provider_options(self.cuda_options, False)
             session, used = _load(path, names, self.opts, options)
         return session, used, path, cuda_graph and used[0] == PROVIDERS["cuda"]
+
+
+def _preload_cuda_libraries() -> None:
+    """Load the CUDA runtime and cuDNN that onnxruntime-gpu's `cuda`/`cudnn` extras install
+    (nvidia-* wheels) before the CUDA EP needs them: ``onnxruntime.preload_dlls()`` (ORT
+    >= 1.21; a no-op where the libraries are on the loader path already). Failures are
+    left to the provider check, which names the provider that could not start."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception as exc:  # noqa: BLE001 - a missing library shows as a provider failure
+        log.debug("onnxruntime.preload_dlls() failed: %s", exc)
 
 
 def session_device_id(session: ort.InferenceSession) -> int:
