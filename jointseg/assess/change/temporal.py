@@ -54,7 +54,7 @@ class TemporalSettings:
 
     method: str = DEFAULT_METHOD
     confident: float = 0.8
-    penalty: float = 2.0
+    penalty: float = 0.35
     evidence_cap: float = 4.0
 
     def __post_init__(self) -> None:
