@@ -1,8 +1,21 @@
-"""Inference benchmark: PyTorch eager vs ONNX Runtime CPU, fp16 agreement, memory, seams.
+"""Inference benchmark: product path vs bare ORT, PyTorch eager vs ORT, fp16, memory, seams.
 
     .venv/bin/python benchmarks/inference.py [--threads 2] [--windows 8] [--rss-base 128]
+    .venv/bin/python benchmarks/inference.py --pipeline-only [--reps 3] [--tile-km 3]
+        [--providers cuda,cpu --tile-window 304 --tile-batch 4]   # on a GPU
 
-Prints one table and, last, ``ort_vs_torch_speedup=<x> rss_growth_16x=<ratio>``.
+Prints one table and, last, ``product_vs_ort=<ratio> product_sr_vs_ort=<ratio>
+ort_vs_torch_speedup=<x> rss_growth_16x=<ratio>`` (``--pipeline-only``: the first two).
+
+* Product path vs bare ORT (:func:`pipeline_rows`): ``jointseg predict``'s function
+  (:func:`jointseg.inference.predict.run_predict`, a session from ``load_model``, schema
+  defaults: window 96, overlap 8, batch 2) maps a demo-sized composite pair (3 km, 300 x
+  300 px at 10 m, from the BigEarthNet mosaic) to real COGs (binary + probability, and
+  again with the SR quicklook); bare ORT runs the same Predictor on the same windows and
+  batches, read beforehand (no I/O, no blending). Each is timed interleaved in one process,
+  best of ``--reps``, so other load on the machine hits all of them alike; the serial
+  path (``pipeline_depth=0``: read, run, blend, write one after the other, as before the
+  pipeline) is timed beside them. km^2/min counts the tile's area for all rows.
 
 * Model: ``jointseg.model`` preset ``tiny`` (random weights, seed 0; speed does not
   depend on training), exported with ``jointseg.model.export`` (fp32 + fp16 twin), halo
@@ -23,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -38,6 +52,7 @@ sys.path.insert(0, str(REPO))
 
 from jointseg.inference.scene import open_scene  # noqa: E402
 from jointseg.inference.session import Predictor, make_session  # noqa: E402
+from jointseg.inference.settings import PredictSettings  # noqa: E402
 from jointseg.inference.tiling import predict_array  # noqa: E402
 
 TEST_MODEL = REPO / "tests" / "data" / "models" / "tiny_rf.onnx"
@@ -166,6 +181,136 @@ def write_composite(path10: Path, x10: np.ndarray, x20: np.ndarray) -> None:
             ds.descriptions = tuple(names)
 
 
+def activation_bytes_per_px(model_path: Path, side_10m: int) -> float:
+    """Peak live activation bytes per 1 m output pixel of one window (batch 1).
+
+    A liveness pass over the exported graph with ``side_10m`` square inputs: nodes in
+    file order (ONNX Runtime's sequential order follows it), each tensor held from the
+    node that makes it to its last reader; weights not counted. The sizing rule of
+    ``docs/architecture.md`` (Predict: pipeline and window sizes) multiplies it by
+    ``batch x (10 x (window + 2 x halo))^2``.
+    """
+    import onnx
+    from onnx import shape_inference
+
+    m = onnx.load(str(model_path))
+    for inp in m.graph.input:
+        dims = inp.type.tensor_type.shape.dim
+        side = side_10m if inp.name == "s2_10m" else side_10m // 2
+        for k, v in enumerate((1, dims[1].dim_value, side, side)):
+            dims[k].ClearField("dim_param")
+            dims[k].dim_value = v
+    m = shape_inference.infer_shapes(m, data_prop=True)
+    itemsize = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.FLOAT16: 2}
+    size = {}
+    for vi in [*m.graph.value_info, *m.graph.output]:
+        dims = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        if dims and all(d > 0 for d in dims):
+            size[vi.name] = int(np.prod(dims)) * itemsize.get(vi.type.tensor_type.elem_type, 4)
+    last = {i: k for k, node in enumerate(m.graph.node) for i in node.input}
+    outputs = {o.name for o in m.graph.output}
+    live: dict[str, int] = {}
+    peak = 0
+    for k, node in enumerate(m.graph.node):
+        live.update({o: size[o] for o in node.output if o in size})
+        peak = max(peak, sum(live.values()))
+        for i in node.input:
+            if last.get(i) == k and i not in outputs:
+                live.pop(i, None)
+    return peak / (10 * side_10m) ** 2
+
+
+def pipeline_rows(model_path: Path, tmp: Path, threads: int, reps: int, tile_km: float,
+                  providers: tuple[str, ...] = ("cpu",), window: int = 96,
+                  batch_size: int = 2) -> tuple[list[tuple[str, str]], dict[str, float]]:
+    """Product path (run_predict, threaded and serial) vs bare ORT on one tile, interleaved.
+
+    Returns:
+        Table rows and ``{"product": ratio, "product_sr": ratio}`` (bare / product time).
+    """
+    from jointseg.inference.predict import load_model, run_predict
+    from jointseg.inference.products import ProductPaths
+    from jointseg.inference.tiling import _read_batches, plan_tiling
+
+    settings = PredictSettings.from_config({
+        "providers": list(providers), "threads": threads, "window_10m": window,
+        "batch_size": batch_size, "precision": "fp32" if providers == ("cpu",) else "auto"})
+    model = load_model(model_path, settings)
+    side = int(round(tile_km * 100)) // 2 * 2
+    area_km2 = (side * 10 / 1000) ** 2
+    p10 = tmp / "bench_tile_10m.tif"
+    write_composite(p10, *mosaic(side))
+    with open_scene(p10) as scene:
+        plan = plan_tiling(scene.shape, model.info.model, settings.window_10m,
+                           settings.overlap_10m)
+        batches = [(b.s2_10m.copy(), b.s2_20m.copy())
+                   for b in _read_batches(scene, plan, settings.batch_size, 1)]
+    out = tmp / "bench_out"
+
+    def product(sr: bool, depth: int | None = None):
+        def run():
+            paths = ProductPaths(out / "t_isa.tif", out / "t_prob.tif",
+                                 out / "t_sr.tif" if sr else None)
+            kw = {} if depth is None else {"pipeline_depth": depth}
+            run_predict(model, p10, paths, settings, **kw)
+        return run
+
+    def bare(sr: bool):
+        def run():
+            for b10, b20 in batches:
+                model.predictor.run(b10, b20, sr)
+        return run
+
+    cases = {
+        "product (run_predict: isa + prob COGs)": product(False),
+        "product, serial (pipeline_depth 0)": product(False, 0),
+        "bare ORT (isa_logit)": bare(False),
+        "product + SR quicklook": product(True),
+        "product + SR, serial": product(True, 0),
+        "bare ORT (isa_logit + sr)": bare(True),
+    }
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for fn in cases.values():
+        fn()  # warm-up: arena, GDAL caches, page cache
+    for _ in range(reps):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    best = {k: min(v) for k, v in times.items()}
+    rows = [("tile", f"{side} x {side} px at 10 m ({area_km2:g} km2), {plan.n_windows} windows "
+             f"of {plan.window} + 2 x {plan.halo} px halo, overlap {plan.overlap}, batch "
+             f"{settings.batch_size}, {threads} ORT threads, best of {reps} (interleaved)"),
+            ("session", f"{', '.join(model.info.providers)}, {model.info.precision}")]
+    for name, t in best.items():
+        rows.append((name, f"{area_km2 / t * 60:8.1f} km2/min ({t:.2f} s; all "
+                           f"{', '.join(f'{x:.2f}' for x in times[name])})"))
+    ratios = {
+        "product": best["bare ORT (isa_logit)"] / best["product (run_predict: isa + prob COGs)"],
+        "product_serial": best["bare ORT (isa_logit)"]
+        / best["product, serial (pipeline_depth 0)"],
+        "product_sr": best["bare ORT (isa_logit + sr)"] / best["product + SR quicklook"],
+        "product_sr_serial": best["bare ORT (isa_logit + sr)"] / best["product + SR, serial"],
+    }
+    act = activation_bytes_per_px(model_path, plan.window + 2 * plan.halo)
+    per_call = act * settings.batch_size * (10 * (plan.window + 2 * plan.halo)) ** 2
+    rows.append(("activations", f"{act:.0f} B per 1 m px at peak (liveness pass over the "
+                 f"graph): {per_call / 2**20:.0f} MiB per call"))
+    rows.append(("product / bare ORT", f"{ratios['product']:.2f} (serial "
+                 f"{ratios['product_serial']:.2f}); with SR {ratios['product_sr']:.2f} (serial "
+                 f"{ratios['product_sr_serial']:.2f})"))
+    return rows, ratios
+
+
+def print_table(rows: list[tuple[str, str]]) -> None:
+    print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}, "
+          f"onnxruntime {__import__('onnxruntime').__version__}")
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -175,6 +320,13 @@ def main() -> None:
     ap.add_argument("--rss-base", type=int, default=128, help="1x raster side, 10 m px")
     ap.add_argument("--rss-model", default=None, help="ONNX for the RSS runs [bench model]")
     ap.add_argument("--rss-child", nargs=3, metavar=("SCENE", "MODEL", "OUT"))
+    ap.add_argument("--pipeline-only", action="store_true",
+                    help="only the product path vs bare ORT rows")
+    ap.add_argument("--reps", type=int, default=3, help="timed runs per case (best of)")
+    ap.add_argument("--tile-km", type=float, default=3.0, help="tile side for the product path")
+    ap.add_argument("--providers", default="cpu", help="product path: infer.providers")
+    ap.add_argument("--tile-window", type=int, default=96, help="product path: window_10m")
+    ap.add_argument("--tile-batch", type=int, default=2, help="product path: batch_size")
     args = ap.parse_args()
     if args.rss_child:
         rss_child(*args.rss_child, threads=args.threads)
@@ -184,6 +336,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         torch_model, fp32, fp16, halo = build_models(tmp, args.threads)
+        pipe_rows, ratios = pipeline_rows(
+            fp32, tmp, args.threads, args.reps, args.tile_km,
+            tuple(args.providers.split(",")), args.tile_window, args.tile_batch)
+        rows += pipe_rows
+        last = (f"product_vs_ort={ratios['product']:.2f} "
+                f"product_sr_vs_ort={ratios['product_sr']:.2f}")
+        if args.pipeline_only:
+            print_table(rows)
+            print(last)
+            return
         session, info = make_session(fp32, providers=("cpu",), threads=args.threads)
         halo = info.model.halo_10m
         rows.append(("model", f"{info.model.name} ({info.model.preset}), halo {halo} px"))
@@ -249,12 +411,8 @@ def main() -> None:
             rows.append((f"peak RSS {factor:>2}x", f"{rss[factor]:7.1f} MB ({n} x {n} px 10 m"
                          f" = {(n * 10) ** 2 / 1e6:.1f} Mpx 1 m, {dt:.1f} s)"))
     growth = rss[16] / rss[1]
-    print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
-          f"{time.strftime('%Y-%m-%d')}, onnxruntime {__import__('onnxruntime').__version__}")
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
-    print(f"ort_vs_torch_speedup={speedup:.2f} rss_growth_16x={growth:.2f}")
+    print_table(rows)
+    print(f"{last} ort_vs_torch_speedup={speedup:.2f} rss_growth_16x={growth:.2f}")
 
 
 if __name__ == "__main__":
