@@ -132,7 +132,6 @@ def test_export_removes_the_fp32_model_when_the_fp16_twin_fails(checkpoint: Path
     assert listing(disk) == ["filler"]  # the fp32 model and its sidecar went too
 
 
-@pytest.mark.xfail(strict=True, reason="predict wiring pending")
 def test_predict_on_a_full_disk(tmp_path: Path, disk: Path) -> None:
     c10 = _composite_pair(tmp_path)
     fill(disk, leave=256 << 10)

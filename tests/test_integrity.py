@@ -189,7 +189,6 @@ def _predict(c10: Path, out: Path, model: Path = MODEL):
                                      str(out)])
 
 
-@pytest.mark.xfail(strict=True, reason="predict wiring pending")
 def test_corrupted_composite_is_refused_by_predict(tmp_path: Path) -> None:
     c10 = _composite_pair(tmp_path)
     assert _predict(c10, tmp_path / "ok.tif").exit_code == 0
@@ -200,7 +199,6 @@ def test_corrupted_composite_is_refused_by_predict(tmp_path: Path) -> None:
     assert not (tmp_path / "isa.tif").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="predict wiring pending")
 def test_corrupted_model_is_refused_by_predict(tmp_path: Path) -> None:
     c10 = _composite_pair(tmp_path)
     model = tmp_path / "model.onnx"

@@ -45,7 +45,7 @@ from jointseg.grid import GeoBox
 from jointseg.inference.scene import Scene, open_scene, valid_mask
 from jointseg.inference.session import Predictor, SessionInfo, model_info
 from jointseg.inference.tiling import PIPELINE_DEPTH, iter_blocks, upsample_10
-from jointseg.io import atomic_path, remove_stale_parts, validate_raster
+from jointseg.io import atomic_path, output_guard, remove_stale_parts, validate_raster
 from jointseg.model.metadata import SCALE_FACTOR, ModelInfo
 from jointseg.products import (
     NODATA_U8,
@@ -123,7 +123,9 @@ def predict_tile(
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold {threshold} outside 0..1")
     output = Path(output)
-    with contextlib.ExitStack() as stack:
+    # the guard is outermost: a full disk ends in one OutputError naming the output, and
+    # nothing this call wrote is left behind
+    with output_guard(output, prob_output, sr_output), contextlib.ExitStack() as stack:
         if not isinstance(scene, Scene):
             scene = stack.enter_context(open_scene(scene))
         tags = _provenance_tags(scene, meta, info, threshold)
@@ -353,7 +355,8 @@ def _to_cog(
         if scale is not None:
             ds.scales = (scale,) * ds.count
             ds.offsets = (0.0,) * ds.count
-    with atomic_path(final, validate=validate_raster) as tmp, rasterio.open(staging) as src:
+    with (atomic_path(final, validate=validate_raster, checksum=True) as tmp,
+          rasterio.open(staging) as src):
         rasterio.shutil.copy(
             src, tmp, driver="COG", compress=compress, predictor=2, blocksize=512,
             overview_resampling=resampling, BIGTIFF="IF_SAFER",

@@ -49,6 +49,7 @@ from jointseg.data.cloudmask import SNOW_NDSI_DEFAULTS, ndsi_snow_mask
 from jointseg.data.composite import harmonise
 from jointseg.grid import GeoBox
 from jointseg.inference.boa import OffsetError, band_dir_offset
+from jointseg.io import IntegrityError, verify_file
 from jointseg.products import QA_FILLED, QA_NO_OBSERVATION
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,12 @@ def from_arrays(
 
 
 def _open(path: Path) -> rasterio.DatasetReader:
-    """Open a raster and read its last pixel, so truncated files fail here, by name."""
+    """Open a raster and read its last pixel, so truncated files fail here, by name; a
+    file with a ``.sha256`` sidecar (what the stages write) must still match it."""
+    try:
+        verify_file(path, remedy="rerun composite for this tile")
+    except IntegrityError as exc:
+        raise SceneError(str(exc)) from None
     try:
         ds = rasterio.open(path)
     except RasterioIOError as exc:

@@ -61,7 +61,7 @@ from jointseg.inference.providers import (
     select_model_file,
     warn_missing,
 )
-from jointseg.io import sha256_file
+from jointseg.io import IntegrityError, sha256_file, verify_file
 from jointseg.model.metadata import SCALE_FACTOR, ModelInfo, ModelMetadataError
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,10 @@ class _Opener:
     def sha256(self, path: Path) -> str:
         if not path.is_file():
             raise ModelError(f"{path}: model file not found")
-        return sha256_file(path)
+        try:  # the sidecar's digest is checked by reading the file once
+            return verify_file(path, remedy="rerun export") or sha256_file(path)
+        except IntegrityError as exc:
+            raise ModelError(str(exc)) from None
 
     def open(self, names: list[str], cuda_graph: bool
              ) -> tuple[ort.InferenceSession, list[str], Path, bool]:
