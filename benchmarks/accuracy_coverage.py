@@ -48,8 +48,9 @@ from scipy import ndimage
 from jointseg.assess.change.accuracy import new_isa_counts
 from jointseg.assess.change.biennial import map_cuts
 from jointseg.assess.change.temporal import TemporalSettings, fit_block
-from jointseg.assess.estimators import INTERVALS, Z95, estimates_by_group
+from jointseg.assess.estimators import estimates_by_group
 from jointseg.assess.sampling import design_sample
+from jointseg.assess.variance import INTERVALS, Z95
 from jointseg.config import schema_default
 from jointseg.metrics import BinaryCounts, binary_metrics
 

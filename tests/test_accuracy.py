@@ -28,14 +28,16 @@ import numpy as np
 import pytest
 
 from jointseg.assess.estimators import (
-    confusion_matrix,
     estimates_by_group,
+    olofsson_estimates,
+    stratified_estimates,
+)
+from jointseg.assess.matrices import (
+    confusion_matrix,
     f1_scores,
     iou_scores,
-    olofsson_estimates,
     overall_accuracy,
     producers_accuracy,
-    stratified_estimates,
     users_accuracy,
 )
 from jointseg.metrics import BinaryCounts, binary_counts, binary_metrics, cohen_kappa

@@ -16,12 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jointseg.assess.estimators import (
-    INTERVALS,
-    olofsson_estimates,
-    pseudo_units,
-    stratified_estimates,
-)
+from jointseg.assess.estimators import olofsson_estimates, stratified_estimates
+from jointseg.assess.variance import INTERVALS, pseudo_units
 
 DATA = Path(__file__).parent / "data" / "stehman2014" / "samples.csv"
 SIZES = {1: 40_000, 2: 30_000, 3: 20_000, 4: 10_000}

@@ -9,7 +9,7 @@ import yaml
 
 from jointseg.assess.otherproducts.assess import SCHEMA
 from jointseg.assess.otherproducts.table import ProductsFileError
-from jointseg.assess.tables import products_table
+from jointseg.assess.product_tables import products_table
 from tests.test_dag_training import job_counts
 from tests.test_rules import REPO, run_snakemake
 

@@ -18,11 +18,12 @@ from affine import Affine
 from click.testing import CliRunner
 from shapely.geometry import box
 
+from jointseg.assess.area_tables import growth_table
 from jointseg.assess.change import biennial_change
 from jointseg.assess.report.build import accuracy_report
+from jointseg.assess.table import NO_DATA
 from jointseg.assess.tables import (
     INDEX_SCHEMA,
-    NO_DATA,
     PAPER_TABLES,
     TableError,
     build_tables,
@@ -236,8 +237,6 @@ def test_two_year_sets_plan_two_folders(tmp_path):
 def test_growth_from_error_adjusted_areas_with_cis():
     """Table 5: the change sample's net growth ± CI for the region; without a change
     file, the difference of two reports' error-adjusted areas (CIs in quadrature)."""
-    from jointseg.assess.tables import growth_table
-
     ch = {"region": "demo", "simulated": True, "_source": "change.json",
           "consistency": {"applied": True, "method": "monotone"},
           "change_sample": {"status": "ok", "periods": {"2017-2019": {

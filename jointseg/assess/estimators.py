@@ -1,25 +1,22 @@
-"""Design-based accuracy and area estimates from a probability sample, and class
-matrices.
+"""Design-based accuracy and area estimates from a probability sample.
 
 * **Estimates from a probability sample** (Olofsson et al. 2013, 2014; Stehman 2014):
   :func:`olofsson_estimates` from a sample count matrix when the strata are the map
   classes, and :func:`stratified_estimates` per sample unit for any strata (e.g. map
   class x zone) and any domain (a region, a city, a zone); :func:`estimates_by_group`
-  for the whole population and each group. They give the error matrix in area
+  for the whole population and each group; :func:`stratified_total` for the total of
+  one per-unit value (e.g. net growth). They give the error matrix in area
   proportions, overall/user's/producer's accuracy and error-adjusted class areas, each
   with a standard error and a ``z``-based confidence interval (95 % for ``z = 1.96``).
-* **Interval** (``interval``): ``"agresti-coull"`` (default) keeps the design-based point
-  estimates and computes every variance with z² pseudo-units per stratum, spread evenly
-  over the reference classes (Agresti & Coull 1998 within each stratum; for two classes
-  p~_h = (x_h + z²/2) / (n_h + z²)), so a stratum whose sample shows no error still
-  contributes variance; ``"wald"`` is the plain textbook variance of the papers (a
-  stratum without observed error contributes 0, and the interval shrinks exactly when
-  it should be widest). :data:`INTERVALS` describes both.
-* **Multi-class matrices**: :func:`confusion_matrix` and the per-class user's /
-  producer's accuracy, F1 and IoU of a count or proportion matrix.
+* **Interval** (``interval``): a key of :data:`jointseg.assess.variance.INTERVALS`
+  (``"agresti-coull"``, the default, or the papers' plain ``"wald"``); the variance
+  machinery (pseudo-units, :class:`~jointseg.assess.variance.StratifiedDesign`) is
+  :mod:`jointseg.assess.variance`.
 
-Binary pixel agreement of two rasters (precision, recall, F1, OA, kappa, IoU from
-pixel counts) is :mod:`jointseg.metrics` (:class:`~jointseg.metrics.BinaryCounts`,
+Multi-class count matrices and the per-class user's / producer's accuracy, F1 and IoU of
+a count or proportion matrix are :mod:`jointseg.assess.matrices`. Binary pixel agreement
+of two rasters (precision, recall, F1, OA, kappa, IoU from pixel counts) is
+:mod:`jointseg.metrics` (:class:`~jointseg.metrics.BinaryCounts`,
 :func:`~jointseg.metrics.binary_metrics`): agreement with another product, not
 accuracy in the statistical sense.
 
@@ -42,95 +39,19 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from jointseg.metrics import ratio
-
-Z95 = 1.96
-INTERVALS = {
-    "agresti-coull": "design-based estimate ± z SE, SE from each stratum's sample plus z² "
-                     "pseudo-units spread evenly over the reference classes (Agresti-Coull "
-                     "within each stratum): a stratum without observed error still "
-                     "contributes variance",
-    "wald": "design-based estimate ± z SE with the plain stratified variance (Olofsson et "
-            "al. 2014; Stehman 2014): a stratum without observed error contributes 0",
-}
-DEFAULT_INTERVAL = "agresti-coull"
-
-
-def pseudo_units(interval: str, z: float) -> float:
-    """Pseudo-units added to each stratum's variance: z² (``agresti-coull``) or 0.
-
-    Raises:
-        ValueError: for an unknown interval.
-    """
-    if interval not in INTERVALS:
-        raise ValueError(f"interval {interval!r}: expected one of {sorted(INTERVALS)}")
-    return z * z if interval == "agresti-coull" else 0.0
-
-
-# ------------------------------------------------------------------------- matrices
-
-
-def confusion_matrix(
-    map_labels: np.ndarray, ref_labels: np.ndarray, classes: Sequence[object]
-) -> np.ndarray:
-    """Count matrix ``n[i, j]`` = units mapped ``classes[i]`` with reference ``classes[j]``.
-
-    Units whose map or reference label is not in ``classes`` are ignored.
-    """
-    m = np.asarray(map_labels)
-    r = np.asarray(ref_labels)
-    if m.shape != r.shape:
-        raise ValueError(f"map labels shape {m.shape} != reference labels shape {r.shape}")
-    q = len(classes)
-    out = np.zeros((q, q), np.int64)
-    for i, ci in enumerate(classes):
-        mi = m == ci
-        for j, cj in enumerate(classes):
-            out[i, j] = np.count_nonzero(mi & (r == cj))
-    return out
-
-
-def overall_accuracy(p: np.ndarray) -> float:
-    """Sum of the diagonal over the total of a count or proportion matrix."""
-    p = np.asarray(p, np.float64)
-    return ratio(np.trace(p), p.sum())
-
-
-def users_accuracy(p: np.ndarray) -> np.ndarray:
-    """Per map class: p_ii / p_i. (rows = map). NaN for an empty row."""
-    p = np.asarray(p, np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.diag(p) / p.sum(axis=1)
-
-
-def producers_accuracy(p: np.ndarray) -> np.ndarray:
-    """Per reference class: p_jj / p_.j (columns = reference). NaN for an empty column."""
-    p = np.asarray(p, np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.diag(p) / p.sum(axis=0)
-
-
-def f1_scores(p: np.ndarray) -> np.ndarray:
-    """Per class F1 = 2 UA PA / (UA + PA) of a count or area-proportion matrix."""
-    ua, pa = users_accuracy(p), producers_accuracy(p)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return 2 * ua * pa / (ua + pa)
-
-
-def iou_scores(p: np.ndarray) -> np.ndarray:
-    """Per class IoU = p_kk / (p_k. + p_.k - p_kk)."""
-    p = np.asarray(p, np.float64)
-    d = np.diag(p)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return d / (p.sum(axis=1) + p.sum(axis=0) - d)
-
-
-# --------------------------------------------------------------------- estimates
+from jointseg.assess.variance import (
+    DEFAULT_INTERVAL,
+    INTERVALS,
+    Z95,
+    StratifiedDesign,
+    UnitVariable,
+    pseudo_units,
+)
 
 
 @dataclass(frozen=True)
@@ -151,7 +72,8 @@ class StratifiedEstimate:
         n: sample units used.
         z: normal quantile of the confidence intervals (1.96 -> 95 %).
         notes: remarks on the estimate (strata with one unit, dropped units).
-        interval: how the standard errors were made (a key of :data:`INTERVALS`).
+        interval: how the standard errors were made (a key of
+            :data:`~jointseg.assess.variance.INTERVALS`).
     """
 
     classes: tuple
@@ -248,7 +170,7 @@ def olofsson_estimates(
             30 m pixel).
         area_unit: name of the area unit of the outputs.
         z: normal quantile for the CIs.
-        interval: a key of :data:`INTERVALS`.
+        interval: a key of :data:`~jointseg.assess.variance.INTERVALS`.
 
     Raises:
         ValueError: on shape mismatch, negative counts, a stratum without samples or
@@ -304,103 +226,6 @@ def olofsson_estimates(
     )
 
 
-# A per-unit variable as a function of the reference labels (map class and domain fixed)
-UnitVariable = Callable[[np.ndarray], np.ndarray]
-
-
-class _Strata:
-    """The strata of a stratified sample: totals and ratio estimators of per-unit variables.
-
-    A variable is a function of the reference labels (:data:`UnitVariable`), so that the
-    variance can add ``kappa`` pseudo-units per stratum: copies of the stratum's domain
-    units with each reference class in turn, of total weight ``kappa`` (Agresti-Coull
-    within the stratum and domain). The estimates use the real units only.
-
-    Args:
-        strata: stratum label per sample unit.
-        stratum_sizes: N_h per stratum label, every stratum of the population.
-        reference: reference label per unit.
-        classes: the reference classes the pseudo-units take.
-        domain: boolean per unit (the units the pseudo-units copy).
-        fpc: apply the finite-population correction f_h = n_h / N_h.
-        kappa: pseudo-units per stratum (0 = the plain variance).
-
-    Raises:
-        ValueError: for a stratum of positive size without sample units.
-    """
-
-    def __init__(self, strata: np.ndarray, stratum_sizes: Mapping[object, float],
-                 reference: np.ndarray, classes: Sequence[object], domain: np.ndarray,
-                 fpc: bool, kappa: float = 0.0) -> None:
-        labels = list(stratum_sizes)
-        self.sizes = np.array([float(stratum_sizes[h]) for h in labels])
-        self.members = [strata == h for h in labels]
-        self.nh = np.array([mb.sum() for mb in self.members], np.float64)
-        empty = [str(h) for h, size, k in zip(labels, self.sizes, self.nh, strict=True)
-                 if size > 0 and k == 0]
-        if empty:
-            raise ValueError(f"strata {empty} have positive size but no sample units")
-        self.notes: list[str] = []
-        if (self.nh == 1).any():
-            self.notes.append(f"strata with one unit contribute no variance: "
-                              f"{[str(h) for h, k in zip(labels, self.nh, strict=True) if k == 1]}")
-        sizes = self.sizes
-        self.f = np.where(fpc & (sizes > 0), self.nh / np.where(sizes > 0, sizes, 1), 0.0)
-        self.reference = reference
-        self.classes = list(classes)
-        self.kappa = float(kappa)
-        self.domain = np.asarray(domain, bool)
-
-    def _strata(self) -> Iterator[tuple[np.ndarray, float, float, float]]:
-        """(members, N_h, n_h, f_h) per stratum."""
-        return zip(self.members, self.sizes, self.nh, self.f, strict=True)
-
-    def _s2(self, mb: np.ndarray, k: float, e: UnitVariable) -> float:
-        """Sample variance (ddof 1) of ``e`` in one stratum, with the pseudo-units."""
-        v = e(self.reference)[mb]
-        dom = self.domain[mb]
-        m = int(dom.sum())
-        if self.kappa <= 0 or m == 0:
-            return float(v.var(ddof=1))
-        pw = self.kappa / (m * len(self.classes))  # weight of each pseudo-unit
-        alts = [e(np.full(self.reference.shape, c, dtype=object))[mb][dom]
-                for c in self.classes]
-        vals = np.concatenate([v, *alts])
-        wts = np.concatenate([np.ones(v.size), np.full(m * len(alts), pw)])
-        mu = np.average(vals, weights=wts)
-        return float(np.sum(wts * (vals - mu) ** 2) / wts.sum() * k / (k - 1))
-
-    def total(self, y: UnitVariable) -> tuple[float, float]:
-        """Y_hat = sum_h N_h ybar_h and V(Y_hat) of a per-unit variable."""
-        t = v = 0.0
-        yy = y(self.reference)
-        for mb, size, k, fh in self._strata():
-            if k == 0:
-                continue
-            t += size * yy[mb].mean()
-            if k > 1:
-                v += size**2 * (1 - fh) * self._s2(mb, k, y) / k
-        return t, v
-
-    def ratio(self, y: UnitVariable, x: UnitVariable) -> tuple[float, float]:
-        """R_hat = Y_hat / X_hat and its variance (Stehman 2014, eq. 28): the variance
-        of the linearised e = y - R x per stratum."""
-        ty, _ = self.total(y)
-        tx, _ = self.total(x)
-        if tx == 0:
-            return float("nan"), float("nan")
-        rr = ty / tx
-
-        def e(r: np.ndarray) -> np.ndarray:
-            return y(r) - rr * x(r)
-
-        v = 0.0
-        for mb, size, k, fh in self._strata():
-            if k > 1:
-                v += size**2 * (1 - fh) * self._s2(mb, k, e) / k
-        return rr, v / tx**2
-
-
 def stratified_estimates(
     strata: Sequence[object] | np.ndarray,
     map_class: Sequence[object] | np.ndarray,
@@ -442,7 +267,8 @@ def stratified_estimates(
         area_unit: name of the unit of ``area``.
         fpc: apply the finite-population correction.
         z: normal quantile for the CIs.
-        interval: a key of :data:`INTERVALS` (the pseudo-units copy domain units).
+        interval: a key of :data:`~jointseg.assess.variance.INTERVALS` (the pseudo-units
+            copy domain units).
 
     Raises:
         ValueError: on length mismatch, a unit in an unknown stratum, a stratum of
@@ -458,7 +284,7 @@ def stratified_estimates(
     unknown = set(s.tolist()) - set(stratum_sizes)
     if unknown:
         raise ValueError(f"sample units in strata without a size: {sorted(map(str, unknown))}")
-    design = _Strata(s, stratum_sizes, r, classes, d, fpc, pseudo_units(interval, z))
+    design = StratifiedDesign(s, stratum_sizes, r, classes, d, fpc, pseudo_units(interval, z))
     total, ratio = design.total, design.ratio
     q = len(classes)
     df = d.astype(np.float64)
@@ -541,7 +367,7 @@ def stratified_total(
     unknown = set(s.tolist()) - set(stratum_sizes)
     if unknown:
         raise ValueError(f"sample units in strata without a size: {sorted(map(str, unknown))}")
-    design = _Strata(s, stratum_sizes, r, classes, np.ones(len(s), bool), fpc,
+    design = StratifiedDesign(s, stratum_sizes, r, classes, np.ones(len(s), bool), fpc,
                      pseudo_units(interval, z))
 
     def y(rr: np.ndarray) -> np.ndarray:

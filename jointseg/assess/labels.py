@@ -23,8 +23,9 @@ import rasterio
 from pyproj import Transformer
 from rasterio.windows import Window
 
-from jointseg.assess.estimators import DEFAULT_INTERVAL, StratifiedEstimate, estimates_by_group
+from jointseg.assess.estimators import StratifiedEstimate, estimates_by_group
 from jointseg.assess.sampling import MAP_CLASSES, SamplingError
+from jointseg.assess.variance import DEFAULT_INTERVAL
 
 log = logging.getLogger(__name__)
 

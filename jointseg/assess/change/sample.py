@@ -34,13 +34,9 @@ import geopandas as gpd
 import numpy as np
 from shapely.geometry import Point
 
-from jointseg.assess.estimators import (
-    DEFAULT_INTERVAL,
-    INTERVALS,
-    stratified_estimates,
-    stratified_total,
-)
+from jointseg.assess.estimators import stratified_estimates, stratified_total
 from jointseg.assess.sampling import allocate, sample_size, write_sample
+from jointseg.assess.variance import DEFAULT_INTERVAL, INTERVALS
 from jointseg.grid import GeoBox
 from jointseg.products import NODATA_U8
 

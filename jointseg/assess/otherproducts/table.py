@@ -2,7 +2,7 @@
 
 ``assess_products`` (rules/products.smk) writes ``results/{region}/{year}/accuracy/
 products.json`` next to that year's ``report.json``; :func:`products_rows` turns it
-into rows of :func:`jointseg.assess.tables.products_table` (the baseline is left to
+into rows of :func:`jointseg.assess.product_tables.products_table` (the baseline is left to
 Table 2). A missing file gives no rows; a file of another schema is an error.
 """
 

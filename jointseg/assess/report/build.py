@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from jointseg.assess import compare, worldcover
-from jointseg.assess.estimators import DEFAULT_INTERVAL
 from jointseg.assess.groups import GroupLoader, isa_area_by_group
 from jointseg.assess.perclass import ClassTable, default_classes, per_class_rates
 from jointseg.assess.rasters import read_grid
@@ -41,6 +40,7 @@ from jointseg.assess.report.sample import (
     adjusted_area,
     sample_and_estimates,
 )
+from jointseg.assess.variance import DEFAULT_INTERVAL
 from jointseg.io import atomic_path, write_json
 from jointseg.products import NODATA_U8
 from jointseg.provenance import raster_provenance as input_provenance_of
@@ -172,7 +172,7 @@ def accuracy_report(
         min_distance_m, target_se, floor, seed, design: sampling design (see
             :func:`~jointseg.assess.sampling.design_sample`,
             :func:`~jointseg.assess.sampling.draw_sample`).
-        interval: confidence interval (:data:`~jointseg.assess.estimators.INTERVALS`).
+        interval: confidence interval (:data:`~jointseg.assess.variance.INTERVALS`).
         allow_missing: missing WorldCover tiles count as no data.
         progress: progress bars.
         landcover_path: a land-cover reference raster (class codes): per-class rates

@@ -6,7 +6,7 @@ truth raster when there is one, and written as ``samples.gpkg``; with a labelled
 that file is used. The ``sample`` block says in one line whether every stratum reached
 its allocation (``allocation``). Estimates (:mod:`jointseg.assess.labels`) are made
 only when every stratum with mapped pixels has a labelled unit, with the interval of
-:data:`jointseg.assess.estimators.INTERVALS` named in ``interval``.
+:data:`jointseg.assess.variance.INTERVALS` named in ``interval``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import geopandas as gpd
 
 from jointseg.assess import labels, sampling
-from jointseg.assess.estimators import DEFAULT_INTERVAL
 from jointseg.assess.rasters import read_grid
+from jointseg.assess.variance import DEFAULT_INTERVAL
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class SampleOptions:
         floor: minimum units per stratum.
         seed: random seed of the draw.
         design: ``random`` or ``spread`` (:data:`~jointseg.assess.sampling.DESIGNS`).
-        interval: confidence interval (:data:`~jointseg.assess.estimators.INTERVALS`).
+        interval: confidence interval (:data:`~jointseg.assess.variance.INTERVALS`).
     """
 
     min_distance_m: float = 0.0
