@@ -12,6 +12,7 @@ import json
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from affine import Affine
@@ -168,11 +169,24 @@ def test_geodesic_pixel_area():
 
 
 def test_estimates_refused_when_a_stratum_has_no_point(scene):
+    """A stratum of positive size with no labelled point: the estimates are refused (its
+    area would be dropped silently), and the report says so."""
     d, *_ = scene
-    # 3 km spacing on an 800 m map: one point in all, so one map class has none
-    rep = accuracy_report(d / "isa_1m.tif", CUTOUT, 2020, d / "sparse",
-                          truth_path=d / "truth.tif", min_distance_m=3000, floor=5)
-    assert rep["sample"]["n_points"] == 1
+    out = d / "sparse"
+    first = accuracy_report(d / "isa_1m.tif", CUTOUT, 2020, out, truth_path=d / "truth.tif",
+                            target_se=0.05, floor=5)
+    assert first["estimates"]["status"] == "ok"
+    # unlabel every point of map class 1: that stratum keeps its pixels but no label
+    pts = gpd.read_file(out / "samples.gpkg")
+    isa = pts["map_class"].astype(int).to_numpy() == 1
+    assert isa.any() and not isa.all()
+    pts["reference"] = pts["reference"].astype("Int64")
+    pts.loc[isa, "reference"] = pd.NA
+    pts.to_file(out / "samples.gpkg", layer="samples")
+    rep = accuracy_report(d / "isa_1m.tif", CUTOUT, 2020, d / "sparse_labels",
+                          labels_path=out / "samples.gpkg", target_se=0.05, floor=5)
+    assert rep["sample"]["source"] == "labels"
+    assert rep["sample"]["n_labelled"] == int((~isa).sum())
     assert rep["estimates"]["status"].startswith("not estimable: strata")
     assert rep["isa_area"]["error_adjusted_km2"] is None
-    assert "not estimable" in (d / "sparse" / "report.md").read_text()
+    assert "not estimable" in (d / "sparse_labels" / "report.md").read_text()
