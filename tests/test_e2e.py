@@ -50,7 +50,7 @@ def e2e_config(workdir: Path) -> dict:
     # training chips come from make_chips on the simulated training region (4 tiles here)
     cfg["training_data"]["bbox"] = [654000, 3543000, 655200, 3544200]
     cfg["training_data"]["chips"] = {"chip_size_m": 300, "split_block_m": 600}
-    cfg["accuracy"] = {"min_distance_m": 100, "floor": 10}
+    cfg["accuracy"] = {"floor": 10}
     return cfg
 
 

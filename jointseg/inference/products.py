@@ -176,7 +176,9 @@ def _provenance_tags(
         "MODEL_SHA256": info.sha256 if info else "unknown",
         "MODEL_PRECISION": info.precision if info else "unknown",
         "SCENES": scene.scenes,
-        "SOURCE": scene.source,
+        # the inputs' file names, not their folders: a product's bytes do not depend on
+        # where the run lives (two results folders, per tile or batch: identical files)
+        "SOURCE": " + ".join(Path(part).name for part in scene.source.split(" + ")),
         "THRESHOLD": f"{threshold:g}",
     }
     tags.update(training_tags(meta))
