@@ -10,13 +10,20 @@ paths and, last, a batch manifest (JSON) listing them::
      "tiles": {"32650_663000_3543000": {"c10": "results/.../composite/..._10m.tif",
                                         "c20": "results/.../composite/..._20m.tif"}}}
 
-Tiles whose outputs exist and validate are skipped, so a rerun resumes inside a batch;
-a failed tile is logged and the others still run; :class:`BatchError` names the failed
-tiles at the end (the manifest is then not written).
+A tile is skipped only when its outputs exist and validate *and* were made by the same
+work: after each tile, the runner records the tile's fingerprint (:func:`fingerprint`:
+the stage, its settings object as canonical JSON, the code version and the tile's input
+files) in the batch's record ``<manifest>.tiles.json`` (:func:`record_path`). A rerun
+after a crash (same settings, same inputs) resumes inside the batch; a rerun because the
+settings or an input changed (Snakemake deletes only the manifest, not the per-tile
+files) redoes every tile whose fingerprint differs. A failed tile is logged and the
+others still run; :class:`BatchError` names the failed tiles at the end (the manifest is
+then not written).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -29,8 +36,17 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from jointseg import __version__
 from jointseg.grid import Tile
-from jointseg.io import OutputError, validate_raster, write_json
+from jointseg.io import (
+    IntegrityError,
+    OutputError,
+    checksum_path,
+    recorded_sha256,
+    sha256_file,
+    validate_raster,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +71,9 @@ AUTO_MIN_BLOCK = 8
 AUTO_MAX_FULL_BATCHES = 1000
 #: largest block (the schema's maximum of grid.batch_block)
 MAX_BLOCK = 64
+#: an input file larger than this (and without a current ``.sha256`` sidecar) is
+#: fingerprinted by its size and mtime_ns instead of its sha256
+HASH_MAX_BYTES = 256 << 20
 
 
 class BatchError(RuntimeError):
@@ -129,6 +148,31 @@ def tile_files(
     raise ValueError(f"unknown batch stage {stage!r}: expected one of {', '.join(STAGES)}")
 
 
+def tile_inputs(
+    stage: str, tile_id: str, region: str, year: int | str,
+    results_dir: str | os.PathLike = "results", resources_dir: str | os.PathLike = "resources",
+) -> dict[str, Path]:  # fmt: skip
+    """The per-tile files ``stage`` reads for one tile: the outputs of the stages before.
+
+    ``search`` reads none (it asks the STAC API); predict's model is one file for the
+    whole batch and is added by the caller.
+    """
+    def files(st: str) -> dict[str, Path]:
+        return tile_files(st, tile_id, region, year, results_dir, resources_dir)
+
+    if stage == "search":
+        return {}
+    if stage == "download":
+        return {"scenes": files("search")["scenes"]}
+    if stage == "cloudmask":
+        return {"stack": files("download")["manifest"]}
+    if stage == "composite":
+        return {"stack": files("download")["manifest"], "mask": files("cloudmask")["mask"]}
+    if stage in ("predict", "predict_baseline"):
+        return dict(files("composite"))
+    raise ValueError(f"unknown batch stage {stage!r}: expected one of {', '.join(STAGES)}")
+
+
 def manifest_path(
     stage: str, batch: str, region: str, year: int | str,
     results_dir: str | os.PathLike = "results",
@@ -154,6 +198,69 @@ def output_ok(path: Path) -> bool:
     return True
 
 
+def record_path(manifest: str | os.PathLike) -> Path:
+    """The record of the tiles' fingerprints beside a batch manifest: ``<manifest>.tiles.json``."""
+    manifest = Path(manifest)
+    return manifest.with_name(manifest.name + ".tiles.json")
+
+
+def input_fingerprint(path: str | os.PathLike) -> str:
+    """What identifies the bytes of one input file, cheaply.
+
+    ``sha256:<hex>`` from its ``.sha256`` sidecar when the sidecar is at least as new as
+    the file (written with it by :func:`jointseg.io.atomic_path`; a file copied over
+    later is hashed again), else the sha256 of its bytes; ``size:<n>:mtime_ns:<t>`` for a
+    file over :data:`HASH_MAX_BYTES` without such a sidecar; ``missing`` when absent.
+    (An input can change without its tiles changing; that costs a redo, never a stale tile.)
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "missing"
+    try:
+        side_ok = checksum_path(path).stat().st_mtime_ns >= st.st_mtime_ns
+        recorded = recorded_sha256(path) if side_ok else None
+    except (FileNotFoundError, IntegrityError):
+        recorded = None
+    if recorded:
+        return f"sha256:{recorded}"
+    if st.st_size > HASH_MAX_BYTES:
+        return f"size:{st.st_size}:mtime_ns:{st.st_mtime_ns}"
+    try:
+        return f"sha256:{sha256_file(path)}"
+    except OSError as exc:  # the stage will name the file when it reads it
+        return f"unreadable:{exc.errno}"
+
+
+def settings_json(settings: object) -> str:
+    """Canonical JSON (sorted keys, no spaces) of a settings object (every field) or mapping."""
+    doc = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings or {})
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def fingerprint(stage: str, settings: object, inputs: Mapping[str, str]) -> str:
+    """sha256 of what makes a tile: the stage, its settings (:func:`settings_json`), the
+    code version and ``inputs`` (name -> :func:`input_fingerprint`)."""
+    doc = {"stage": stage, "settings": settings_json(settings), "code": __version__,
+           "inputs": dict(sorted(inputs.items()))}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def read_record(path: Path | None, stage: str) -> dict[str, str]:
+    """tile id -> fingerprint of a batch record; empty when absent, unreadable or of
+    another stage (every tile is then redone)."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+        tiles = doc["tiles"] if doc.get("stage") == stage else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("%s: unreadable tile record (%s); redoing every tile", path, exc)
+        return {}
+    return {t: f for t, f in tiles.items() if isinstance(f, str)}
+
+
 @dataclass
 class BatchResult:
     """What :func:`run_batch` did: tile id -> outputs, and which tiles were skipped."""
@@ -169,31 +276,57 @@ def run_batch(
     fn: Callable[[str, dict[str, Path]], None],
     outputs: Callable[[str], dict[str, Path]],
     *,
+    settings: object = None,
+    inputs: Callable[[str], Mapping[str, Path]] | None = None,
+    record: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool = True,
     fatal: tuple[type[BaseException], ...] = (),
 ) -> BatchResult:
-    """Run ``fn(tile_id, outputs(tile_id))`` for every tile whose outputs are not done yet.
+    """Run ``fn(tile_id, outputs(tile_id))`` for every tile not done by the same work yet.
 
-    ``fn`` must write every file of ``outputs(tile_id)`` (atomically). Tiles whose files
-    all exist and validate are skipped unless ``overwrite``. A tile whose ``fn`` raises
-    (or leaves an output missing) is logged with its id and the loop goes on, unless
-    the error is one of ``fatal`` (it concerns every tile, e.g. the model): that one
-    stops the batch at once and is raised as it is.
+    ``fn`` must write every file of ``outputs(tile_id)`` (atomically). A tile is skipped
+    (unless ``overwrite``) when its files all exist and validate and ``record`` (a JSON
+    file, see :func:`record_path`) holds the tile's current :func:`fingerprint` of
+    ``stage``, ``settings`` and the files ``inputs(tile_id)``; after each tile that
+    finishes its fingerprint is recorded (atomically). Without ``record`` nothing is
+    recorded and only the outputs are checked. A tile whose ``fn`` raises (or leaves an
+    output missing) is logged with its id and the loop goes on, unless the error is one
+    of ``fatal`` (it concerns every tile, e.g. the model): that one stops the batch at
+    once and is raised as it is.
 
     Raises:
         BatchError: after the loop, naming every failed tile and its error.
     """
+    record = Path(record) if record is not None else None
+    made = read_record(record, stage)
+    seen: dict[Path, str] = {}  # input fingerprints, each file once (the model)
+
+    def current(tile_id: str) -> str:
+        files = inputs(tile_id) if inputs is not None else {}
+        for p in map(Path, files.values()):
+            if p not in seen:
+                seen[p] = input_fingerprint(p)
+        return fingerprint(stage, settings, {k: seen[Path(p)] for k, p in files.items()})
+
+    def save() -> None:
+        if record is not None:
+            write_json(record, {"stage": stage, "tiles": made})
+
     result = BatchResult()
     failed: dict[str, str] = {}
     bar = tqdm(tiles, desc=stage, unit="tile", disable=not progress)
     for tile_id in bar:
         files = outputs(tile_id)
+        fp = current(tile_id)
         if not overwrite and all(output_ok(p) for p in files.values()):
-            log.info("%s %s: outputs exist, skipped", stage, tile_id)
-            result.skipped.append(tile_id)
-            result.outputs[tile_id] = files
-            continue
+            if record is None or made.get(tile_id) == fp:
+                log.info("%s %s: outputs exist, skipped", stage, tile_id)
+                result.skipped.append(tile_id)
+                result.outputs[tile_id] = files
+                continue
+            log.info("%s %s: outputs exist but were made by other settings, inputs or code; "
+                     "redoing them", stage, tile_id)
         log.info("%s %s: start", stage, tile_id)
         try:
             fn(tile_id, files)
@@ -206,7 +339,11 @@ def run_batch(
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.error("%s %s: failed: %s", stage, tile_id, msg)
             failed[tile_id] = msg
+            if made.pop(tile_id, None) is not None:
+                save()
             continue
+        made[tile_id] = fp
+        save()
         log.info("%s %s: done", stage, tile_id)
         result.done.append(tile_id)
         result.outputs[tile_id] = files

@@ -20,6 +20,7 @@ from jointseg.batch import (
     manifest_path,
     merge_manifests,
     read_manifest,
+    record_path,
     resolve_batch_block,
     run_batch,
     tile_files,
@@ -175,6 +176,39 @@ def test_run_batch_finishes_the_others_then_names_failed_tiles(tmp_path):
     calls.clear()
     res = run_batch("cloudmask", TILE_IDS, fn, outputs, progress=False)
     assert calls == [TILE_IDS[0], TILE_IDS[2]] and res.skipped == [TILE_IDS[1]]
+
+
+def test_run_batch_redoes_tiles_made_by_other_settings_or_inputs(tmp_path):
+    """A rerun skips a tile only if its record says the same settings and inputs made it."""
+    calls = []
+    record = tmp_path / "batch.json.tiles.json"
+    source = tmp_path / "in.json"
+    source.write_text('{"scenes": 1}')
+
+    def outputs(t):
+        return {"mask": tmp_path / f"{t}.tif"}
+
+    def run(settings, **kw):
+        calls.clear()
+        return run_batch("cloudmask", TILE_IDS, lambda t, f: (
+            calls.append(t), _write_tif(f["mask"], settings["dilation_m"]))[0], outputs,
+            settings=settings, inputs=lambda t: {"stack": source}, record=record,
+            progress=False, **kw)
+
+    assert run({"dilation_m": 20}).done == TILE_IDS
+    assert json.loads(record.read_text())["stage"] == "cloudmask"
+    assert run({"dilation_m": 20}).skipped == TILE_IDS and calls == []  # crash-resume
+    res = run({"dilation_m": 30})  # a setting changed: every tile redone, outputs new
+    assert calls == TILE_IDS and res.skipped == []
+    with rasterio.open(outputs(TILE_IDS[0])["mask"]) as ds:
+        assert ds.read(1)[0, 0] == 30
+    assert run({"dilation_m": 30}).skipped == TILE_IDS
+    source.write_text('{"scenes": 2}')  # an input changed
+    assert run({"dilation_m": 30}).done == TILE_IDS
+    record.unlink()  # no record (e.g. made before records): redone, not trusted
+    assert run({"dilation_m": 30}).done == TILE_IDS
+    record.write_text("{not json")
+    assert run({"dilation_m": 30}).done == TILE_IDS
 
 
 def test_manifest_round_trip_and_errors(tmp_path):
@@ -346,3 +380,58 @@ def test_batch_dag_to_mosaic_matches_per_tile_commands_and_resumes(tmp_path):
     for t in TILES[1:]:
         assert f"composite {t}: outputs exist, skipped" in log
     assert (res / f"composite/{TILES[0]}_10m.tif").is_file()
+
+
+# --- predict batches rerun after a change of settings or model (Snakemake deletes only
+# the manifest; the per-tile files stay) -------------------------------------------------
+
+
+def _predict_outputs(res: Path) -> dict[str, bytes]:
+    from tests.test_predict_stage import TILES as P_TILES
+
+    return {f"{t} {k}": p.read_bytes() for t in P_TILES
+            for k, p in tile_files("predict", t, "r", 2021, res).items()}
+
+
+def test_predict_batch_rerun_redoes_tiles_when_settings_or_model_change(tmp_path):
+    import shutil
+
+    from tests.test_predict_stage import (
+        MODEL,
+        SETTINGS,
+        predict_batch,
+        with_training_data,
+        write_composite,
+    )
+    from tests.test_predict_stage import TILES as P_TILES
+
+    res, model = tmp_path / "results", tmp_path / "models" / "m.onnx"
+    model.parent.mkdir()
+    shutil.copy(MODEL, model)
+    for i, t in enumerate(P_TILES):
+        write_composite(tile_files("composite", t, "r", 2021, res)["c10"], i)
+    settings = {**SETTINGS, "sr_quicklook": False, "threshold": 0.5}
+    man = res / "manifest.json"
+
+    def rerun(settings: dict, done: int) -> dict[str, bytes]:
+        man.unlink(missing_ok=True)  # what Snakemake removes before it reruns the job
+        r = predict_batch(model, res, settings)
+        assert r.exit_code == 0, r.output
+        assert f"{done} tile(s) done, {2 - done} skipped" in r.output
+        assert set(json.loads(record_path(man).read_text())["tiles"]) == set(P_TILES)
+        return _predict_outputs(res)
+
+    first = rerun(settings, 2)
+    assert rerun(settings, 0) == first  # same settings and model: resumes, skips all
+    low = rerun({**settings, "threshold": 0.3}, 2)  # a changed setting redoes every tile
+    for t in P_TILES:
+        assert low[f"{t} isa"] != first[f"{t} isa"], t  # the new threshold is in the map
+    assert rerun({**settings, "threshold": 0.3}, 0) == low
+
+    # the model retrained (replaced at the same path): every tile redone with it
+    with_training_data(MODEL, model, {"id": "retrained-2", "simulated": True})
+    retrained = rerun({**settings, "threshold": 0.3}, 2)
+    for t in P_TILES:
+        with rasterio.open(tile_files("predict", t, "r", 2021, res)["isa"]) as ds:
+            assert ds.tags()["MODEL_TRAINING_DATA"] == "retrained-2"
+        assert retrained[f"{t} isa"] != low[f"{t} isa"]

@@ -40,7 +40,7 @@ TILE_COMMANDS: dict[str, str] = {
 }
 
 TileFn = Callable[[str, dict[str, Path]], None]
-FilesOf = Callable[[str, str], dict[str, Path]]
+InputsOf = Callable[[str], dict[str, Path]]
 
 
 def tile_command(stage: str) -> click.Command:
@@ -72,8 +72,9 @@ def _tile_list(tiles: str | None, tiles_file: Path | None) -> list[str]:
     return out
 
 
-def _data_stage(stage: str, settings, files_of: FilesOf, region: str, year: int) -> TileFn:
-    """fn(tile, files) of a data stage: its one function with ``settings``."""
+def _data_stage(stage: str, settings, inputs: InputsOf, region: str, year: int) -> TileFn:
+    """fn(tile, files) of a data stage: its one function with ``settings``, reading the
+    files ``inputs(tile)`` (what the tile's fingerprint covers)."""
     if stage == "search":
         from jointseg.cli.stac import api_url
         from jointseg.data.stac import run_search
@@ -90,21 +91,18 @@ def _data_stage(stage: str, settings, files_of: FilesOf, region: str, year: int)
     if stage == "download":
         from jointseg.data.download import run_download
 
-        return lambda t, f: run_download(files_of("search", t)["scenes"],
-                                         f["manifest"].parent, settings)
+        return lambda t, f: run_download(inputs(t)["scenes"], f["manifest"].parent, settings)
     if stage == "cloudmask":
         from jointseg.data.cloudmask import run_cloudmask
 
-        return lambda t, f: run_cloudmask(files_of("download", t)["manifest"], f["mask"],
-                                          settings)
+        return lambda t, f: run_cloudmask(inputs(t)["stack"], f["mask"], settings)
     from jointseg.data.composite import run_composite
 
-    return lambda t, f: run_composite(files_of("download", t)["manifest"],
-                                      files_of("cloudmask", t)["mask"], f["c10"], f["c20"],
-                                      settings)
+    return lambda t, f: run_composite(inputs(t)["stack"], inputs(t)["mask"], f["c10"],
+                                      f["c20"], settings)
 
 
-def _predict_stage(settings, model_path: str | None, files_of: FilesOf) -> TileFn:
+def _predict_stage(settings, model_path: str | None, inputs: InputsOf) -> TileFn:
     """fn(tile, files) of predict: the model loaded once (by the first tile that runs)."""
     from jointseg.inference.predict import load_model, run_predict
     from jointseg.inference.products import ProductPaths
@@ -115,7 +113,7 @@ def _predict_stage(settings, model_path: str | None, files_of: FilesOf) -> TileF
 
     def predict(t: str, f: dict[str, Path]) -> None:
         model[:] = model or [load_model(model_path, settings)]
-        run_predict(model[0], files_of("composite", t)["c10"],
+        run_predict(model[0], inputs(t)["c10"],
                     ProductPaths(f["isa"], f["prob"], f.get("sr")), settings)
     return predict
 
@@ -150,9 +148,18 @@ def batch(stage: str, tiles: str | None, tiles_file: Path | None, batch: str, ma
     """Run STAGE for every tile of a batch, then write the batch MANIFEST.
 
     STAGE_ARGS (after --) are setting options of the per-tile command. Tiles whose
-    outputs exist and validate are skipped; failed tiles are reported together at the end.
+    outputs exist, validate and were made with the same settings and inputs (recorded in
+    MANIFEST.tiles.json) are skipped; failed tiles are reported together at the end.
     """
-    from jointseg.batch import BATCH_ID_RE, BatchError, run_batch, tile_files, write_manifest
+    from jointseg.batch import (
+        BATCH_ID_RE,
+        BatchError,
+        record_path,
+        run_batch,
+        tile_files,
+        tile_inputs,
+        write_manifest,
+    )
     from jointseg.inference.providers import ModelError
 
     if not BATCH_ID_RE.match(batch):
@@ -164,21 +171,26 @@ def batch(stage: str, tiles: str | None, tiles_file: Path | None, batch: str, ma
     except click.ClickException as exc:
         raise click.ClickException(f"{stage} settings: {exc.format_message()}") from None
 
-    def files_of(st: str, tile_id: str) -> dict[str, Path]:
-        return tile_files(st, tile_id, region, year, results_dir, resources_dir)
-
     def outputs(tile_id: str) -> dict[str, Path]:
-        files = files_of(stage, tile_id)
+        files = tile_files(stage, tile_id, region, year, results_dir, resources_dir)
         if stage.startswith("predict") and settings.sr_quicklook:
             files["sr"] = files["isa"].with_name(f"{tile_id}_sr.tif")
         return files
 
+    def inputs(tile_id: str) -> dict[str, Path]:
+        files = tile_inputs(stage, tile_id, region, year, results_dir, resources_dir)
+        if stage.startswith("predict") and model_path is not None:
+            model = Path(model_path)  # and its fp16 twin, which precision may pick
+            files |= {"model": model, "model_fp16": model.with_name(f"{model.stem}_fp16.onnx")}
+        return files
+
     if stage.startswith("predict"):
-        fn = _predict_stage(settings, model_path, files_of)
+        fn = _predict_stage(settings, model_path, inputs)
     else:
-        fn = _data_stage(stage, settings, files_of, region, year)
+        fn = _data_stage(stage, settings, inputs, region, year)
     try:
-        result = run_batch(stage, tile_ids, fn, outputs, overwrite=overwrite,
+        result = run_batch(stage, tile_ids, fn, outputs, settings=settings, inputs=inputs,
+                           record=record_path(manifest), overwrite=overwrite,
                            progress=progress, fatal=(ModelError,))
     except (BatchError, ModelError) as exc:
         raise click.ClickException(str(exc)) from None
