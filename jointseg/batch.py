@@ -233,9 +233,16 @@ def input_fingerprint(path: str | os.PathLike) -> str:
         return f"unreadable:{exc.errno}"
 
 
+#: Settings fields that change how fast a tile is made, never its bytes: a resume with
+#: another `--cores` (predict's threads) does not redo finished tiles.
+RUNTIME_FIELDS = frozenset({"threads"})
+
+
 def settings_json(settings: object) -> str:
-    """Canonical JSON (sorted keys, no spaces) of a settings object (every field) or mapping."""
+    """Canonical JSON (sorted keys, no spaces) of a settings object or mapping: every
+    field but :data:`RUNTIME_FIELDS`."""
     doc = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings or {})
+    doc = {k: v for k, v in doc.items() if k not in RUNTIME_FIELDS}
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
 
 

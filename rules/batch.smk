@@ -4,8 +4,10 @@
 # the stage's settings once from the same `--settings` word as the per-tile rule's
 # (rules/common.smk: stage_settings), loops over the batch's tiles calling the stage's one
 # function, writes the per-tile files at their usual paths (docs/architecture.md), skips
-# tiles whose files exist and validate (a rerun resumes inside a batch), reports failed
-# tiles together at the end and writes, last, the batch manifest that is the rule's output.
+# tiles whose files validate and were made by the same settings, inputs and code (a rerun
+# after a crash resumes inside a batch; after a change the tiles are redone: their
+# fingerprints are in <manifest>.tiles.json), reports failed tiles together at the end and
+# writes, last, the batch manifest that is the rule's output.
 
 
 rule search_scenes:

@@ -435,3 +435,16 @@ def test_predict_batch_rerun_redoes_tiles_when_settings_or_model_change(tmp_path
         with rasterio.open(tile_files("predict", t, "r", 2021, res)["isa"]) as ds:
             assert ds.tags()["MODEL_TRAINING_DATA"] == "retrained-2"
         assert retrained[f"{t} isa"] != low[f"{t} isa"]
+
+
+def test_threads_do_not_change_a_tiles_fingerprint():
+    """A resume with another --cores (predict's threads) keeps finished tiles; any other
+    setting changes the fingerprint."""
+    from jointseg.batch import fingerprint
+    from jointseg.inference.settings import PredictSettings
+
+    base = PredictSettings.from_config({"threads": 2})
+    same = fingerprint("predict", base, {"c10": "sha256:x"})
+    assert fingerprint("predict", base.replace(threads=8), {"c10": "sha256:x"}) == same
+    assert fingerprint("predict", base.replace(threshold=0.3), {"c10": "sha256:x"}) != same
+    assert fingerprint("predict", base, {"c10": "sha256:y"}) != same
