@@ -271,6 +271,8 @@ def _snakemake_config(tmp: Path, api_url: str) -> Path:
                  "demo_server": {"enabled": False}},
         "grid": {"tile_size_m": 600}, "download": {"retries": 1, "backoff_s": 0.05},
         "demo": {"region": "north"},  # rules/simulate.smk reads it at parse time
+        # a config must name a model or training data (these runs stop at the composites)
+        "model": {"onnx": str(REPO / "tests" / "data" / "models" / "tiny_rf.onnx")},
     }
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(config))
