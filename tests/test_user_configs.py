@@ -171,9 +171,10 @@ def _best_weights(path: Path) -> dict:
 
 @pytest.mark.e2e
 def test_touching_the_chips_index_and_rerunning_keeps_the_model(tmp_path):
-    """Train through the real DAG on small simulated chips; then touch index.csv and rerun
-    (twice), and force train_model to rerun (twice): Snakemake deletes the declared outputs
-    before each rerun, and every rerun writes all of them back with the same weights."""
+    """Train through the real DAG on small simulated chips; then touch index.csv and rerun,
+    and force train_model to rerun (twice, as Snakemake reruns it when the chips changed):
+    Snakemake deletes the declared outputs before each rerun, and every rerun writes all
+    of them back with the same weights."""
     cfg = {"year": 2021,
            "regions": {"r": {"bbox": [663000, 3543000, 664200, 3544200],
                              "bbox_crs": "EPSG:32650"}},
@@ -194,7 +195,7 @@ def test_touching_the_chips_index_and_rerunning_keeps_the_model(tmp_path):
     weights = _best_weights(model_dir / "best.pt")
     history = (model_dir / "history.csv").read_text()
     (index,) = (tmp_path / "resources" / "chips").glob("sim-*/index.csv")
-    for args in ([], [], ["--forcerun", "train_model"], ["--forcerun", "train_model"]):
+    for args in ([], ["--forcerun", "train_model"], ["--forcerun", "train_model"]):
         if not args:
             time.sleep(1.1)
             index.touch()
