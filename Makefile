@@ -102,7 +102,7 @@ e2e: setup
 	@$(VENV)/bin/pytest -q -m e2e
 
 test: setup lint /usr/bin/chromium $(QGIS)
-	@$(VENV)/bin/pytest -q -ra
+	@$(VENV)/bin/pytest -q -ra --durations=15
 
 clean-demo:
 	rm -rf results/demo resources/demo .jointseg
