@@ -209,3 +209,18 @@ def bigearthnet_stac(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigEa
         hrefs = write_catalogue(root, items)
         with StacServer(hrefs) as stac:
             yield BigEarthNetStac(stac.url, files.url, items, root)
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> Path:
+    """``models/m.onnx`` (the test ONNX model) and its fp16 twin ``m_fp16.onnx`` in
+    ``tmp_path`` (tests/test_predict_stage.py, tests/test_providers_fallback.py)."""
+    import shutil
+
+    from tests.test_predict_stage import MODEL, fp16_twin
+
+    model = tmp_path / "models" / "m.onnx"
+    model.parent.mkdir()
+    shutil.copy(MODEL, model)
+    fp16_twin(MODEL, model.with_name("m_fp16.onnx"))
+    return model

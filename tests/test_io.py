@@ -23,6 +23,7 @@ from jointseg.io import (
     write_cog,
     write_json,
 )
+from tests.test_integrity import corrupt_middle
 from tests.tmpfs import fill, listing, small_tmpfs
 
 
@@ -129,18 +130,6 @@ def test_stale_staging_folder_of_a_killed_predict_is_removed(tmp_path):
 # --- integrity: sha256 sidecars (issue 22 item 1) ------------------------------------
 
 
-def _corrupt_middle(path, n=64):
-    """Overwrite ``n`` bytes in the middle of ``path``, keeping its size and mtime."""
-    st = path.stat()
-    with open(path, "r+b") as f:
-        f.seek(st.st_size // 2)
-        block = f.read(n)
-        f.seek(st.st_size // 2)
-        f.write(bytes(b ^ 0xFF for b in block))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
-
-
 def test_write_cog_records_a_sha256_sidecar_that_verify_file_checks(tmp_path):
     gb = Tile.at(32650, 663000, 3543000, 600).geobox(10)
     data = (np.arange(60 * 60) % 251).astype("uint16").reshape(60, 60)
@@ -150,7 +139,9 @@ def test_write_cog_records_a_sha256_sidecar_that_verify_file_checks(tmp_path):
     # sha256sum format: the digest of the file's bytes and its name
     assert side.read_text() == f"{sha256_file(p)}  c.tif\n"
     assert verify_file(p) == sha256_file(p)
-    _corrupt_middle(p)
+    st = p.stat()
+    corrupt_middle(p)
+    assert p.stat().st_size == st.st_size and p.stat().st_mtime_ns == st.st_mtime_ns
     with pytest.raises(IntegrityError) as err:
         verify_file(p, remedy="rerun composite")
     msg = str(err.value)

@@ -5,7 +5,6 @@ scenes (jointseg.inference.predict)."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -115,16 +114,6 @@ def predict_batch(model: Path, res: Path, settings: dict, *extra: str):
         "--tiles", ",".join(TILES), "--manifest", str(res / "manifest.json"),
         "--results-dir", str(res), "--model", str(model), "--settings", json.dumps(settings),
         "--no-progress", *extra])
-
-
-@pytest.fixture
-def models(tmp_path: Path) -> Path:
-    """``m.onnx`` and its fp16 twin ``m_fp16.onnx``."""
-    model = tmp_path / "models" / "m.onnx"
-    model.parent.mkdir()
-    shutil.copy(MODEL, model)
-    fp16_twin(MODEL, model.with_name("m_fp16.onnx"))
-    return model
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])

@@ -51,16 +51,6 @@ no_cuda_here = pytest.mark.skipif(HAS_CUDA, reason="this onnxruntime has the CUD
 
 
 @pytest.fixture
-def models(tmp_path: Path) -> Path:
-    """``m.onnx`` and its fp16 twin ``m_fp16.onnx``."""
-    model = tmp_path / "models" / "m.onnx"
-    model.parent.mkdir()
-    shutil.copy(MODEL, model)
-    fp16_twin(MODEL, model.with_name("m_fp16.onnx"))
-    return model
-
-
-@pytest.fixture
 def cuda_listed_but_broken(monkeypatch):
     """``get_available_providers()`` lists the CUDA EP, which then fails to start (the
     session is built on the CPU), on a node with a visible GPU."""
