@@ -293,8 +293,9 @@ def test_search_only_items_over_the_footprint(bigearthnet_stac) -> None:
 def test_search_unreachable_api_names_url() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(StacError, match=f"cannot reach STAC API {url}: ") as err:
+        # one quick retry: the message, not the back-off (test_faults times the retries)
         search_scenes(url, "sentinel-2-l2a", box(0, 0, 1, 1), "2021-01-01", "2021-12-31",
-                      50, 5, timeout_s=2)
+                      50, 5, timeout_s=2, retries=1, backoff_s=0.05)
     assert "\n" not in str(err.value)
 
 
@@ -353,7 +354,8 @@ def test_cli_search_errors(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = CliRunner().invoke(main, [
         "search", "--api-url", url, "--bbox-lonlat", "10,40,10.1,40.1", "--year", "2021",
-        "--timeout-s", "2", "--out", str(tmp_path / "s.json")])
+        "--timeout-s", "2", "--retries", "1", "--backoff-s", "0.05",
+        "--out", str(tmp_path / "s.json")])
     assert result.exit_code == 1 and f"cannot reach STAC API {url}" in result.output
     assert not (tmp_path / "s.json").exists()
     result = CliRunner().invoke(main, ["search", "--api-url", url, "--year", "2021",
