@@ -18,7 +18,7 @@ from jointseg.io import OutputError
 from jointseg.model.losses import LossConfig
 from jointseg.model.train import TrainConfig, train
 from jointseg.mosaic.quicklook import quicklook_png
-from tests.test_integrity import _composite_pair, _predict, _tiles, error_line
+from tests.test_integrity import _composite_pair, _mosaic, _predict, _tiles, error_line
 from tests.tmpfs import fill, listing, small_tmpfs
 from tests.trainingdata_factory import (
     isa_polygons,
@@ -36,13 +36,6 @@ NOSPACE = "write failed, no file written (No space left on device"
 def disk(tmp_path: Path):
     with small_tmpfs(tmp_path / "tmpfs") as d:
         yield d
-
-
-def _mosaic(tiles: list[Path], out: Path):
-    return CliRunner().invoke(main, ["mosaic", *map(str, tiles), "--output", str(out),
-                                     "--kind", "binary", "--year", "2021", "--region", "r",
-                                     "--item", str(out.with_suffix(".json")),
-                                     "--quicklook", str(out.with_suffix(".png"))])
 
 
 def test_mosaic_without_room_for_the_map(tmp_path: Path, disk: Path) -> None:
