@@ -413,8 +413,9 @@ def fp16_twin(model):
     def twin(wildcards):
         if config["infer"]["precision"] != "fp16":
             return []
-        path = Path(model(wildcards) if callable(model) else model)
-        return [str(path.with_name(f"{path.stem}_fp16.onnx"))]
+        from jointseg.model.metadata import fp16_twin_path
+
+        return [str(fp16_twin_path(model(wildcards) if callable(model) else model))]
 
     return twin
 
@@ -571,7 +572,10 @@ def start_demo_servers_if_ready():
         hold_demo_servers(state_dir, os.getpid())
         if Path(SIM_DIR, "simulation.json").exists():
             ensure_demo_servers(
-                Path(SIM_DIR), DEMO["stac_port"], DEMO["file_port"], state_dir,
+                Path(SIM_DIR),
+                DEMO["stac_port"],
+                DEMO["file_port"],
+                state_dir,
                 holder=os.getpid(),
             )
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import click
 
 from jointseg.config import schema_default
+from jointseg.model.metadata import fp16_twin_path
 from jointseg.settings import StageSettings, settings_class
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ def batch(stage: str, tiles: str | None, tiles_file: Path | None, batch: str, ma
         files = tile_inputs(stage, tile_id, region, year, results_dir, resources_dir)
         if stage.startswith("predict") and model_path is not None:
             model = Path(model_path)  # and its fp16 twin, which precision may pick
-            files |= {"model": model, "model_fp16": model.with_name(f"{model.stem}_fp16.onnx")}
+            files |= {"model": model, "model_fp16": fp16_twin_path(model)}
         return files
 
     if stage.startswith("predict"):

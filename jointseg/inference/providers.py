@@ -23,6 +23,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from jointseg.model.metadata import fp16_twin_path
+
 log = logging.getLogger(__name__)
 
 PROVIDERS: dict[str, str] = {
@@ -239,7 +241,7 @@ def select_model_file(model_path: Path, precision: str, first_provider: str) -> 
     """
     if precision not in PRECISIONS:
         raise ModelError(f"precision {precision!r}: expected one of {PRECISIONS}")
-    twin = model_path.with_name(model_path.stem + "_fp16.onnx")
+    twin = fp16_twin_path(model_path)
     if model_path.stem.endswith("_fp16") or precision == "fp32":
         return model_path
     if precision == "fp16":

@@ -37,7 +37,7 @@ from jointseg.model.jointseg import (
     SCALE_FACTOR,
     Normaliser,
 )
-from jointseg.model.metadata import encode_metadata, read_model_metadata
+from jointseg.model.metadata import encode_metadata, fp16_twin_path, read_model_metadata
 from jointseg.model.train import load_checkpoint, training_summary
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ def export_model(checkpoint: str | Path, out_path: str | Path, *, fp16: bool = T
         OutputError: a model file could not be written (disk full...), one line.
     """
     out_path = Path(out_path)
-    fp16_path = out_path.with_name(out_path.stem + "_fp16.onnx")
+    fp16_path = fp16_twin_path(out_path)
     verify_file(checkpoint, remedy="rerun train")
     with output_guard(out_path, fp16_path if fp16 else None):
         return _export_both(checkpoint, out_path, fp16_path if fp16 else None, halo_10m,

@@ -43,6 +43,13 @@ INT_KEYS = ("scale_factor", "multiple_10m", "halo_10m")
 SCALE_FACTOR = 10
 
 
+def fp16_twin_path(model_path: str | Path) -> Path:
+    """``<stem>_fp16.onnx`` beside ``model_path``: where export writes the half-precision
+    twin of a model and where inference (``infer.precision``) looks for it."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}_fp16.onnx")
+
+
 class ModelMetadataError(ValueError):
     """An ONNX file lacks JointSeg metadata or holds a malformed value."""
 
