@@ -1,9 +1,11 @@
 """Buildings of a simulated region: per-zone jittered lattices of rotated footprints.
 
-Each zone with buildings has a :class:`BuildingType` (lattice pitch, footprint
-sizes, fill probability, heights, setback, roof materials). A lattice slot becomes a
-building when its footprint plus setback lies on free land (off roads and water) of
-that zone. Coordinates are pixels of the region's 1 m grid (x = column, y = row).
+Each urban zone with buildings has a :class:`BuildingType` (lattice pitch, footprint
+sizes, fill probability, heights, setback, roof materials); the lattice of each district
+follows that district's street angle (:mod:`~jointseg.simulate.orientation`). A lattice
+slot becomes a building when its footprint plus setback lies on free land (off roads and
+water) of that zone. Village houses are not on a lattice: :mod:`~jointseg.simulate.villages`.
+Coordinates are pixels of the region's 1 m grid (x = column, y = row).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from jointseg.simulate.zones import (
     OLDTOWN,
     PARK,
     RESIDENTIAL,
-    VILLAGE,
     VILLAS,
 )
 
@@ -64,47 +65,54 @@ BUILDINGS: dict[int, BuildingType] = {
                               ("roof_concrete", .2))),
     VILLAS: BuildingType((26, 24), (12, 17), (10, 14), 0.75, (8, 12), 4,
                          (("roof_red_tile", .4), ("roof_dark", .4), ("roof_concrete", .2))),
-    VILLAGE: BuildingType((15, 13), (9, 12), (8, 10), 0.7, (4, 9), 1.5,
-                          (("roof_red_tile", .45), ("roof_dark", .35), ("roof_concrete", .2))),
 }
 
 
 def buildings(zone: np.ndarray, free: np.ndarray, layout: LayoutParams,
-              rng: np.random.Generator) -> tuple[list[shapely.Polygon], list[int], list[int]]:
-    """Buildings on jittered lattices per zone, street-aligned (field-aligned in villages).
+              rng: np.random.Generator, district: np.ndarray | None = None,
+              street_deg: np.ndarray | None = None,
+              ) -> tuple[list[shapely.Polygon], list[int], list[int]]:
+    """Buildings on jittered lattices per zone and district, street-aligned.
 
     Args:
         zone: uint8 (rows, cols) zone codes (:mod:`jointseg.simulate.zones`).
         free: bool (rows, cols), True off roads and water.
-        layout: street and field orientations.
+        layout: the region's street orientation (used when ``district`` is None).
         rng: random generator.
+        district: int16 (rows, cols) district index (``Orientation.raster``) or None.
+        street_deg: street angle per district (degrees).
 
     Returns:
         (footprints in pixel coords, roof material ids, heights in metres 0-255).
     """
+    if district is None or street_deg is None:
+        district = np.zeros(zone.shape, dtype=np.int16)
+        street_deg = np.array([layout.street_angle_deg])
     geoms, mats, heights = [], [], []
     for z, bt in BUILDINGS.items():
-        if not (zone == z).any():
+        in_zone = zone == z
+        if not in_zone.any():
             continue
-        angle = layout.field_angle_deg if z == VILLAGE else layout.street_angle_deg
-        placed = _zone_buildings(zone, free, z, bt, angle, rng)
-        if placed is None:
-            continue
-        polys, roof, hgt = placed
-        geoms.extend(polys.tolist())
-        mats.extend(int(r) for r in roof)
-        heights.extend(int(round(min(v, 255))) for v in hgt)
+        for k in np.unique(district[in_zone]).tolist():
+            placed = _zone_buildings(zone, free, z, bt, float(street_deg[k]), rng,
+                                     in_zone & (district == k))
+            if placed is None:
+                continue
+            polys, roof, hgt = placed
+            geoms.extend(polys.tolist())
+            mats.extend(int(r) for r in roof)
+            heights.extend(int(round(min(v, 255))) for v in hgt)
     return geoms, mats, heights
 
 
 def _zone_buildings(
     zone: np.ndarray, free: np.ndarray, z: int, bt: BuildingType, angle: float,
-    rng: np.random.Generator,
+    rng: np.random.Generator, where: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(polygons, roof material ids, heights m) of zone ``z``'s buildings, rotated by
-    ``angle`` degrees; None when no slot is kept."""
+    """(polygons, roof material ids, heights m) of zone ``z``'s buildings with their
+    centres in ``where`` (bool), rotated by ``angle`` degrees; None when no slot is kept."""
     c, s = rot(angle)
-    x, y = _slots(zone, z, bt.pitch, c, s, rng)
+    x, y = _slots(where, bt.pitch, c, s, rng)
     n = x.size
     if n == 0:
         return None
@@ -127,16 +135,21 @@ def _zone_buildings(
     return polys, roof, hgt
 
 
-def _slots(zone: np.ndarray, z: int, pitch: tuple[float, float], c: float, s: float,
+def _slots(where: np.ndarray, pitch: tuple[float, float], c: float, s: float,
            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) px of the lattice slots (pitch along u, v in m; rotation cos ``c``, sin
-    ``s`` about the grid centre, random offset) that fall inside the grid in zone ``z``."""
-    h, w = zone.shape
-    half = 0.75 * math.hypot(h, w)
+    ``s`` about the grid centre, random offset) that fall inside the grid in ``where``."""
+    h, w = where.shape
     ox, oy = w / 2.0, h / 2.0
+    rows, cols = np.nonzero(where.any(1))[0], np.nonzero(where.any(0))[0]
+    bx = np.array([cols[0], cols[-1] + 1, cols[0], cols[-1] + 1], dtype=np.float64) - ox
+    by = np.array([rows[0], rows[0], rows[-1] + 1, rows[-1] + 1], dtype=np.float64) - oy
+    bu, bv = bx * c + by * s, -bx * s + by * c  # bounding box corners in (u, v)
     pu, pv = pitch
-    gu = np.arange(-half, half, pu) + rng.uniform(0, pu)
-    gv = np.arange(-half, half, pv) + rng.uniform(0, pv)
+    gu = (np.floor(bu.min() / pu) - 1 + np.arange(int((bu.max() - bu.min()) // pu) + 3)) * pu
+    gv = (np.floor(bv.min() / pv) - 1 + np.arange(int((bv.max() - bv.min()) // pv) + 3)) * pv
+    gu = gu + rng.uniform(0, pu)
+    gv = gv + rng.uniform(0, pv)
     uu, vv = np.meshgrid(gu, gv)
     uu, vv = uu.ravel(), vv.ravel()
     x = ox + uu * c - vv * s
@@ -145,7 +158,7 @@ def _slots(zone: np.ndarray, z: int, pitch: tuple[float, float], c: float, s: fl
     x, y = x[inside], y[inside]
     x_i = np.clip(x.astype(np.intp), 0, w - 1)
     y_i = np.clip(y.astype(np.intp), 0, h - 1)
-    ok = zone[y_i, x_i] == z
+    ok = where[y_i, x_i]
     return x[ok], y[ok]
 
 

@@ -31,8 +31,8 @@ from tqdm import tqdm
 from jointseg.bands import BANDS_10M, BANDS_20M, MODEL_INPUT_10M, SR_BANDS
 from jointseg.config import schema_default
 from jointseg.grid import GeoBox
-from jointseg.io import atomic_path, write_cog
-from jointseg.simulate.hr import brightness, render_hr
+from jointseg.io import atomic_path, write_cog, write_json
+from jointseg.simulate.hr import HrView, brightness, hr_date, render_hr
 from jointseg.simulate.labelnoise import noise_level, noisy_layers, rasterise_layers
 from jointseg.simulate.landcover import simulate_landscape
 from jointseg.simulate.layout import LayoutParams
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 CRS = "EPSG:32650"
 ORIGIN = (640020, 3510000)  # lower-left of region 0 (multiples of 60 m)
 KINDS = ("core", "suburb", "rural")
+#: Bumped when the simulated scenes change, so cached chip sets are not reused: written
+#: to ``simulator.json`` beside ``index.csv`` and tagged on every chip.
+SIMULATOR_VERSION = "2026.12-geometry"
 
 
 def default_splits(n_regions: int, val_regions: int = 1, test_regions: int = 0) -> list[str]:
@@ -126,7 +129,8 @@ def simulate_chips(
         isa = layers[0]
         log.info("chip region %d (%s, %s): ISA %.1f %%, label ISA %.1f %% (%s)", i, kind,
                  splits[i], 100 * layers[1].mean(), 100 * isa.mean(), label_noise)
-        tags = {**TAGS, "REGION": str(i), "SPLIT": splits[i]}
+        tags = {**TAGS, "REGION": str(i), "SPLIT": splits[i], "KIND": kind,
+                "JOINTSEG_SIMULATOR_VERSION": SIMULATOR_VERSION}
         n = region_size_m // chip_size_m
         for r in range(n):
             for c in range(n):
@@ -140,6 +144,9 @@ def simulate_chips(
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["chip_id", "split", "crs", "xmin", "ymin", "size_m"])
     w.writerows(rows)
+    write_json(out_dir / "simulator.json", {"simulator_version": SIMULATOR_VERSION,
+                                            "seed": seed, "kinds": [KINDS[i % 3] for i in
+                                                                    range(n_regions)]})
     index = out_dir / "index.csv"
     with atomic_path(index) as tmp:
         tmp.write_text(buf.getvalue())
@@ -167,9 +174,9 @@ def simulate_chip_region(grid: GeoBox, kind: str, year: int, n_dates: int,
     ls = simulate_landscape(grid.shape, rng, layout)
     cx, cy = grid.transform @ (grid.width / 2, grid.height / 2)
     _, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(cx, cy)
-    hr_date = dt.date(year, 7, 20)
-    tex = brightness(ls, rng, *sun_position(hr_date, lat))
-    hr = render_hr(ls, tex, hr_date)
+    date = hr_date(year)
+    tex = brightness(ls, rng, *sun_position(date, lat))
+    hr = render_hr(ls, tex, date, HrView.draw(rng))
     fractions = material_fractions(ls.material, tex)
     s2_10, s2_20 = composite_region(fractions, scene_dates(year, n_dates, rng), rng, lat)
     truth = ls.isa

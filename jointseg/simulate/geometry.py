@@ -40,9 +40,13 @@ def sample(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def rects(x: np.ndarray, y: np.ndarray, half_u: np.ndarray, half_v: np.ndarray,
-          angle_deg: float) -> np.ndarray:
-    """Rotated rectangles (shapely polygons) centred at (x, y) px with half sizes (px)."""
-    c, s = rot(angle_deg)
+          angle_deg: float | np.ndarray) -> np.ndarray:
+    """Rotated rectangles (shapely polygons) centred at (x, y) px with half sizes (px),
+    rotated by ``angle_deg`` (one angle, or one per rectangle)."""
+    a = np.radians(np.asarray(angle_deg, dtype=np.float64))
+    c, s = np.cos(a), np.sin(a)
+    if c.ndim:
+        c, s = c[:, None], s[:, None]
     cu = np.array([-1, 1, 1, -1, -1])[None, :] * half_u[:, None]
     cv = np.array([-1, -1, 1, 1, -1])[None, :] * half_v[:, None]
     px = x[:, None] + cu * c - cv * s

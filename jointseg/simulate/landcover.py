@@ -27,8 +27,10 @@ from jointseg.simulate.buildings import buildings
 from jointseg.simulate.geometry import burn
 from jointseg.simulate.layout import LayoutParams, urbanness_and_hill
 from jointseg.simulate.materials import ISA_CLASSES, MATERIAL_TO_CLASS, M
+from jointseg.simulate.orientation import draw_orientation
 from jointseg.simulate.roads import RoadBuilder
 from jointseg.simulate.vectors import SceneVectors
+from jointseg.simulate.villages import settlements
 from jointseg.simulate.water import ponds, river
 from jointseg.simulate.zones import ground, parcels, zones
 
@@ -77,8 +79,10 @@ def simulate_landscape(
     if layout is None:
         layout = LayoutParams.default(shape, rng)
     urb, hill = urbanness_and_hill(shape, layout, rng)
+    orient = draw_orientation(shape, layout.street_angle_deg, rng)
+    district = orient.raster(shape)
 
-    lines = RoadBuilder(shape, urb, hill, layout, rng)
+    lines = RoadBuilder(shape, urb, hill, layout, rng, orient)
     lines.arterials()
     lines.streets()
     lines.field_tracks()
@@ -93,13 +97,16 @@ def simulate_landscape(
     burn(road, lines.geoms["arterial"], lines.values["arterial"])
 
     zone = zones(shape, urb, hill, road, water, villages, rng)
-    parcel = parcels(shape, layout, rng)
+    parcel = parcels(shape, layout, rng, district, orient.field_deg)
     material = ground(zone, parcel, shape, rng)
     material = np.where(water > 0, water, material)
     material = np.where(road > 0, road, material)
 
     free = (road == 0) & (water == 0)
-    b_geoms, b_mat, b_h = buildings(zone, free, layout, rng)
+    b_geoms, b_mat, b_h = buildings(zone, free, layout, rng, district, orient.street_deg)
+    homes = settlements(zone, free, lines.lines, villages, rng)
+    burn(material, homes.courts, homes.court_mats)
+    b_geoms, b_mat, b_h = b_geoms + homes.houses, b_mat + homes.roofs, b_h + homes.heights_m
     burn(material, b_geoms, b_mat)
     height = np.zeros(shape, dtype=np.uint8)
     burn(height, b_geoms, b_h)

@@ -25,7 +25,7 @@ class LayoutParams:
         core_radius_m: e-folding distance of urbanness (m).
         street_angle_deg: orientation of the urban street grid.
         field_angle_deg: orientation of field parcels, lanes and villages.
-        hill_dir_deg: direction (from the centre) towards the hill area.
+        hill_dir_deg: direction (from the region's centre) towards the hill area.
         river: whether a river crosses the region.
     """
 
@@ -69,7 +69,7 @@ def urbanness_and_hill(
 
     Urbanness decays with distance to ``layout.centre_xy`` (e-folding
     ``core_radius_m``), roughened by smooth noise (scale ~250 m); the hill is a smooth
-    ridge towards ``hill_dir_deg``, only where urbanness < 0.3.
+    ridge at the region's edge towards ``hill_dir_deg``, only where urbanness < 0.3.
     """
     h, w = shape
     cx, cy = layout.centre_xy
@@ -82,7 +82,9 @@ def urbanness_and_hill(
     np.clip(urb, 0.0, 1.0, out=urb)
     del d
 
+    # The hill lies at the region's edge towards hill_dir (measured from the region's
+    # centre, so a region far from its city is not all hill: rural chip regions).
     a = math.radians(layout.hill_dir_deg)
-    proj = ((xs - cx) * math.cos(a) + (ys - cy) * math.sin(a)) / max(h, w)
+    proj = ((xs - w / 2) * math.cos(a) + (ys - h / 2) * math.sin(a)) / max(h, w)
     hill = (2.5 * proj + 0.5 * smooth_noise(shape, 400.0, rng) > 1.0) & (urb < 0.3)
     return urb, hill

@@ -22,7 +22,7 @@ from jointseg.grid import GeoBox
 from jointseg.io import write_cog, write_json
 from jointseg.simulate.districts import write_districts
 from jointseg.simulate.growth import BASE_YEAR, LAST_YEAR, landscape_in, plan_growth
-from jointseg.simulate.hr import brightness, render_hr
+from jointseg.simulate.hr import HrView, brightness, hr_date, render_hr
 from jointseg.simulate.landcover import Landscape, simulate_landscape
 from jointseg.simulate.layout import LayoutParams
 from jointseg.simulate.materials import CLASSES
@@ -207,12 +207,16 @@ def _simulate_year(out_dir: Path, ls: Landscape, grid: GeoBox, year: int, seed: 
     rng_tex, rng_dates, rng_s2 = (np.random.default_rng(s)
                                   for s in np.random.SeedSequence([seed, year]).spawn(3))
     _write_truth(out_dir / str(year), ls, grid)
-    hr_date = dt.date(year, 7, 20)
-    tex = brightness(ls, rng_tex, *sun_position(hr_date, lat))
+    date = hr_date(year)
+    tex = brightness(ls, rng_tex, *sun_position(date, lat))
+    view = HrView.draw(rng_tex)
     if with_hr:
-        write_cog(out_dir / str(year) / "hr" / "hr_1m.tif", render_hr(ls, tex, hr_date), grid,
-                  nodata=0, band_names=list(SR_BANDS),
-                  tags={**TAGS, "DATE": hr_date.isoformat()}, scales=[1e-4] * len(SR_BANDS))
+        write_cog(out_dir / str(year) / "hr" / "hr_1m.tif", render_hr(ls, tex, date, view),
+                  grid, nodata=0, band_names=list(SR_BANDS),
+                  tags={**TAGS, "DATE": date.isoformat(),
+                        "VIEW_ZENITH_DEG": f"{view.zenith_deg:.2f}",
+                        "VIEW_AZIMUTH_DEG": f"{view.azimuth_deg:.2f}"},
+                  scales=[1e-4] * len(SR_BANDS))
     fractions = material_fractions(ls.material, tex)
     isa_km2 = float(ls.isa.sum()) * grid.pixel_area_m2 / 1e6
     del ls, tex
@@ -221,7 +225,8 @@ def _simulate_year(out_dir: Path, ls: Landscape, grid: GeoBox, year: int, seed: 
     scenes = _write_scenes(out_dir, fractions, grid, dates, plan, lat, rng_s2, progress)
     log.info("year %d simulated in %.1f s", year, time.perf_counter() - t0)
     return {"year": year, "dates": [d.isoformat() for d in dates], "scenes": scenes,
-            "hr_date": hr_date.isoformat() if with_hr else None,
+            "hr_date": date.isoformat() if with_hr else None,
+            "hr_view_deg": [round(view.zenith_deg, 2), round(view.azimuth_deg, 2)],
             "truth": f"{year}/truth/isa_1m.tif", "landcover": f"{year}/truth/landcover_1m.tif",
             "isa_km2": round(isa_km2, 4), "cloud_plan": [round(c, 4) for c in plan]}
 
@@ -248,10 +253,11 @@ def simulate_training_region(out_dir: Path, bbox: tuple[float, float, float, flo
     _write_truth(tdir, ls, grid)
     cx, cy = grid.transform @ (grid.width / 2, grid.height / 2)
     lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(cx, cy)[1]
-    hr_date = dt.date(year, 7, 20)
-    tex = brightness(ls, rng_tex, *sun_position(hr_date, lat))
+    date = hr_date(year)
+    tex = brightness(ls, rng_tex, *sun_position(date, lat))
+    hr = render_hr(ls, tex, date, HrView.draw(rng_tex))
     info = write_training_sources(ls, grid, tdir / "sources", rng_src, year=year,
-                                  label_noise=label_noise, hr=render_hr(ls, tex, hr_date))
+                                  label_noise=label_noise, hr=hr)
     fractions = material_fractions(ls.material, tex)
     del ls, tex
     dates = scene_dates(year, n_dates, rng_dates)

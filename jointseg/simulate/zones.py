@@ -96,22 +96,36 @@ def zones(shape: tuple[int, int], urb: np.ndarray, hill: np.ndarray, road: np.nd
     return zone
 
 
-def parcels(shape: tuple[int, int], layout: LayoutParams, rng: np.random.Generator) -> np.ndarray:
+def parcels(shape: tuple[int, int], layout: LayoutParams, rng: np.random.Generator,
+            district: np.ndarray | None = None,
+            field_deg: np.ndarray | None = None) -> np.ndarray:
     """int32 (rows, cols) field-parcel ids: strips 25-60 m wide cut into 80-200 m lengths,
-    oriented along ``layout.field_angle_deg``."""
+    oriented along each district's ``field_deg`` (``district``: int16 index raster), or
+    along ``layout.field_angle_deg`` everywhere when ``district`` is None."""
     h, w = shape
-    c, s = rot(layout.field_angle_deg)
-    ys = np.arange(h, dtype=np.float32)[:, None]
-    xs = np.arange(w, dtype=np.float32)[None, :]
-    u = xs * c + ys * s
-    v = -xs * s + ys * c
+    if district is None or field_deg is None:
+        district = np.zeros(shape, dtype=np.int16)
+        field_deg = np.array([layout.field_angle_deg])
     strip_w = float(rng.uniform(25, 60))
-    strip = np.floor((u + 4 * h + 4 * w) / strip_w).astype(np.int32)
-    n_strips = int(strip.max()) + 1
+    n_strips = int((8 * h + 8 * w) / strip_w) + 2
     length = rng.uniform(80, 200, n_strips).astype(np.float32)
     shift = rng.uniform(0, 200, n_strips).astype(np.float32)
-    along = np.floor((v + 4 * h + 4 * w + shift[strip]) / length[strip]).astype(np.int32)
-    return strip * 4096 + along
+    out = np.zeros(shape, dtype=np.int32)
+    for k in np.unique(district).tolist():
+        sel = district == k
+        rows, cols = np.nonzero(sel.any(1))[0], np.nonzero(sel.any(0))[0]
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        c, s = rot(float(field_deg[k]))
+        ys = np.arange(r0, r1, dtype=np.float32)[:, None]
+        xs = np.arange(c0, c1, dtype=np.float32)[None, :]
+        u = xs * c + ys * s
+        v = -xs * s + ys * c
+        strip = np.floor((u + 4 * h + 4 * w) / strip_w).astype(np.int32)
+        along = np.floor((v + 4 * h + 4 * w + shift[strip]) / length[strip]).astype(np.int32)
+        ids = (strip * 4096 + along) * 61 + k % 61  # distinct parcels per district
+        win = sel[r0:r1, c0:c1]
+        out[r0:r1, c0:c1][win] = ids[win]
+    return out
 
 
 def ground(zone: np.ndarray, parcel: np.ndarray, shape: tuple[int, int],
