@@ -121,7 +121,10 @@ def test_boa_offset_only_from_2022(region):
     assert np.median(b8[_pure(lc21, (8,))]) < 500
     d23 = out / "s2" / sim["per_year"]["2023"]["scenes"][0]["id"]
     b8_23 = read(d23 / "B08.tif")
-    assert b8_23[b8_23 > 0].min() > 1000
+    # With the offset, L2A keeps negative surface reflectance (since issue 21 the simulated
+    # atmospheric-correction error, sigma ~0.012, can take dark water below 0) below
+    # 1000 DN; without the offset the DN of such pixels would be ~1.
+    assert b8_23[b8_23 > 0].min() > 1000 - 500
 
 
 def test_scl_marks_most_true_cloud_with_errors(region):
@@ -254,7 +257,7 @@ def test_chips_label_hr_s2_consistent(chips):
     import csv
 
     rows = list(csv.DictReader((chips / "index.csv").open()))
-    isa_nir, veg_nir, count_ok = [], [], []
+    isa_nir, veg_nir, count_ok, corr = [], [], [], []
     for r in rows:
         d = chips / r["chip_id"]
         label = read(d / "label.tif")
@@ -271,7 +274,12 @@ def test_chips_label_hr_s2_consistent(chips):
         # S2 red (10 m) agrees with HR red averaged to 10 m where observed.
         hr10 = red.reshape(32, 10, 32, 10).mean((1, 3))
         obs = s2[4] > 0
-        assert np.corrcoef(hr10[obs], s2[2][obs] / 1e4)[0, 1] > 0.6
+        corr.append(np.corrcoef(hr10[obs], s2[2][obs] / 1e4)[0, 1])
+    # Per chip > 0.6 before issue 21; since then the S2 dates are misregistered (5-11 m at
+    # 95 %), carry the L2A atmospheric-correction error and each ISA object's own brightness
+    # (jointseg.simulate.variability, not rendered in the HR image): chips of this
+    # fixture range 0.46-0.91.
+    assert min(corr) > 0.35 and np.median(corr) > 0.6
     assert np.median(isa_nir) < 0.25  # impervious: low NDVI
     assert np.median(veg_nir) > 0.4
     assert np.mean(count_ok) > 0.9

@@ -47,7 +47,7 @@ ORIGIN = (640020, 3510000)  # lower-left of region 0 (multiples of 60 m)
 KINDS = ("core", "suburb", "rural")
 #: Bumped when the simulated scenes change, so cached chip sets are not reused: written
 #: to ``simulator.json`` beside ``index.csv`` and tagged on every chip.
-SIMULATOR_VERSION = "2026.12-geometry"
+SIMULATOR_VERSION = "2026.12-geometry-radiometry"
 
 
 def default_splits(n_regions: int, val_regions: int = 1, test_regions: int = 0) -> list[str]:

@@ -33,6 +33,7 @@ from jointseg.simulate.materials import (
     with_water_variants,
 )
 from jointseg.simulate.noise import fractal_noise, smooth_noise, to_uniform
+from jointseg.simulate.s2errors import ac_error_fields, draw_shifts, noise_sigma
 from jointseg.simulate.spectra import (
     CIRRUS,
     CLOUD,
@@ -41,6 +42,7 @@ from jointseg.simulate.spectra import (
     band_index,
     spectra_table,
 )
+from jointseg.simulate.variability import ISA_MATERIALS, TILT_VECTOR, isa_variability
 
 FRAC_RES_M = 5
 PSF_SIGMA_PX = 0.45
@@ -54,18 +56,33 @@ _ISA_MATERIALS = np.flatnonzero(np.isin(MATERIAL_TO_CLASS, ISA_CLASSES))
 _WATER_MATERIALS = (M["water_river"], M["water_pond"])
 
 
-def material_fractions(material: np.ndarray, tex: np.ndarray) -> np.ndarray:
-    """float32 (N_MATERIALS, rows/5, cols/5): brightness-weighted fractions per 5 m cell,
-    water bodies in their variant colours (as the HR image renders them)."""
+def material_fractions(material: np.ndarray, tex: np.ndarray,
+                       variability: bool = True) -> np.ndarray:
+    """float32 (N_MATERIALS + len(ISA_MATERIALS), rows/5, cols/5) per 5 m cell: the
+    brightness-weighted fraction of each material (water bodies in their variant colours,
+    as the HR image renders them), then per ISA material the weighted sum of its spectral
+    tilt. With ``variability`` the weights include each ISA object's brightness factor
+    (:func:`~jointseg.simulate.variability.isa_variability`)."""
+    if variability:
+        factor, tilt = isa_variability(material)
+        weight = tex * factor
+    else:
+        weight, tilt = tex, np.zeros(material.shape, dtype=np.float32)
     material = with_water_variants(material)
     h, w = material.shape
     h5, w5 = h // FRAC_RES_M, w // FRAC_RES_M
     cell = (np.arange(h, dtype=np.int64)[:, None] // FRAC_RES_M) * w5 + (
         np.arange(w, dtype=np.int64)[None, :] // FRAC_RES_M)
     idx = cell * N_MATERIALS + material
-    sums = np.bincount(idx.ravel(), weights=tex.ravel(), minlength=h5 * w5 * N_MATERIALS)
+    sums = np.bincount(idx.ravel(), weights=weight.ravel(), minlength=h5 * w5 * N_MATERIALS)
     f = sums.reshape(h5, w5, N_MATERIALS).transpose(2, 0, 1) / FRAC_RES_M**2
-    return np.ascontiguousarray(f, dtype=np.float32)
+    isa_k = np.full(N_MATERIALS, len(ISA_MATERIALS), dtype=np.int64)
+    isa_k[list(ISA_MATERIALS)] = np.arange(len(ISA_MATERIALS))
+    n_t = len(ISA_MATERIALS) + 1  # last slot collects non-ISA pixels (tilt 0) and is dropped
+    tsum = np.bincount((cell * n_t + isa_k[material]).ravel(), weights=(weight * tilt).ravel(),
+                       minlength=h5 * w5 * n_t)
+    t = tsum.reshape(h5, w5, n_t).transpose(2, 0, 1)[:-1] / FRAC_RES_M**2
+    return np.ascontiguousarray(np.concatenate([f, t]), dtype=np.float32)
 
 
 def sun_position(date: dt.date, lat_deg: float, hour_local_solar: float = 10.5):
@@ -93,6 +110,8 @@ class Scene:
     sun_elev_deg: float
     sun_az_deg: float
     snow_fraction: float = 0.0
+    #: band -> (dy, dx) band-to-band misregistration in the band's native pixels.
+    band_shift_px: dict[str, tuple[float, float]] | None = None
 
 
 def render_scene(
@@ -122,8 +141,9 @@ def render_scene(
     refl = refl * lit * (1 - alpha)[None] + alpha[None] * CLOUD[:, None, None]
     refl = refl * (1 - cirrus)[None] + cirrus[None] * CIRRUS[:, None, None]
 
-    shift = (float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.3, 0.3)))  # 10 m pixels
-    dn = _to_dn(refl, shift, boa_offset_dn, rng)
+    date_m, band_px = draw_shifts(date, BANDS_10M + BANDS_20M, rng)
+    dn = _to_dn(refl, date_m, band_px, boa_offset_dn, elev, rng)
+    shift = (date_m[0] / 10, date_m[1] / 10)  # 10 m pixels
 
     # Truth at 10 m.
     a10 = alpha.reshape(h5 // 2, 2, w5 // 2, 2).mean((1, 3))
@@ -139,7 +159,7 @@ def render_scene(
             _blank_corner(arr, 0)
         _blank_corner(scl, SCL_NODATA)
     return Scene(dn, scl, truth, float((truth == 1).mean()), shift, elev, az,
-                 float(snow.mean()) if snow is not None else 0.0)
+                 float(snow.mean()) if snow is not None else 0.0, band_px)
 
 
 def snow_probability(date: dt.date, lat_deg: float) -> float:
@@ -158,7 +178,11 @@ def surface_conditions(fractions: np.ndarray, table: np.ndarray, date: dt.date,
     Returns:
         (float32 reflectance, float32 snow cover 0-1 on the 5 m grid or None).
     """
-    refl = np.einsum("mb,mhw->bhw", table, fractions, optimize=True)
+    refl = np.einsum("mb,mhw->bhw", table, fractions[:N_MATERIALS], optimize=True)
+    isa = list(ISA_MATERIALS)
+    if fractions.shape[0] > N_MATERIALS:  # per-object spectral tilt of the ISA materials
+        tilted = np.einsum("mb,mhw->bhw", table[isa], fractions[N_MATERIALS:], optimize=True)
+        refl += TILT_VECTOR[:, None, None] * tilted
     key = zlib.crc32(np.ascontiguousarray(fractions[:, ::7, ::7]).tobytes())
     rng = np.random.default_rng([key, date.toordinal()])
     if rng.random() >= snow_probability(date, lat_deg):
@@ -207,20 +231,26 @@ def _cloud_layers(shape5: tuple[int, int], elev: float, az: float, cloud_cover: 
     return alpha, shade, cirrus
 
 
-def _to_dn(refl: np.ndarray, shift: tuple[float, float], boa_offset_dn: int,
+def _to_dn(refl: np.ndarray, date_m: tuple[float, float],
+           band_px: dict[str, tuple[float, float]], boa_offset_dn: int, sun_elev_deg: float,
            rng: np.random.Generator) -> dict[str, np.ndarray]:
     """uint16 L2A DN (reflectance x 10000 + ``boa_offset_dn``) per band of
     :data:`jointseg.bands.BANDS_10M` (10 m) and ``BANDS_20M`` (20 m) from the 5 m
-    reflectance ``refl`` (S2_BANDS, rows, cols): PSF blur, sub-pixel ``shift`` (10 m px),
-    block averaging and noise."""
+    reflectance ``refl`` (S2_BANDS, rows, cols): PSF blur, sub-pixel shift (the date's
+    ``date_m`` metres + the band's ``band_px`` native pixels), block averaging, the L2A
+    atmospheric-correction error and the SNR-derived noise (:mod:`.s2errors`)."""
     _, h5, w5 = refl.shape
     dn: dict[str, np.ndarray] = {}
+    common = float(rng.standard_normal())  # the scene's aerosol error, shared by all bands
     for bands, res in ((BANDS_10M, 10), (BANDS_20M, 20)):
         k = res // FRAC_RES_M
+        ac = ac_error_fields((h5 // k, w5 // k), res, bands, common, rng)
         for b, bi in zip(bands, band_index(bands), strict=True):
-            img = _psf_shift(refl[bi], PSF_SIGMA_PX * k, shift[0] * 2, shift[1] * 2)
-            img = img.reshape(h5 // k, k, w5 // k, k).mean((1, 3))
-            sd = np.sqrt(0.0015**2 + (0.01 * img) ** 2)
+            dy = date_m[0] / FRAC_RES_M + band_px[b][0] * k
+            dx = date_m[1] / FRAC_RES_M + band_px[b][1] * k
+            img = _psf_shift(refl[bi], PSF_SIGMA_PX * k, dy, dx)
+            img = img.reshape(h5 // k, k, w5 // k, k).mean((1, 3)) + ac[b]
+            sd = noise_sigma(b, sun_elev_deg)
             img = img + rng.standard_normal(img.shape).astype(np.float32) * sd
             dn[b] = np.clip(np.round(img * 10000) + boa_offset_dn, 1, 65535).astype(np.uint16)
     return dn
