@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 from jointseg.simulate.hr import HrView, lean, render_hr
 from jointseg.simulate.landcover import Landscape, simulate_landscape
 from jointseg.simulate.layout import LayoutParams
-from jointseg.simulate.materials import M, MATERIAL_TO_CLASS
+from jointseg.simulate.materials import MATERIAL_TO_CLASS, M
 
 KIND = {"core": ((800.0, 800.0), 800.0), "rural": ((4800.0, -1600.0), 1280.0)}
 

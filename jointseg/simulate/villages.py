@@ -35,11 +35,13 @@ COURT_DEPTH_M = (4.0, 9.0)
 P_COURT_PAVED = 0.6
 #: Shed beside a house: probability, area (m^2), height (m).
 P_SHED, SHED_AREA_M2, SHED_HEIGHT_M = 0.35, (12.0, 45.0), (2.5, 4.0)
-#: Mean gap between houses along a village lane (m, per side); farmhouses per m of farm lane.
-LANE_GAP_M = 16.0
-FARMHOUSE_PER_M = 1 / 700.0
+#: Mean gap between candidate house sites along a village lane (m, per side; overlapping
+#: candidates are dropped, so built plots are ~15-25 m apart); farmhouses per m of farm lane.
+#: Our assumptions, not from a source.
+LANE_GAP_M = 10.0
+FARMHOUSE_PER_M = 1 / 700.0  # per side
 #: Matern clusters inside villages: parents per m^2 of village, houses per parent, radius.
-PARENTS_PER_M2, CHILDREN_MEAN, CLUSTER_R_M = 1 / 4000.0, 3.0, 25.0
+PARENTS_PER_M2, CHILDREN_MEAN, CLUSTER_R_M = 1 / 1500.0, 4.0, 25.0
 #: Share of houses facing south (+- 8 deg) rather than their lane (+- 6 deg).
 P_SOUTH = 0.5
 ROOFS = (("roof_red_tile", .45), ("roof_dark", .35), ("roof_concrete", .2))
@@ -170,17 +172,18 @@ def settlements(zone: np.ndarray, free: np.ndarray, lines: list[RoadLine],
 
 def _on_land(polys: np.ndarray, zone: np.ndarray, free: np.ndarray,
              rural_ok: np.ndarray) -> np.ndarray:
-    """bool (n,): polygon (grown by 1 m) samples every ~2 m lie on ``free`` land of a
-    VILLAGE zone (or RURAL where ``rural_ok``), and inside the grid."""
+    """bool (n,): polygon (grown by 1 m) samples every ~2 m that fall inside the grid
+    lie on ``free`` land of a VILLAGE zone (or RURAL where ``rural_ok``); the polygon's
+    centre lies inside the grid (the region is a window: houses may be cut by its edge)."""
     h, w = zone.shape
     out = np.zeros(len(polys), dtype=bool)
     grown = shapely.buffer(polys, 1.0, join_style="mitre")
     for i, g in enumerate(grown.tolist()):
         x0, y0, x1, y1 = g.bounds
-        if x0 < 0 or y0 < 0 or x1 >= w or y1 >= h:
+        if not (0 <= (x0 + x1) / 2 < w and 0 <= (y0 + y1) / 2 < h):
             continue
         xs, ys = np.meshgrid(np.arange(x0, x1 + 1, 2.0), np.arange(y0, y1 + 1, 2.0))
-        inside = shapely.contains_xy(g, xs, ys)
+        inside = shapely.contains_xy(g, xs, ys) & (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
         r, c = ys[inside].astype(np.intp), xs[inside].astype(np.intp)
         z = zone[r, c]
         ok_z = (z == VILLAGE) | ((z == RURAL) & rural_ok[i])
