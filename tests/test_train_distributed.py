@@ -63,10 +63,10 @@ from jointseg.model.settings import TrainConfig
 logging.basicConfig(level=logging.INFO)
 real_step = train_mod._step
 
-def step(run, cfg, epoch, batch):
+def step(run, cfg, epoch, batch, *rest):
     if run.env.rank == 1:  # rank 0 meanwhile waits in DDP's gradient all-reduce
         raise RuntimeError("rank 1 fails on purpose")
-    return real_step(run, cfg, epoch, batch)
+    return real_step(run, cfg, epoch, batch, *rest)
 
 train_mod._step = step
 train_mod.train(sys.argv[1], sys.argv[2],

@@ -157,7 +157,9 @@ def selection_score(row: dict[str, Any], calibrate: bool) -> float:
 
 def training_summary(checkpoint: str | Path) -> dict[str, Any]:
     """JSON summary of a run from a checkpoint: data, ``training_data`` (``{"id",
-    "simulated"}``), epochs, world size, best and last validation metrics, and
+    "simulated"}``), epochs (validation rounds), ``steps`` (joint / segmentation optimiser
+    steps), ``sr_pretrain_steps_run`` (and the ``sr_pretrain`` record), world size, best
+    and last validation metrics, and
     ``threshold``: the probability cut of the binary map (the best epoch's calibrated
     ``val_threshold`` with ``calibrate``, else 0.5)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -169,7 +171,9 @@ def training_summary(checkpoint: str | Path) -> dict[str, Any]:
     threshold = best.get("val_threshold") if calibrate else None
     return {"arch": ckpt["config"]["arch"], "preset": ckpt["config"]["preset"],
             "data": ckpt.get("data", {}), "training_data": checkpoint_training_data(ckpt),
-            "epochs": ckpt["epoch"] + 1,
+            "epochs": ckpt["epoch"] + 1, "steps": ckpt.get("steps"),
+            "sr_pretrain_steps_run": (ckpt.get("sr_pretrain") or {}).get("steps_run", 0),
+            "sr_pretrain": ckpt.get("sr_pretrain"),
             "seed": ckpt["config"]["seed"], "world_size": ckpt.get("world_size", 1),
             "threshold": 0.5 if threshold is None else float(threshold),
             "threshold_source": "calibrated" if threshold is not None else "fixed",

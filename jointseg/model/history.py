@@ -9,10 +9,11 @@ from jointseg.io import atomic_path
 
 #: Columns of ``history.csv``, one row per epoch (losses unitless, PSNR in dB, F1 at the
 #: calibrated probability threshold and that threshold, lr of the non-trunk parameters
-#: at the epoch's last step).
-HISTORY_COLUMNS = ("epoch", "phase", "train_loss", "train_sr", "train_seg", "val_f1",
-                   "val_precision", "val_recall", "val_iou", "val_psnr", "val_f1_cal",
-                   "val_threshold", "lr", "seconds")
+#: at the epoch's last step; ``step``: optimiser steps done by the row's validation,
+#: ``sr_scale``: the gradnorm scale of the SR loss, empty when unused).
+HISTORY_COLUMNS = ("epoch", "step", "phase", "train_loss", "train_sr", "train_seg",
+                   "sr_scale", "val_f1", "val_precision", "val_recall", "val_iou", "val_psnr",
+                   "val_f1_cal", "val_threshold", "lr", "seconds")
 
 
 def write_history(out_dir: Path, history: list[dict]) -> None:

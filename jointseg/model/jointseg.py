@@ -23,8 +23,9 @@ asphalt, and the SR branch, trained for RGBN, need not keep it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -37,7 +38,9 @@ from jointseg.model.sr import ProgSR
 SCALE_FACTOR = 10
 MULTIPLE_10M = 2
 DN_SCALE = 10000.0
-ARCHS = ("jointseg", "bilinear")
+#: ``bilinear-wide``: the bilinear baseline with its segmentation widths scaled so its
+#: parameter count matches JointSeg's at the same preset (:func:`bilinear_width_multiplier`)
+ARCHS = ("jointseg", "bilinear", "bilinear-wide")
 #: Version of the network layout; checkpoints and ONNX metadata record it, and a
 #: checkpoint of another version does not load. 2: the segmentation branch sees the
 #: original 10/20 m bands (10 m fusion + 1 m input); the x5 SR stage is a pixel shuffle.
@@ -147,7 +150,10 @@ class JointSeg(nn.Module):
         self.seg = SegNet(len(SR_BANDS) + 1 + _N_MS, size.seg_widths, (f1, f5, f10 + _N_MS),
                           size.window)
 
-    def forward(self, s2_10m: torch.Tensor, s2_20m: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, s2_10m: torch.Tensor, s2_20m: torch.Tensor, sr_only: bool = False
+                ) -> tuple[torch.Tensor, ...] | torch.Tensor:
+        """(isa_logit, sr); with ``sr_only`` just ``sr`` (the segmentation branch is not
+        run: SR pre-training, :func:`jointseg.model.train.pretrain_sr`)."""
         dtype = self.stem_10m.weight.dtype  # float16 in the fp16 twin; inputs stay float32
         x10, x20 = (x.to(dtype) for x in self.norm(s2_10m.float(), s2_20m.float()))
         # align the 20 m grid to 10 m inside the network: learned 20 m features,
@@ -156,6 +162,8 @@ class JointSeg(nn.Module):
         feat = self.act(self.stem_fuse(torch.cat([self.act(self.stem_10m(x10)), f20], 1)))
         residual, (f10, f5, f1) = self.sr(feat)
         sr = bilinear_rgbn(s2_10m.float()).to(dtype) + residual
+        if sr_only:
+            return sr.float()
         ms_10m = torch.cat([x10, upsample(x20, 2, "bilinear")], 1)  # the 11 bands at 10 m
         ms_1m = upsample(ms_10m, SCALE_FACTOR, "bilinear")
         ndvi = (sr[:, 3:4] - sr[:, 0:1]) / (sr[:, 3:4] + sr[:, 0:1]).abs().clamp(min=1e-3)
@@ -169,8 +177,9 @@ class BilinearSeg(nn.Module):
 
     arch = "bilinear"
 
-    def __init__(self, size: ModelSize) -> None:
+    def __init__(self, size: ModelSize, arch: str = "bilinear") -> None:
         super().__init__()
+        self.arch = arch
         self.size = size
         self.norm = Normaliser()
         self.seg = SegNet(_N_MS, size.seg_widths, (0, 0, 0), size.window)
@@ -195,7 +204,31 @@ def build_model(arch: str = "jointseg", preset: str = "tiny") -> JointSeg | Bili
         return JointSeg(PRESETS[preset])
     if arch == "bilinear":
         return BilinearSeg(PRESETS[preset])
+    if arch == "bilinear-wide":
+        return BilinearSeg(widened(PRESETS[preset], bilinear_width_multiplier(preset)),
+                           "bilinear-wide")
     raise ValueError(f"unknown arch {arch!r}; expected one of {ARCHS}")
+
+
+def widened(size: ModelSize, mult: float) -> ModelSize:
+    """``size`` with its segmentation widths x ``mult`` (rounded, at least 1)."""
+    widths = tuple(max(1, round(w * mult)) for w in size.seg_widths)
+    return replace(size, seg_widths=widths)  # type: ignore[arg-type]
+
+
+@functools.cache
+def bilinear_width_multiplier(preset: str) -> float:
+    """The multiplier of the bilinear baseline's segmentation widths (``bilinear-wide``)
+    whose parameter count is nearest JointSeg's at ``preset`` (bisection, 1e-3)."""
+    target = count_params(JointSeg(PRESETS[preset]))
+    size = PRESETS[preset]
+    lo, hi = 1.0, 16.0
+    while hi - lo > 1e-3:
+        mid = (lo + hi) / 2
+        n = count_params(BilinearSeg(widened(size, mid)))
+        lo, hi = (mid, hi) if n < target else (lo, mid)
+    pick = min((lo, hi), key=lambda m: abs(count_params(BilinearSeg(widened(size, m))) - target))
+    return round(pick, 4)
 
 
 def check_input_shapes(s2_10m: torch.Tensor, s2_20m: torch.Tensor) -> None:

@@ -13,6 +13,7 @@ relativistic average loss. All terms are weighted by :class:`LossConfig`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -34,10 +35,17 @@ class LossConfig:
         sr_gan: weight of the relativistic GAN generator loss (0 = off).
         seg_bce: weight of the BCE term; seg_dice: weight of the soft Dice term.
         w_sr, w_seg: joint weights: total = w_sr * L_sr + w_seg * L_seg.
-        sr_weighting: ``fixed`` (w_sr as given) or ``balanced``: in the joint phase the
-            SR term is rescaled every step by L_seg / L_sr (values, no gradient), so it
-            weighs ``w_sr / w_seg`` as much as the segmentation term whatever their
-            scales (L1 of reflectance is ~100 x smaller than BCE + Dice).
+        sr_weighting: ``gradnorm`` (default), ``fixed`` (w_sr as given) or ``balanced``.
+            ``gradnorm`` (GradNorm, Chen et al. 2018, simplified to one fixed ratio): in
+            the joint phase the SR term is scaled so that its gradient norm on the shared
+            parameters (the RRDB trunk the segmentation consumes) is ``w_sr`` x the
+            segmentation term's (``w_seg * L_seg``); the scale is re-measured every
+            ``gradnorm_every`` steps and smoothed by an EMA of ``gradnorm_ema``.
+            ``balanced``: the SR term is rescaled every step by L_seg / L_sr (values, no
+            gradient), so it weighs ``w_sr / w_seg`` as much as the segmentation term.
+            With ``w_sr`` = 0 every mode gives exactly no SR loss.
+        gradnorm_every: steps between gradient-norm measurements (``gradnorm``).
+        gradnorm_ema: EMA factor of the measured scale (0 = last measurement only).
         sr_warmup_epochs: epochs that train the SR loss only (jointseg arch).
         gan_start_epoch: first epoch (0-based) with the GAN terms on.
         d_lr: discriminator learning rate.  d_nf: discriminator base channels.
@@ -50,7 +58,9 @@ class LossConfig:
     seg_dice: float = 1.0
     w_sr: float = 1.0
     w_seg: float = 1.0
-    sr_weighting: str = "fixed"
+    sr_weighting: str = "gradnorm"
+    gradnorm_every: int = 10
+    gradnorm_ema: float = 0.9
     sr_warmup_epochs: int = 1
     gan_start_epoch: int = 1
     d_lr: float = 1e-4
@@ -60,17 +70,45 @@ class LossConfig:
         if self.sr_weighting not in SR_WEIGHTINGS:
             raise ConfigError(f"model.loss.sr_weighting: {self.sr_weighting!r} is not one of "
                              f"{SR_WEIGHTINGS}")
+        if self.gradnorm_every < 1 or not 0 <= self.gradnorm_ema < 1 or self.w_sr < 0:
+            raise ConfigError("model.loss: gradnorm_every must be >= 1, gradnorm_ema in "
+                              "[0, 1), w_sr >= 0")
 
 
-SR_WEIGHTINGS = ("fixed", "balanced")
+SR_WEIGHTINGS = ("gradnorm", "fixed", "balanced")
 
 
-def joint_loss(cfg: LossConfig, l_sr: torch.Tensor, l_seg: torch.Tensor) -> torch.Tensor:
-    """The joint-phase total ``w_sr' * L_sr + w_seg * L_seg`` (``w_sr'`` per ``sr_weighting``)."""
+def joint_loss(cfg: LossConfig, l_sr: torch.Tensor, l_seg: torch.Tensor,
+               sr_scale: float = 1.0) -> torch.Tensor:
+    """The joint-phase total ``w_sr' * L_sr + w_seg * L_seg`` (``w_sr'`` per
+    ``sr_weighting``; ``gradnorm``: ``w_sr * sr_scale``, the scale from
+    :func:`gradnorm_scale`; ``w_sr`` as given while ``sr_scale`` is nan).
+    ``w_sr`` = 0: ``w_seg * L_seg`` exactly, no SR term."""
+    if cfg.w_sr == 0:
+        return cfg.w_seg * l_seg
     w_sr = cfg.w_sr
     if cfg.sr_weighting == "balanced":
         w_sr = cfg.w_sr * (l_seg.detach() / l_sr.detach().clamp(min=1e-6))
+    elif cfg.sr_weighting == "gradnorm" and math.isfinite(sr_scale):
+        # before the first measurement (a fresh SR head is zero, so the SR loss has no
+        # gradient on the trunk yet) the scale is nan and w_sr stands as given
+        w_sr = cfg.w_sr * sr_scale
     return w_sr * l_sr + cfg.w_seg * l_seg
+
+
+def gradnorm_scale(l_sr: torch.Tensor, l_seg: torch.Tensor, shared: list[torch.Tensor],
+                   w_seg: float = 1.0) -> float:
+    """``||d(w_seg L_seg)/d shared|| / ||d L_sr/d shared||``: the factor that gives the SR
+    loss the segmentation loss's gradient norm on the ``shared`` parameters (the graph
+    is kept for the step's backward); nan when either norm is 0 or not finite."""
+    def norm(loss: torch.Tensor) -> float:
+        grads = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
+        sq = [g.float().pow(2).sum() for g in grads if g is not None]
+        return float(torch.stack(sq).sum().sqrt()) if sq else 0.0
+
+    g_sr, g_seg = norm(l_sr), norm(w_seg * l_seg)
+    ratio = g_seg / g_sr if g_sr > 0 else float("nan")
+    return ratio if math.isfinite(ratio) and ratio > 0 else float("nan")
 
 
 def masked_l1(sr: torch.Tensor, hr: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

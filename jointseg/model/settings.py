@@ -21,8 +21,25 @@ class TrainConfig:
     """Training settings (the workflow config's ``model.train:`` section).
 
     Attributes:
-        arch: jointseg | bilinear.  preset: tiny | paper.
-        epochs: total epochs.  batch_size: crops per step *per process*.
+        arch: jointseg | bilinear | bilinear-wide (the baseline widened to JointSeg's
+            parameter count).  preset: tiny | paper.
+        epochs: total epochs (ignored when ``max_steps`` > 0).
+        batch_size: crops per step *per process*.
+        max_steps: > 0: train exactly this many (joint / segmentation) optimiser steps
+            instead of ``epochs``, validating every ``val_every`` steps (and after the
+            last); ``loss.sr_warmup_epochs`` is then ignored (SR-only training is
+            ``sr_pretrain_steps``'s). 0: ``epochs`` govern.
+        val_every: optimiser steps between validations with ``max_steps`` (0 = one pass
+            over the crops, ``n_train x crops_per_chip / batch_size`` steps).
+        sr_pretrain_steps: jointseg only: at most this many steps of SR pre-training (SR
+            loss only, the segmentation branch not run, every SR parameter at ``lr``)
+            before the joint phase; 0 = none. Not counted in ``max_steps`` (summary.json:
+            ``sr_pretrain_steps_run``). Skipped when ``loss.w_sr`` is 0.
+        sr_pretrain_patience: pre-training stops after this many validations (every
+            ``sr_pretrain_val_every`` steps) without the val SR L1 improving by more than
+            ``sr_pretrain_min_delta`` (relative) on the best so far; the best weights stay.
+        sr_target_match: correct each chip's HR target to the composite's season and
+            radiometry first (:func:`jointseg.model.target.match_target`).
         lr: Adam learning rate of every parameter outside the RRDB trunk.
         lr_trunk: Adam learning rate of the SR branch's RRDB trunk (ESRGAN: 2e-4).
         lr_warmup_epochs: linear warm-up of both rates over this many epochs of steps.
@@ -51,6 +68,13 @@ class TrainConfig:
     preset: str = "tiny"
     epochs: int = 10
     batch_size: int = 8
+    max_steps: int = 0
+    val_every: int = 0
+    sr_pretrain_steps: int = 0
+    sr_pretrain_patience: int = 4
+    sr_pretrain_min_delta: float = 0.01
+    sr_pretrain_val_every: int = 25
+    sr_target_match: bool = False
     lr: float = 2e-3
     lr_trunk: float = 2e-4
     lr_warmup_epochs: float = 1.0
@@ -84,6 +108,12 @@ class TrainConfig:
                               f"{LR_SCHEDULES}")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"model.amp: {self.amp!r} is not one of {AMP_MODES}")
+        for name in ("max_steps", "val_every", "sr_pretrain_steps", "sr_pretrain_patience"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"model.{name}: must be >= 0, got {getattr(self, name)}")
+        if self.sr_pretrain_val_every < 1 or self.sr_pretrain_min_delta < 0:
+            raise ConfigError("model: sr_pretrain_val_every must be >= 1, "
+                              "sr_pretrain_min_delta >= 0")
         for name in ("lr", "lr_trunk"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"model.{name}: must be > 0, got {getattr(self, name)}")

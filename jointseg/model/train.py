@@ -38,6 +38,7 @@ DistributedDataParallel replica on its shard of the crops; rank 0 alone writes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -78,11 +79,14 @@ from jointseg.model.losses import (
     SRLoss,
     UNetDiscriminatorSN,
     bce_dice_loss,
+    gradnorm_scale,
     joint_loss,
+    masked_l1,
     relativistic_d_loss,
 )
 from jointseg.model.metrics import THRESHOLD_BINS, best_threshold, prob_histograms, psnr
 from jointseg.model.schedule import (
+    TRUNK_PREFIXES,
     LRSchedule,
     amp_dtype,
     autocast,
@@ -94,9 +98,10 @@ from jointseg.model.schedule import (
     to_channels_last,
 )
 from jointseg.model.settings import TrainConfig, config_from_dict, load_train_settings
+from jointseg.model.target import match_target
 
 __all__ = ["TrainConfig", "TrainError", "chip_tensors", "config_from_dict", "evaluate",
-           "load_checkpoint", "load_train_settings", "resolve_device", "train",
+           "load_checkpoint", "load_train_settings", "pretrain_sr", "resolve_device", "train",
            "training_summary"]
 log = logging.getLogger(__name__)
 
@@ -153,9 +158,36 @@ def evaluate(model: torch.nn.Module, chips: list[Chip], env: DistEnv | None = No
 
 
 def _phase(cfg: TrainConfig, epoch: int) -> str:
-    if cfg.arch == "jointseg" and epoch < cfg.loss.sr_warmup_epochs:
+    """sr_warmup | joint | seg: epochs below ``loss.sr_warmup_epochs`` train SR only,
+    unless steps are counted (``max_steps``), SR is pre-trained, or ``w_sr`` is 0."""
+    warmup = (cfg.max_steps == 0 and cfg.sr_pretrain_steps == 0 and cfg.loss.w_sr > 0
+              and epoch < cfg.loss.sr_warmup_epochs)
+    if cfg.arch == "jointseg" and warmup:
         return "sr_warmup"
     return "joint" if cfg.arch == "jointseg" else "seg"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Validation rounds ("epochs" in the history) of a run: ``rounds`` of ``steps``
+    optimiser steps (the last one possibly shorter), ``total`` steps in all; ``per_pass``:
+    steps of one pass over the crops (what an epoch is without ``max_steps``)."""
+
+    rounds: int
+    steps: int
+    total: int
+    per_pass: int
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, per_pass: int) -> _Plan:
+        if cfg.max_steps == 0:
+            return cls(cfg.epochs, per_pass, cfg.epochs * per_pass, per_pass)
+        every = min(cfg.val_every or per_pass, cfg.max_steps)
+        return cls(-(-cfg.max_steps // every), every, cfg.max_steps, per_pass)
+
+    def steps_in(self, rnd: int) -> int:
+        """Optimiser steps of round ``rnd`` (0-based)."""
+        return max(0, min(self.steps, self.total - rnd * self.steps))
 
 
 def _load_data(chips_dir: Path) -> tuple[list[Chip], list[Chip], str]:
@@ -203,9 +235,12 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
         out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     train_chips, val_chips, val_reference = _load_data(chips_dir)
-    steps = dist_.shard(np.arange(len(train_chips) * cfg.crops_per_chip), env,
-                        cfg.batch_size)[1]
-    run = _Run.build(cfg, env, steps)
+    if cfg.sr_target_match and cfg.arch == "jointseg":
+        train_chips = [match_target(c) for c in train_chips]
+        val_chips = [match_target(c) for c in val_chips]
+    plan = _Plan.of(cfg, dist_.shard(np.arange(len(train_chips) * cfg.crops_per_chip), env,
+                                     cfg.batch_size)[1])
+    run = _Run.build(cfg, env, plan)
     last = out_dir / "last.pt"
     chips_sha = sha256_file(chips_dir / "index.csv")
     record = training_data_record(chips_dir, chips_sha)
@@ -220,15 +255,19 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
         stats = band_stats(train_chips)
         run.model.norm.set_stats(**stats)
         log.info("normalisation from %d training chips: %s", len(train_chips), stats)
-    bar = tqdm(total=cfg.epochs * steps, initial=start * steps,
+        if cfg.arch == "jointseg" and cfg.sr_pretrain_steps > 0 and cfg.loss.w_sr > 0:
+            run.sr_pretrain = pretrain_sr(run, cfg, train_chips, val_chips)
+    bar = tqdm(total=plan.total, initial=min(start * plan.steps, plan.total),
                disable=not (progress and env.is_main), desc=f"train {cfg.arch}/{cfg.preset}",
                unit="step")
-    for epoch in range(start, cfg.epochs):
+    for epoch in range(start, plan.rounds):
         t0 = time.time()
         train_losses = _train_epoch(run, cfg, epoch, train_chips, bar)
         dist_.broadcast_buffers(run.model, env)
         val = evaluate(run.model, val_chips, env)
-        row = {"epoch": epoch, "phase": _phase(cfg, epoch), **train_losses,
+        row = {"epoch": epoch, "step": epoch * plan.steps + plan.steps_in(epoch),
+               "phase": _phase(cfg, epoch), **train_losses,
+               "sr_scale": run.sr_scale if math.isfinite(run.sr_scale) else None,
                **{f"val_{k}": v for k, v in val.items()},
                "lr": run.opt.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2)}
         history.append(row)
@@ -269,16 +308,25 @@ class _Run:
     env: DistEnv
     amp: torch.dtype | None
     channels_last: bool
-    steps: int
+    plan: _Plan
     scaler: torch.amp.GradScaler
+    sr_scale: float = float("nan")  # gradnorm: EMA of the SR loss scale (nan: unmeasured)
+    sr_pretrain: dict = dataclasses.field(default_factory=lambda: {"steps_run": 0})
+
+    @property
+    def steps(self) -> int:
+        """Optimiser steps per round (epoch)."""
+        return self.plan.steps
 
     @property
     def device(self) -> torch.device:
         return self.env.device
 
     @classmethod
-    def build(cls, cfg: TrainConfig, env: DistEnv, steps: int) -> _Run:
-        """Fresh weights from ``cfg.seed`` on ``env.device``; ``steps`` per epoch."""
+    def build(cls, cfg: TrainConfig, env: DistEnv, steps: int | _Plan) -> _Run:
+        """Fresh weights from ``cfg.seed`` on ``env.device``; ``steps``: the rounds and steps
+        (a :class:`_Plan`) or the optimiser steps of one pass over the crops."""
+        plan = steps if isinstance(steps, _Plan) else _Plan.of(cfg, steps)
         device = env.device
         torch.manual_seed(cfg.seed)
         model = to_channels_last(build_model(cfg.arch, cfg.preset).to(device), device,
@@ -288,7 +336,7 @@ class _Run:
             net = DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None)
         opt = torch.optim.Adam(param_groups(model, cfg.lr, cfg.lr_trunk))
-        schedule = LRSchedule(cfg.epochs * steps, round(cfg.lr_warmup_epochs * steps),
+        schedule = LRSchedule(plan.total, round(cfg.lr_warmup_epochs * plan.per_pass),
                               cfg.lr_schedule, cfg.min_lr_ratio)
         sr_loss = SRLoss(cfg.loss).to(device)
         disc = d_opt = None
@@ -301,7 +349,7 @@ class _Run:
                      str(amp).removeprefix("torch."),
                      " with loss scaling" if amp == torch.float16 else "", cfg.amp)
         return cls(model, net, opt, schedule, sr_loss, disc, d_opt, env, amp,
-                   cfg.channels_last, steps, grad_scaler(amp, device))
+                   cfg.channels_last, plan, grad_scaler(amp, device))
 
     def checkpoint(self, cfg: TrainConfig, epoch: int, history: list[dict], best_f1: float,
                    data: dict[str, Any], training_data: dict[str, Any]) -> dict[str, Any]:
@@ -313,7 +361,9 @@ class _Run:
                 "epoch": epoch, "arch_version": ARCH_VERSION, "config": asdict(cfg),
                 "history": history, "best_f1": best_f1, "torch_rng": torch.get_rng_state(),
                 "world_size": self.env.world_size, "data": data,
-                "training_data": training_data, "scaler": self.scaler.state_dict()}
+                "training_data": training_data, "scaler": self.scaler.state_dict(),
+                "sr_scale": self.sr_scale, "sr_pretrain": self.sr_pretrain,
+                "steps": sum(self.plan.steps_in(e) for e in range(epoch + 1))}
 
 
 def _resume(run: _Run, cfg: TrainConfig, last: Path, chips_sha: str, record: dict[str, Any]
@@ -347,7 +397,9 @@ def _resume(run: _Run, cfg: TrainConfig, last: Path, chips_sha: str, record: dic
     if run.scaler.is_enabled() and ckpt.get("scaler"):
         run.scaler.load_state_dict(ckpt["scaler"])
     torch.set_rng_state(ckpt["torch_rng"].cpu())
-    log.info("resuming from %s at epoch %d of %d", last, ckpt["epoch"] + 1, cfg.epochs)
+    run.sr_scale = float(ckpt.get("sr_scale", float("nan")))
+    run.sr_pretrain = ckpt.get("sr_pretrain") or {"steps_run": 0}
+    log.info("resuming from %s at round %d of %d", last, ckpt["epoch"] + 1, run.plan.rounds)
     best = {"epoch": ckpt["best_model"]["epoch"],
             "model": {k: v.cpu() for k, v in ckpt["best_model"]["model"].items()}}
     ckpt["best_model"] = best
@@ -356,33 +408,41 @@ def _resume(run: _Run, cfg: TrainConfig, last: Path, chips_sha: str, record: dic
 
 def _train_epoch(run: _Run, cfg: TrainConfig, epoch: int, chips: list[Chip],
                  bar: tqdm) -> dict[str, float]:
-    """One epoch of ``run.steps`` batches of random crops (drawn from ``(seed, epoch)``,
-    this rank's shard); returns the mean ``train_loss``, ``train_sr`` and ``train_seg``
-    over all ranks."""
+    """One epoch (round) of ``run.plan.steps_in(epoch)`` batches of random crops (drawn
+    from ``(seed, epoch)``, this rank's shard; a round longer than one pass over the crops
+    takes further permutations); returns the mean ``train_loss``, ``train_sr`` and
+    ``train_seg`` over all ranks."""
+    n_steps = run.plan.steps_in(epoch)
     rng = np.random.default_rng([cfg.seed, epoch])
-    order = rng.permutation(np.repeat(np.arange(len(chips)), cfg.crops_per_chip))
+    pool = np.repeat(np.arange(len(chips)), cfg.crops_per_chip)
+    order = rng.permutation(pool)
+    need = n_steps * cfg.batch_size * run.env.world_size
+    while len(order) < need:
+        order = np.concatenate([order, rng.permutation(pool)])
     mine, _ = dist_.shard(order, run.env, cfg.batch_size)
     crop_rng = rng if not run.env.distributed else np.random.default_rng(
         [cfg.seed, epoch, 1 + run.env.rank])
     run.net.train()
     sums = np.zeros(3)
-    for s in range(run.steps):
-        set_lr(run.opt, run.schedule.factor(epoch * run.steps + s))
+    for s in range(n_steps):
+        step = epoch * run.steps + s
+        set_lr(run.opt, run.schedule.factor(step))
         idx = mine[s * cfg.batch_size:(s + 1) * cfg.batch_size]
         crops = [random_crop(chips[i], cfg.crop_10m, crop_rng, cfg.augment) for i in idx]
-        losses = _step(run, cfg, epoch, _to_batch(crops))
+        losses = _step(run, cfg, epoch, _to_batch(crops), step)
         sums += losses
         bar.update(1)
         bar.set_postfix(epoch=epoch, loss=f"{losses[0]:.4f}")
-    total = dist_.all_reduce_sum([*sums, float(run.steps)], run.env)
+    total = dist_.all_reduce_sum([*sums, float(max(n_steps, 1))], run.env)
     return {k: v / total[3] for k, v in zip(("train_loss", "train_sr", "train_seg"), total[:3],
                                             strict=True)}
 
 
-def _step(run: _Run, cfg: TrainConfig, epoch: int, batch: tuple[torch.Tensor, ...]
-          ) -> np.ndarray:
-    """One optimiser step (and one discriminator step with the GAN on) on ``batch``;
-    returns (loss, SR loss, segmentation loss) as floats."""
+def _step(run: _Run, cfg: TrainConfig, epoch: int, batch: tuple[torch.Tensor, ...],
+          step: int = 0) -> np.ndarray:
+    """One optimiser step (and one discriminator step with the GAN on) on ``batch``, the
+    run's ``step``-th (0-based: when the gradnorm scale is re-measured); returns (loss,
+    SR loss, segmentation loss) as floats."""
     phase = _phase(cfg, epoch)
     gan_on = run.disc is not None and epoch >= cfg.loss.gan_start_epoch
     s10, s20, hr, label = (batch_to_device(t, run.device, run.channels_last) for t in batch)
@@ -391,14 +451,17 @@ def _step(run: _Run, cfg: TrainConfig, epoch: int, batch: tuple[torch.Tensor, ..
         logit, sr = run.net(s10, s20)
         logit, sr = logit.float(), sr.float()
         l_sr = run.sr_loss(sr, hr, run.disc if gan_on else None, mask) \
-            if cfg.arch == "jointseg" else torch.zeros((), device=run.device)
+            if cfg.arch == "jointseg" and cfg.loss.w_sr > 0 \
+            else torch.zeros((), device=run.device)
         l_seg = bce_dice_loss(logit, label, cfg.loss.seg_bce, cfg.loss.seg_dice)
     if phase == "sr_warmup":
         loss = cfg.loss.w_sr * l_sr
         if run.env.distributed:  # DDP needs a gradient (here 0) for every parameter
             loss = loss + 0.0 * logit.sum()
     elif phase == "joint":
-        loss = joint_loss(cfg.loss, l_sr, l_seg)
+        if cfg.loss.sr_weighting == "gradnorm" and cfg.loss.w_sr > 0:
+            _update_sr_scale(run, cfg, l_sr, l_seg, step)
+        loss = joint_loss(cfg.loss, l_sr, l_seg, run.sr_scale)
     else:
         loss = cfg.loss.w_seg * l_seg
     # the scaler multiplies fp16 losses so small gradients survive, divides them back
@@ -431,3 +494,92 @@ def _average_gradients(module: torch.nn.Module, env: DistEnv) -> None:
         if p.grad is not None:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad /= env.world_size
+
+
+def _update_sr_scale(run: _Run, cfg: TrainConfig, l_sr: torch.Tensor, l_seg: torch.Tensor,
+                     step: int) -> None:
+    """Re-measure the gradnorm SR scale every ``loss.gradnorm_every`` steps (and while it
+    is unmeasured) on the RRDB trunk; EMA ``loss.gradnorm_ema``, averaged over ranks."""
+    if math.isfinite(run.sr_scale) and step % cfg.loss.gradnorm_every:
+        return
+    shared = [p for n, p in run.model.named_parameters()
+              if n.startswith(TRUNK_PREFIXES) and p.requires_grad]
+    ratio = gradnorm_scale(l_sr, l_seg, shared, cfg.loss.w_seg)
+    ok, val = dist_.all_reduce_sum([float(math.isfinite(ratio)),
+                                    ratio if math.isfinite(ratio) else 0.0], run.env)
+    if ok == 0:
+        return
+    ratio = val / ok
+    ema = cfg.loss.gradnorm_ema
+    run.sr_scale = ratio if not math.isfinite(run.sr_scale) else \
+        ema * run.sr_scale + (1 - ema) * ratio
+
+
+@torch.no_grad()
+def _val_sr_l1(model: torch.nn.Module, chips: list[Chip], env: DistEnv) -> float:
+    """Mean |SR - HR| (reflectance) over the HR targets of whole ``chips``."""
+    model.eval()
+    device = next(model.parameters()).device
+    err, n = 0.0, 0
+    for chip in chips[env.rank::env.world_size]:
+        sr = model(*(t.to(device) for t in chip_tensors(chip)), sr_only=True).cpu()
+        hr = torch.from_numpy(chip.hr.astype(np.float32) / 10000.0)[None]
+        mask = torch.from_numpy(chip.hr_mask)[None]
+        err += float(((sr - hr).abs() * mask).sum())
+        n += int(mask.sum())
+    err, n = dist_.all_reduce_sum([err, float(n)], env)
+    model.train()
+    return err / max(n, 1.0)
+
+
+def pretrain_sr(run: _Run, cfg: TrainConfig, train_chips: list[Chip], val_chips: list[Chip]
+                ) -> dict[str, Any]:
+    """SR pre-training (ESRGAN's PSNR-oriented stage): masked L1 only, the segmentation
+    branch not run, every other parameter at ``cfg.lr`` (constant, own Adam), on random
+    crops from their own stream ``(seed, "sr-pretrain", rank)``; validates the SR L1
+    every ``sr_pretrain_val_every`` steps, stops after ``sr_pretrain_patience``
+    validations without a relative improvement > ``sr_pretrain_min_delta`` or at
+    ``sr_pretrain_steps``, and leaves the best validation's weights in ``run.model``.
+
+    Returns:
+        ``{"steps_run", "best_val_l1", "val_l1": [[step, L1], ...], "stopped": "patience"
+        | "cap"}``.
+    """
+    model, env = run.model, run.env
+    params = [p for n, p in model.named_parameters() if not n.startswith("seg.")]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    rng = np.random.default_rng([cfg.seed, 0x5E, env.rank])
+    best, best_state, wait, steps, log_ = math.inf, None, 0, 0, []
+    stopped = "cap"
+    model.train()
+    while steps < cfg.sr_pretrain_steps:
+        idx = rng.integers(0, len(train_chips), cfg.batch_size)
+        crops = [random_crop(train_chips[i], cfg.crop_10m, rng, cfg.augment) for i in idx]
+        s10, s20, hr, _ = (batch_to_device(t, run.device, run.channels_last)
+                           for t in _to_batch(crops))
+        with autocast(run.amp, run.device):
+            sr = model(s10, s20, sr_only=True).float()
+        loss = cfg.loss.sr_l1 * masked_l1(sr, hr, hr != 0)
+        opt.zero_grad()
+        loss.backward()
+        _average_gradients(model, env)
+        clip_gradients(model, cfg.grad_clip)
+        opt.step()
+        steps += 1
+        if steps % cfg.sr_pretrain_val_every and steps < cfg.sr_pretrain_steps:
+            continue
+        l1 = _val_sr_l1(model, val_chips, env)
+        log_.append([steps, round(l1, 6)])
+        wait = 0 if l1 < best * (1 - cfg.sr_pretrain_min_delta) else wait + 1
+        if l1 < best:
+            best = l1
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if env.is_main:
+            log.info("SR pre-training step %d: val L1 %.5f (best %.5f)", steps, l1, best)
+        if wait >= cfg.sr_pretrain_patience:
+            stopped = "patience"
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return {"steps_run": steps, "best_val_l1": best if math.isfinite(best) else None,
+            "val_l1": log_, "stopped": stopped}
