@@ -380,6 +380,10 @@ def chips_options():
                 ("--seed", t["seed"]),
                 ("--ignore-edge-m", t["ignore_edge_m"]),
                 ("--highway-widths", json.dumps(t["highway_widths"])),
+                ("--refine", t["refine"]["method"]),
+                ("--refine-steps", t["refine"]["steps"]),
+                ("--refine-margin", t["refine"]["margin"]),
+                ("--refine-seed", t["refine"]["seed"]),
             ]
         )
     )

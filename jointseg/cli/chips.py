@@ -65,6 +65,18 @@ def _csv(value: Any) -> str:
 @click.option("--highway-widths", default=None,
               help='JSON object of road widths (m) per OSM highway class, e.g. '
                    '\'{"residential": 8}\' (overrides the built-in table).')
+@click.option("--refine", "refine_method", type=click.Choice(["pu-teacher", "none"]),
+              default=_default("refine.method"), show_default=True,
+              help="Refine the labels against the HR (a PU-calibrated HR -> ISA teacher; "
+                   "label_map.tif keeps the map labels; truth.tif is never read) or not.")
+@click.option("--refine-steps", type=int, default=_default("refine.steps"),
+              show_default=True, help="Label teacher optimiser steps.")
+@click.option("--refine-margin", type=float, default=_default("refine.margin"),
+              show_default=True,
+              help="The teacher decides where its ISA probability is this far from 0.5; "
+                   "elsewhere the map label stays.")
+@click.option("--refine-seed", type=int, default=_default("refine.seed"),
+              show_default=True, help="Seed of the label teacher.")
 @click.option("--training-data-id", default=None,
               help="Name of this training data, recorded in OUT/provenance.json and, through "
                    "training, in the model and its maps (default: sha256 of index.csv).")
@@ -73,13 +85,16 @@ def chips(hr: tuple[Path, ...], hr_bands: str, labels: tuple[Path, ...],
           reference: tuple[Path, ...], composites: tuple[Path, ...], out_dir: Path,
           chip_size_m: int, min_coverage: float, max_shift_m: float, min_correlation: float,
           split_block_m: int, split_fractions: str, seed: int, ignore_edge_m: float,
-          highway_widths: str | None, training_data_id: str | None, no_progress: bool) -> None:
+          highway_widths: str | None, refine_method: str, refine_steps: int,
+          refine_margin: float, refine_seed: int, training_data_id: str | None,
+          no_progress: bool) -> None:
     """Cut paired training chips (s2_10m, s2_20m, hr, label) into OUT.
 
     OUT/provenance.json records the training-data id and whether the chips are
     simulated (any composite tagged JOINTSEG_SIMULATED=true).
     """
     from jointseg.trainingdata import ChipSettings, TrainingDataError, make_chips
+    from jointseg.trainingdata.settings import RefineSettings
 
     try:
         widths = _highway_widths(highway_widths)
@@ -89,7 +104,10 @@ def chips(hr: tuple[Path, ...], hr_bands: str, labels: tuple[Path, ...],
             chip_size_m=chip_size_m, min_coverage=min_coverage, max_shift_m=max_shift_m,
             min_correlation=min_correlation, split_block_m=split_block_m,
             split_fractions=fractions, seed=seed, ignore_edge_m=ignore_edge_m,
-            highway_widths=widths, progress=not no_progress)
+            highway_widths=widths,
+            refine=RefineSettings(method=refine_method, steps=refine_steps,
+                                  margin=refine_margin, seed=refine_seed),
+            progress=not no_progress)
         report = make_chips(list(hr), list(labels), list(composites), out_dir, settings,
                             reference=list(reference),
                             finish=lambda d: _write_provenance(d, training_data_id, composites))
@@ -98,6 +116,10 @@ def chips(hr: tuple[Path, ...], hr_bands: str, labels: tuple[Path, ...],
     splits = {s: sum(c["split"] == s for c in report.chips) for s in ("train", "val", "test")}
     click.echo(f"{out_dir}: {len(report.chips)} chips ({splits['train']} train, "
                f"{splits['val']} val, {splits['test']} test), {len(report.rejected)} rejected")
+    if report.refine.get("method", "none") != "none":
+        r = report.refine
+        click.echo(f"labels refined against the HR: c {r['c']:.3f}, {r['added_px']} px added, "
+                   f"{r['removed_px']} removed ({100 * r['changed_share']:.1f} % of labelled)")
 
 
 def _write_provenance(out_dir: Path, training_data_id: str | None,

@@ -9,7 +9,9 @@ mosaic (the first HR file listed wins where several overlap), rasterise the labe
 (:mod:`.labels`), keep chips where HR and labels both cover ``min_coverage``, and
 write them; with ``reference`` (checked labels, never trained on) each chip also gets
 ``truth.tif``, which training validates against. Splits are assigned by block
-(:mod:`.splits`), then ``index.csv`` (last), ``qa.json`` and ``qa.png``. Everything is
+(:mod:`.splits`); the labels are refined against the HR (:mod:`.refine`, never reading
+``truth.tif``; ``label_map.tif`` keeps the map labels), then ``index.csv`` (last),
+``qa.json`` and ``qa.png``. Everything is
 built in a staging folder beside ``out_dir`` that replaces it only when complete.
 """
 
@@ -47,6 +49,7 @@ from jointseg.trainingdata.harmonise import BandFit, apply_fit, fit_band, match_
 from jointseg.trainingdata.hr import HrSource, open_hr, read_hr
 from jointseg.trainingdata.labels import LabelSource, ignore_edges, label_raster, open_labels
 from jointseg.trainingdata.qa import write_qa
+from jointseg.trainingdata.refine import refine_chips
 from jointseg.trainingdata.settings import ChipSettings, TrainingDataError
 from jointseg.trainingdata.splits import assign_splits, block_of
 
@@ -82,6 +85,8 @@ class ChipReport:
         reference_sources: the same for the reference (checked) label sources.
         samples: per HR file, 10 m (harmonised HR, composite) sample pairs per band,
             for the QA plot.
+        refine: what the label refinement did (:func:`.refine.refine_chips`'s summary,
+            without its per-chip part, which each chip holds as ``label_refine``).
     """
 
     out_dir: Path
@@ -92,6 +97,7 @@ class ChipReport:
     label_sources: list[dict] = field(default_factory=list)
     reference_sources: list[dict] = field(default_factory=list)
     samples: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
+    refine: dict = field(default_factory=dict)
 
 
 def make_chips(hr: list[Path], labels: list[Path], composites: list[Path], out_dir: Path,
@@ -145,6 +151,7 @@ def make_chips(hr: list[Path], labels: list[Path], composites: list[Path], out_d
             raise TrainingDataError(
                 f"{out_dir}: no chip accepted ({'; '.join(reasons) or 'no HR over any composite'})")
         _assign(report, settings)
+        _refine(stage, report, settings)
         write_qa(stage, report)
         _write_index(stage / "index.csv", report)
         if finish is not None:
@@ -359,6 +366,18 @@ def _assign(report: ChipReport, settings: ChipSettings) -> None:
     split_of = assign_splits(keys, settings.split_fractions, settings.seed)
     for chip, key in zip(report.chips, keys, strict=True):
         chip["split"] = split_of[key]
+
+
+def _refine(stage: Path, report: ChipReport, settings: ChipSettings) -> None:
+    """Refine the written chips' labels against their HR (settings.refine); each chip
+    records how its label changed and its ``isa_fraction`` becomes the refined one's."""
+    stats = refine_chips(stage, settings.refine, progress=settings.progress)
+    per_chip = stats.pop("chips")
+    report.refine = stats
+    for chip in report.chips:
+        if chip["chip_id"] in per_chip:
+            chip["label_refine"] = per_chip[chip["chip_id"]]
+            chip["isa_fraction"] = chip["label_refine"]["isa_fraction"]
 
 
 def _write_index(path: Path, report: ChipReport) -> None:

@@ -5,7 +5,10 @@ metres ``[dx_east, dy_north]``, correlation, status) and radiometric fit per ban
 (gain, offset, r, n, mean ratio HR / composite), per label source the features read,
 repaired and dropped, per accepted chip its split, HR file, ``hr_shift_m``, radiometry
 (gain / offset / r per band), label coverage and ISA fraction, and every rejected chip
-with its reason. ``qa.png`` is a one-page summary plot of the same.
+with its reason. With label refinement (:mod:`.refine`) each chip has ``label_refine``
+(pixels added / removed, share of labelled pixels changed, ISA fraction of the map and
+of the refined label) and ``summary.label_refine`` the totals and the teacher's c.
+``qa.png`` is a one-page summary plot of the same.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def qa_dict(report: ChipReport) -> dict:
         "schema": SCHEMA,
         "settings": report.settings.to_dict(),
         "summary": {"chips": len(report.chips), "rejected": len(report.rejected),
-                    "splits": dict(splits)},
+                    "splits": dict(splits), "label_refine": report.refine or None},
         "hr_files": report.hr_files,
         "label_sources": report.label_sources,
         "reference_sources": report.reference_sources,

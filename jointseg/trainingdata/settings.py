@@ -38,10 +38,41 @@ HR_BANDS = tuple(_schema("hr_bands").split(","))
 HR_RES_RANGE_M = (0.3, 2.0)
 #: The chips' HR resolution (m): the model's 1 m output grid.
 HR_RES_M = 1.0
+#: Label refinement methods (:mod:`jointseg.trainingdata.refine`).
+REFINE_METHODS = ("pu-teacher", "none")
 
 
 class TrainingDataError(ValueError):
     """Bad input to ``jointseg chips``; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """Settings of :func:`jointseg.trainingdata.refine.refine_chips` (schema
+    ``training_data.chips.refine``).
+
+    Attributes:
+        method: ``pu-teacher`` (a small HR -> ISA teacher trained on the map labels,
+            calibrated as positive-unlabelled) or ``none`` (labels as cut).
+        steps: teacher optimiser steps (batches of 16 crops of 64 x 64 px).
+        margin: the teacher decides a pixel only where its calibrated probability is at
+            least ``margin`` away from 0.5; elsewhere the map label stays.
+        seed: seed of the teacher (weights, crops, hold-out chips).
+    """
+
+    method: str = str(_schema("refine.method"))
+    steps: int = int(_schema("refine.steps"))
+    margin: float = float(_schema("refine.margin"))
+    seed: int = int(_schema("refine.seed"))
+
+    def __post_init__(self) -> None:
+        if self.method not in REFINE_METHODS:
+            raise TrainingDataError(
+                f"--refine {self.method}: expected one of {', '.join(REFINE_METHODS)}")
+        if self.steps < 1:
+            raise TrainingDataError(f"--refine-steps {self.steps}: need at least 1")
+        if not 0.0 <= self.margin < 0.5:
+            raise TrainingDataError(f"--refine-margin {self.margin}: need 0 <= margin < 0.5")
 
 
 @dataclass(frozen=True)
@@ -60,6 +91,8 @@ class ChipSettings:
         ignore_edge_m: width (m) of the 255 band each side of label edges.
         highway_widths: overrides of the per-``highway``-class road widths (m); key
             ``default``: the width of classes the table does not name.
+        refine: label refinement against the HR (:class:`RefineSettings`), run on the
+            cut chips before the index and QA are written.
         progress: show progress bars.
     """
 
@@ -73,6 +106,7 @@ class ChipSettings:
     seed: int = SEED
     ignore_edge_m: float = IGNORE_EDGE_M
     highway_widths: dict[str, float] = field(default_factory=dict)
+    refine: RefineSettings = field(default_factory=RefineSettings)
     progress: bool = False
 
     def __post_init__(self) -> None:
