@@ -18,6 +18,7 @@ import rasterio
 from jointseg.bands import SR_BANDS, SR_FROM_S2
 from jointseg.simulate.sources import write_training_sources
 from jointseg.trainingdata import ChipSettings, make_chips
+from jointseg.trainingdata.settings import RefineSettings
 from tests.trainingdata_factory import simulate_town, write_composite
 
 SIZE_M = 1920
@@ -33,7 +34,9 @@ def made(tmp_path_factory) -> dict:
     c10 = write_composite(scene, d)
     info = write_training_sources(ls, grid, d / "sources", rng, year=2021,
                                   label_noise="clean", hr=hr)
-    report = make_chips([info.hr], info.labels, [c10], d / "chips", ChipSettings())
+    # the cut as such, against the truth: no label refinement (test_trainingdata_refine)
+    report = make_chips([info.hr], info.labels, [c10], d / "chips",
+                        ChipSettings(refine=RefineSettings(method="none")))
     return {"truth": ls.isa, "grid": grid, "info": info, "report": report,
             "chips": d / "chips"}
 

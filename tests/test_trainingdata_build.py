@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from jointseg.cli import main
 from jointseg.trainingdata import ChipSettings, TrainingDataError, make_chips
+from jointseg.trainingdata.settings import RefineSettings
 from tests.trainingdata_factory import (
     isa_polygons,
     make_scene,
@@ -23,7 +24,8 @@ from tests.trainingdata_factory import (
     write_labels,
 )
 
-SETTINGS = ChipSettings(chip_size_m=320, split_block_m=320)
+# label refinement on, with a short teacher (tests/test_trainingdata_refine.py tests it)
+SETTINGS = ChipSettings(chip_size_m=320, split_block_m=320, refine=RefineSettings(steps=20))
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,7 @@ def test_contract_and_rerun(inputs: dict, tmp_path: Path) -> None:
         assert [v[:3] for v in f.values()] == [(5, "uint16", 10), (6, "uint16", 20),
                                                (4, "uint16", 1), (1, "uint8", 1)]
         assert {v[4] for v in f.values()} == {32650}
+        assert (out / r["chip_id"] / "label_map.tif").exists()  # the map label as cut
     qa = json.loads((out / "qa.json").read_text())
     for chip in qa["chips"]:
         assert np.hypot(chip["hr_shift_m"][0] - 5.0, chip["hr_shift_m"][1] + 3.0) < 3.0
@@ -146,12 +149,13 @@ def test_cli(inputs: dict, tmp_path: Path) -> None:
         "chips", "--hr", str(inputs["hr"]), "--labels", str(inputs["labels"]),
         "--composite", str(inputs["c10"]), "--out", str(out), "--chip-size-m", "320",
         "--split-block-m", "640", "--ignore-edge-m", "1", "--highway-widths",
-        '{"residential": 9}', "--no-progress"])
+        '{"residential": 9}', "--refine-steps", "20", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "4 chips" in result.output
     qa = json.loads((out / "qa.json").read_text())
     assert qa["settings"]["highway_widths"]["residential"] == 9.0
     assert qa["settings"]["ignore_edge_m"] == 1.0
+    assert qa["settings"]["refine"]["steps"] == 20 and qa["summary"]["label_refine"]["c"] > 0
     with rasterio.open(out / qa["chips"][0]["chip_id"] / "label.tif") as ds:
         assert (ds.read(1) == 255).mean() > 0.02  # the 1 m band each side of every edge
 
@@ -188,6 +192,7 @@ def test_reference_labels_become_truth(inputs: dict, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, [
         "chips", "--hr", str(inputs["hr"]), "--labels", str(inputs["labels"]),
         "--reference", str(tmp_path / "missing.tif"), "--composite", str(inputs["c10"]),
-        "--out", str(tmp_path / "cli"), "--chip-size-m", "320", "--no-progress"])
+        "--out", str(tmp_path / "cli"), "--chip-size-m", "320", "--refine", "none",
+        "--no-progress"])
     assert result.exit_code != 0 and "missing.tif" in result.output
     assert not (tmp_path / "cli").exists()

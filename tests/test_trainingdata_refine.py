@@ -137,3 +137,33 @@ def test_refine_settings_are_part_of_the_training_data_id() -> None:
 
     assert len({tid({}), tid({"method": "none"}), tid({"steps": 300})}) == 3
     assert tid({}) == tid({"method": "pu-teacher"})
+
+
+def test_make_chips_refines_and_records(tmp_path: Path) -> None:
+    """make_chips refines the cut labels (label_map.tif kept) and qa.json records it."""
+    import json
+
+    from jointseg.trainingdata import ChipSettings, make_chips
+    from tests.trainingdata_factory import (
+        isa_polygons,
+        make_scene,
+        write_composite,
+        write_hr,
+        write_labels,
+    )
+
+    scene = make_scene(320, seed=11, n_dates=4)
+    c10 = write_composite(scene, tmp_path)
+    hr = write_hr(tmp_path / "hr.tif", scene)
+    labels = write_labels(tmp_path / "labels.gpkg", isa_polygons(scene), "EPSG:4326")
+    settings = ChipSettings(chip_size_m=160, split_block_m=160, min_correlation=0.2,
+                            refine=RefineSettings(steps=20))
+    rep = make_chips([hr], [labels], [c10], tmp_path / "chips", settings)
+    qa = json.loads((tmp_path / "chips" / "qa.json").read_text())
+    assert qa["summary"]["label_refine"]["c"] == rep.refine["c"] > 0
+    assert qa["settings"]["refine"] == {"method": "pu-teacher", "steps": 20, "margin": 0.1,
+                                        "seed": 0}
+    for chip in qa["chips"]:
+        d = tmp_path / "chips" / chip["chip_id"]
+        assert chip["isa_fraction"] == chip["label_refine"]["isa_fraction"]
+        assert (d / LABEL_MAP_NAME).exists() and verify_file(d / "label.tif") is not None
