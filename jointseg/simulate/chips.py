@@ -38,7 +38,12 @@ from jointseg.simulate.landcover import simulate_landscape
 from jointseg.simulate.layout import LayoutParams
 from jointseg.simulate.materials import CLASSES
 from jointseg.simulate.region import TAGS, scene_dates
-from jointseg.simulate.sentinel2 import material_fractions, render_scene, sun_position
+from jointseg.simulate.sentinel2 import (
+    SCL_SNOW,
+    material_fractions,
+    render_scene,
+    sun_position,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,7 @@ ORIGIN = (640020, 3510000)  # lower-left of region 0 (multiples of 60 m)
 KINDS = ("core", "suburb", "rural")
 #: Bumped when the simulated scenes change, so cached chip sets are not reused: written
 #: to ``simulator.json`` beside ``index.csv`` and tagged on every chip.
-SIMULATOR_VERSION = "2026.12-geometry-radiometry"
+SIMULATOR_VERSION = "2026.12-geometry-radiometry-hrvar"
 
 
 def default_splits(n_regions: int, val_regions: int = 1, test_regions: int = 0) -> list[str]:
@@ -67,6 +72,9 @@ def composite_region(fractions: np.ndarray, dates: list[dt.date], rng: np.random
     for date in dates:
         sc = render_scene(fractions, date, rng, float(rng.uniform(0.0, 0.12)), lat, 0)
         bad = ndimage.binary_dilation(sc.truth_clouds > 0, iterations=2)
+        # snow is masked too, as the pipeline's cloudmask does (SCL 11, 20 m -> 10 m)
+        bad |= np.kron(sc.scl == SCL_SNOW, np.ones((2, 2), dtype=bool))[:bad.shape[0],
+                                                                         :bad.shape[1]]
         s10.append(np.stack([sc.dn[b] for b in BANDS_10M]).astype(np.float32))
         s20.append(np.stack([sc.dn[b] for b in BANDS_20M]).astype(np.float32))
         m10.append(bad)

@@ -28,6 +28,7 @@ from jointseg.simulate.landcover import Landscape
 from jointseg.simulate.materials import N_MATERIALS, M, with_water_variants
 from jointseg.simulate.noise import hash01, smooth_noise
 from jointseg.simulate.spectra import band_index, spectra_table
+from jointseg.simulate.variability import TILT_VECTOR, isa_variability
 
 # Texture amplitude (relative brightness std) per material.
 _TEX = np.full(N_MATERIALS, 0.05, dtype=np.float32)
@@ -129,10 +130,20 @@ def render_hr(ls: Landscape, tex: np.ndarray, date: dt.date,
               view: HrView | None = None) -> np.ndarray:
     """uint16 (4, rows, cols) reflectance x 10000 on the 1 m grid, bands ``SR_BANDS``
     (R G B NIR); water bodies in the same variant colours as the Sentinel-2 scenes;
-    buildings leaning as seen from ``view`` (:class:`HrView` defaults when None)."""
-    material, tex = lean(with_water_variants(ls.material), tex, ls.height_m, view or HrView())
-    table = spectra_table(date)[:, band_index(tuple(SR_FROM_S2[b] for b in SR_BANDS))] * 10000.0
+    buildings leaning as seen from ``view`` (:class:`HrView` defaults when None).
+
+    ISA objects carry the same brightness factor and spectral tilt as in the Sentinel-2
+    scenes (:func:`~jointseg.simulate.variability.isa_variability`, keyed on the
+    scene's content), carried with their roofs when buildings lean."""
+    view = view or HrView()
+    factor, tilt = isa_variability(ls.material)
+    water = with_water_variants(ls.material)
+    material, tex = lean(water, tex * factor, ls.height_m, view)
+    _, tilt = lean(water, tilt, ls.height_m, view)
+    idx = band_index(tuple(SR_FROM_S2[b] for b in SR_BANDS))
+    table = spectra_table(date)[:, idx] * 10000.0
     out = np.empty((len(SR_BANDS), *material.shape), dtype=np.uint16)
     for b in range(len(SR_BANDS)):
-        out[b] = np.clip(table[material, b] * tex, 1, 65535)
+        shape = 1.0 + tilt * TILT_VECTOR[idx[b]]
+        out[b] = np.clip(table[material, b] * tex * shape, 1, 65535)
     return out
