@@ -1,31 +1,34 @@
-"""Model quality in the paper's setting: JointSeg vs the bilinear baseline, trained on
-noisy labels + HR, scored on the clean truth of held-out simulated regions.
+"""Does the HR imagery pay? JointSeg against the bilinear baseline, with the power to tell.
 
-For each label-noise level (``clean``, ``osm``, ``heavy``: the simulator's OSM-like
-label sources, parameters and their published sources in docs/simulation.md) both
-models train with the same budget on the same simulated training regions (only the
-labels differ between levels), then are scored on regions made with another seed
-that training never saw, against their clean ``truth.tif``. Per model it reports
-F1 / precision / recall / IoU at 1 m, SR PSNR, the share of each land-cover class
-(``landcover.tif``) mapped as ISA (commission for non-ISA classes, 1 - omission for
-ISA classes), and recall by feature width: road pixels on roads narrower than 10 m,
-and building pixels of small buildings (< ``--small-building-m2``). Training curves
-(validation F1 and PSNR per epoch) go to ``<out>/curves.png``. Last line:
-``jointseg_f1=<x> bilinear_f1=<y>`` of the first noise level asked for.
+Both models train on the same simulated training regions (OSM-like map labels, refined
+against the HR image by ``jointseg.trainingdata.refine`` unless ``--no-refine``: both
+see the same labels, so a gain is the SR branch's), for the same number of
+segmentation optimiser steps, with several seeds each. Best step and probability cut
+are chosen on validation regions only (their clean truth); the scores are on held-out
+test regions made with another seed, against their clean ``truth.tif``, per stratum
+(urban core / peri-urban suburb / rural villages). The difference JointSeg - bilinear
+gets a paired two-level bootstrap CI over test regions and seeds
+(:mod:`jointseg.model.paired`). Two controls: JointSeg with SR loss weight 0 (its
+architecture without HR supervision) and the bilinear baseline widened to JointSeg's
+parameter count (capacity without SR). Recall is also reported for road pixels on roads
+narrower than 10 m and for buildings under 100 m², where the paper claims its gain.
 
-    nice -n 10 .venv/bin/python benchmarks/model_quality.py [--noise osm,clean,heavy]
-        [--epochs 8] [--train-regions 4] [--preset tiny] [--device cpu]
+    nice .venv/bin/python benchmarks/model_quality.py            # --size cpu, ~2 h, 2 cores
+    .venv/bin/python benchmarks/model_quality.py --size gpu --device cuda   # paper preset
 
-``--recipe legacy`` trains with the recipe before the model-fidelity issue (one LR,
-no warm-up / cosine / clipping) to compare. Data are simulated, never real imagery.
+Runs are cached under ``--out`` (a finished run is scored again, not retrained), so an
+interrupted benchmark resumes. Last line: ``jointseg_f1=… bilinear_f1=… delta=… ci_low=…
+ci_high=… seeds=… test_regions=… rural_regions=… steps=…`` (F1 in points, 0-100).
+Data are simulated: none of these numbers is a real-world accuracy.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,220 +36,325 @@ import rasterio
 import torch
 from scipy import ndimage
 
-from jointseg.metrics import BinaryCounts, binary_counts, binary_metrics
 from jointseg.model.chips import Chip, load_chips
-from jointseg.model.losses import LossConfig
-from jointseg.model.metrics import psnr
-from jointseg.model.train import (
-    TrainConfig,
-    chip_tensors,
-    load_checkpoint,
-    train,
-    training_summary,
-)
+from jointseg.model.paired import f1_stat, paired_bootstrap, pooled, recall_stat
+from jointseg.model.sr_task import PixelClassifier, fit_pixel_classifier, sr_task_score
+from jointseg.model.train import TrainConfig, chip_tensors, load_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
-NOISE_LEVELS = ("clean", "osm", "heavy")
 ROAD, BUILDING = 1, 2
+#: simulator region kind (jointseg.simulate.chips.KINDS) -> reported stratum
+STRATA = {"core": "urban", "suburb": "peri-urban", "rural": "rural"}
+KINDS = ("core", "suburb", "rural")
 
 
-def make_chips(out: Path, seed: int, n_regions: int, region_m: int, noise: str,
-               test: bool = False) -> Path:
-    """Simulated chips under ``out`` (reused when index.csv exists); ``test``: every
-    region in the test split, else the simulator's default train/val split."""
-    if not (out / "index.csv").is_file():
-        from jointseg.simulate.chips import simulate_chips
+@dataclass(frozen=True)
+class Size:
+    """One benchmark size: data, seeds and the training budget."""
 
-        simulate_chips(out, seed=seed, n_regions=n_regions, region_size_m=region_m,
-                       chip_size_m=320, progress=False, label_noise=noise,
-                       splits=["test"] * n_regions if test else None)
-    return out
+    train_regions: int
+    val_regions: int
+    test_regions: int
+    region_m: int
+    seeds: int
+    steps: int
+    val_every: int
+    sr_pretrain_steps: int
+    preset: str
+    device: str
+    batch_size: int
+    crop_10m: int
+    refine_steps: int
 
 
-def read_truth(root: Path, chip: Chip) -> tuple[np.ndarray, np.ndarray]:
-    """A chip's clean ``truth.tif`` (0/1, 255 nodata) and ``landcover.tif`` codes."""
-    with rasterio.open(root / chip.chip_id / "truth.tif") as a, \
-            rasterio.open(root / chip.chip_id / "landcover.tif") as b:
-        return a.read(1), b.read(1)
+SIZES = {
+    # ~2 h on the 2-core development machine (benchmarks/README.md)
+    "cpu": Size(12, 3, 6, 960, 3, 1000, 125, 400, "tiny", "cpu", 8, 12, 600),
+    # the paper preset on one GPU (the device tool's H100/H200: see INSTALL-NOTES.md)
+    "gpu": Size(24, 6, 9, 1920, 3, 20000, 1000, 5000, "paper", "cuda", 16, 32, 2000),
+    # seconds: the test suite's check that the harness runs end to end
+    "smoke": Size(3, 1, 3, 960, 2, 8, 4, 4, "tiny", "cpu", 4, 8, 10),
+}
+
+#: model variants: (arch, SR loss weight or None = the config default, SR pre-training)
+VARIANTS = {
+    "jointseg": ("jointseg", None, True),
+    "bilinear": ("bilinear", None, False),
+    "jointseg-srw0": ("jointseg", 0.0, False),
+    "bilinear-wide": ("bilinear-wide", None, False),
+}
+#: (name, variant a, variant b): the comparisons reported, first = the last line's
+COMPARISONS = (
+    ("JointSeg - bilinear", "jointseg", "bilinear"),
+    ("JointSeg(SR weight 0) - bilinear", "jointseg-srw0", "bilinear"),
+    ("JointSeg - JointSeg(SR weight 0)", "jointseg", "jointseg-srw0"),
+    ("JointSeg - bilinear-wide", "jointseg", "bilinear-wide"),
+)
 
 
-def width_masks(landcover: np.ndarray, small_m2: float) -> dict[str, np.ndarray]:
-    """Pixels of roads narrower than 10 m and of buildings smaller than ``small_m2`` (1 m
-    grid: a road pixel is narrow when the largest distance to the road edge within 11 px
-    is <= 5 m, i.e. the road is < 10 m wide there)."""
+def make_data(out: Path, size: Size, train_seed: int, test_seed: int, labels: str,
+              refine: bool) -> tuple[Path, Path]:
+    """Train+val chips (map labels, refined) and test chips (clean) under ``out``; each
+    set is reused when its ``index.csv`` exists."""
+    from jointseg.simulate.chips import SIMULATOR_VERSION, simulate_chips
+
+    sim = SIMULATOR_VERSION.replace(".", "")
+    tag = f"r{size.region_m}_n{size.train_regions}+{size.val_regions}_{sim}"
+    trainval = out / f"trainval_{labels}{'_refined' if refine else ''}_s{train_seed}_{tag}"
+    if not (trainval / "index.csv").is_file():
+        simulate_chips(trainval, seed=train_seed,
+                       n_regions=size.train_regions + size.val_regions,
+                       region_size_m=size.region_m, chip_size_m=320, progress=False,
+                       label_noise=labels,
+                       splits=["train"] * size.train_regions + ["val"] * size.val_regions)
+        if refine:
+            from jointseg.trainingdata.refine import RefineSettings, refine_chips
+
+            stats = refine_chips(trainval, RefineSettings(steps=size.refine_steps))
+            (trainval / "refine.json").write_text(json.dumps(stats, indent=1, default=str))
+    test = out / f"test_s{test_seed}_r{size.region_m}_n{size.test_regions}_{sim}"
+    if not (test / "index.csv").is_file():
+        simulate_chips(test, seed=test_seed, n_regions=size.test_regions,
+                       region_size_m=size.region_m, chip_size_m=320, progress=False,
+                       label_noise="clean", splits=["test"] * size.test_regions)
+    return trainval, test
+
+
+def train_config(size: Size, variant: str, seed: int, threads: int, device: str
+                 ) -> TrainConfig:
+    """The same budget for every variant: ``size.steps`` segmentation optimiser steps,
+    validation every ``size.val_every``; JointSeg pre-trains its SR first."""
+    arch, w_sr, pretrain = VARIANTS[variant]
+    cfg = TrainConfig(arch=arch, preset=size.preset, batch_size=size.batch_size,
+                      crop_10m=size.crop_10m, seed=seed, threads=threads, device=device,
+                      max_steps=size.steps, val_every=size.val_every,
+                      sr_pretrain_steps=size.sr_pretrain_steps if pretrain else 0,
+                      sr_target_match=True)
+    if w_sr is not None:
+        cfg = replace(cfg, loss=replace(cfg.loss, w_sr=w_sr))
+    return cfg
+
+
+def region_of(root: Path, chip: Chip) -> int:
+    """A simulated chip's region index (the ``REGION`` tag of its truth.tif)."""
+    with rasterio.open(root / chip.chip_id / "truth.tif") as src:
+        return int(src.tags()["REGION"])
+
+
+def width_masks(landcover: np.ndarray) -> dict[str, np.ndarray]:
+    """Pixels of roads narrower than 10 m and of buildings smaller than 100 m² (1 m grid:
+    a road pixel is narrow when the largest distance to the road edge within 11 px is
+    <= 5 m, i.e. the road is < 10 m wide there)."""
     road = landcover == ROAD
     half = ndimage.distance_transform_edt(road)
     narrow = road & (ndimage.maximum_filter(half, size=11) <= 5.0)
     lab, n = ndimage.label(landcover == BUILDING)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
-    small = (lab > 0) & (sizes[lab] < small_m2)
-    return {"road<10m": narrow, f"bldg<{small_m2:g}m2": small}
+    small = (lab > 0) & (sizes[lab] < 100)
+    return {"road<10m": narrow, "bldg<100m2": small}
 
 
 @torch.no_grad()
-def score(ckpt: Path, root: Path, chips: list[Chip], small_m2: float) -> dict:
-    """Scores of a checkpoint on whole test chips against their clean truth."""
-    model, raw = load_checkpoint(ckpt)  # best.pt: highest val F1 against val truth.tif
-    threshold = training_summary(ckpt)["threshold"]  # calibrated on the val chips
-    counts = BinaryCounts()
-    per_class: dict[int, list[int]] = {}
-    width: dict[str, list[int]] = {}
-    se = n = 0.0
-    for chip in chips:
-        logit, sr = model(*chip_tensors(chip))
-        isa = (torch.sigmoid(logit[0, 0]) >= threshold).numpy()
-        truth, lc = read_truth(root, chip)
-        counts += binary_counts(isa, truth)
-        for code in np.unique(lc[lc > 0]):
-            m = lc == code
-            per_class.setdefault(int(code), [0, 0])
-            per_class[int(code)][0] += int(isa[m].sum())
-            per_class[int(code)][1] += int(m.sum())
-        for name, m in width_masks(lc, small_m2).items():
-            width.setdefault(name, [0, 0])
-            width[name][0] += int(isa[m].sum())
-            width[name][1] += int(m.sum())
-        mask = chip.hr_mask
-        se += float((((sr[0].double().numpy() - chip.hr / 1e4) ** 2)[mask]).sum())
-        n += float(mask.sum())
-    m = binary_metrics(counts)
-    return {**{k: float(m[k]) for k in ("f1", "precision", "recall", "iou")},
-            "psnr": float(psnr(np.zeros(1), np.array([np.sqrt(se / max(n, 1))]))),
-            "classes": {c: a / max(t, 1) for c, (a, t) in sorted(per_class.items())},
-            "width": {k: a / max(t, 1) for k, (a, t) in width.items()},
-            "history": torch.load(ckpt.with_name("last.pt"), map_location="cpu",
-                                  weights_only=False)["history"],
-            "best_epoch": raw["epoch"], "threshold": threshold}
+def score(run: Path, root: Path, chips: list[Chip], regions: list[int], n_regions: int
+          ) -> dict[str, list]:
+    """Per test region counts of ``run/best.pt`` at its validation cut: F1 counts
+    (tp, fp, fn) and (hits, totals) of each width mask."""
+    model, _ = load_checkpoint(run / "best.pt")
+    cut = json.loads((run / "summary.json").read_text())["threshold"]
+    f1 = np.zeros((n_regions, 3))
+    width = {k: np.zeros((n_regions, 2)) for k in ("road<10m", "bldg<100m2")}
+    for chip, reg in zip(chips, regions, strict=True):
+        logit, _ = model(*chip_tensors(chip))
+        isa = (torch.sigmoid(logit[0, 0]) >= cut).numpy()
+        with rasterio.open(root / chip.chip_id / "truth.tif") as a, \
+                rasterio.open(root / chip.chip_id / "landcover.tif") as b:
+            truth, lc = a.read(1), b.read(1)
+        ok = truth != 255
+        t = truth == 1
+        f1[reg] += [(isa & t & ok).sum(), (isa & ~t & ok).sum(), (~isa & t & ok).sum()]
+        for k, m in width_masks(lc).items():
+            width[k][reg] += [(isa & m).sum(), m.sum()]
+    return {"f1": f1.tolist(), **{k: v.tolist() for k, v in width.items()}}
 
 
-def train_config(args: argparse.Namespace, arch: str) -> TrainConfig:
-    """The same budget for both archs; ``--recipe legacy`` = the pre-issue recipe."""
-    cfg = TrainConfig(arch=arch, preset=args.preset, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, seed=0, threads=args.threads,
-                      crop_10m=args.crop, crops_per_chip=args.crops_per_chip,
-                      device=args.device,
-                      loss=LossConfig(sr_warmup_epochs=args.warmup, w_sr=args.w_sr,
-                                      sr_weighting=args.sr_weighting))
-    if args.recipe == "legacy":
-        cfg = replace(cfg, lr_trunk=args.lr, lr_warmup_epochs=0.0, lr_schedule="constant",
-                      grad_clip=0.0)
-    return cfg
+def flattened(history: list[dict], tol: float = 0.005) -> bool:
+    """True when the validation curve flattened: the best val F1 of the last third of
+    the steps is at most ``tol`` above the best before it."""
+    f = [h["val_f1"] for h in history if h.get("val_f1") is not None]
+    if len(f) < 3:
+        return False
+    k = len(f) - max(1, len(f) // 3)
+    return max(f[k:]) - max(f[:k]) <= tol
+
+
+def run_one(out: Path, trainval: Path, test: Path, test_chips: list[Chip],
+            regions: list[int], n_regions: int, size: Size, variant: str, seed: int,
+            clf: PixelClassifier, args: argparse.Namespace) -> dict:
+    """Train (unless finished) and score one (variant, seed); cached in scores.json."""
+    run = out / "runs" / f"{variant}_seed{seed}"
+    cached = run / "scores.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    t = time.time()
+    cfg = train_config(size, variant, seed, args.threads, args.device or size.device)
+    summary = train(trainval, run, cfg, progress=False)
+    seconds = time.time() - t
+    counts = score(run, test, test_chips, regions, n_regions)
+    hist = torch.load(run / "last.pt", map_location="cpu", weights_only=False)["history"]
+    model = load_checkpoint(run / "best.pt")[0]
+    rec = {"counts": counts, "seconds": seconds, "threshold": summary["threshold"],
+           "best_step": summary.get("best_step"), "history": hist,
+           "sr_pretrain_steps_run": summary.get("sr_pretrain_steps_run", 0),
+           "params": sum(p.numel() for p in model.parameters()),
+           "flattened": flattened(hist),
+           # the SR judged on the task: one frozen per-pixel classifier on SR vs bilinear
+           "sr_task": sr_task_score(model, test_chips, clf)}
+    cached.write_text(json.dumps(rec, default=float))
+    return rec
+
+
+def stratum_regions(kinds: list[str]) -> dict[str, list[int]]:
+    """Region indices per stratum, plus ``all``."""
+    out = {"all": list(range(len(kinds)))}
+    for kind, name in STRATA.items():
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        if idx:
+            out[name] = idx
+    return out
+
+
+def counts_of(results: dict, variant: str, key: str) -> np.ndarray:
+    """(seeds, regions, k) counts of one variant."""
+    return np.array([r["counts"][key] for r in results[variant]], dtype=np.float64)
+
+
+def print_tables(results: dict, kinds: list[str], size: Size, n_boot: int) -> None:
+    strata = stratum_regions(kinds)
+    print("\nF1 (points) per variant, pooled over test regions, mean over seeds")
+    print("| variant | params | " + " | ".join(strata) + " | road<10m recall | "
+          "bldg<100m² recall | val flattened | train s/seed |")
+    print("|---|---|" + "---|" * len(strata) + "---|---|---|---|")
+    for v, runs in results.items():
+        f1 = counts_of(results, v, "f1")
+        row = [f"{100 * pooled(f1, f1_stat, r):.2f}" for r in strata.values()]
+        rr = [f"{100 * pooled(counts_of(results, v, k), recall_stat):.1f}"
+              for k in ("road<10m", "bldg<100m2")]
+        flat = sum(r["flattened"] for r in runs)
+        secs = np.mean([r["seconds"] for r in runs])
+        print(f"| {v} | {runs[0]['params']:,} | " + " | ".join(row) + f" | {rr[0]} | "
+              f"{rr[1]} | {flat}/{len(runs)} | {secs:.0f} |")
+    print("\nSR judged on the task: F1 (points) of one frozen per-pixel classifier (fit on "
+          "the training HR and labels) on the test chips, run on each input")
+    print("| variant | on SR | on bilinear | on the HR target | PSNR-free gain |")
+    print("|---|---|---|---|---|")
+    for v, runs in results.items():
+        t = [r["sr_task"] for r in runs]
+        if all(np.isnan(x["f1_sr"]) for x in t):
+            continue
+        sr, bl, hr = (100 * np.nanmean([x[k] for x in t]) for k in
+                      ("f1_sr", "f1_bilinear", "f1_hr"))
+        print(f"| {v} | {sr:.2f} | {bl:.2f} | {hr:.2f} | {sr - bl:+.2f} |")
+    print(f"\nPaired differences (points), 95 % CI: two-level bootstrap over test regions "
+          f"and seeds ({n_boot} replicates)")
+    print("| comparison | stratum | regions | Δ F1 | CI | Δ road<10m recall | CI | "
+          "Δ bldg<100m² recall | CI |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, a, b in COMPARISONS:
+        if a not in results or b not in results:
+            continue
+        for stratum, regs in strata.items():
+            cells = []
+            for key, stat in (("f1", f1_stat), ("road<10m", recall_stat),
+                              ("bldg<100m2", recall_stat)):
+                p = paired_bootstrap(counts_of(results, a, key), counts_of(results, b, key),
+                                     stat, regs, n_boot)
+                cells += [f"{100 * p.delta:+.2f}", f"[{100 * p.ci_low:+.2f}, "
+                          f"{100 * p.ci_high:+.2f}]"]
+            print(f"| {name} | {stratum} | {len(regs)} | " + " | ".join(cells) + " |")
 
 
 def plot_curves(results: dict, path: Path) -> None:
-    """Validation F1 and PSNR per epoch of every (noise, arch) run."""
+    """Validation F1 per step of every (variant, seed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for (noise, arch), r in results.items():
-        ep = [h["epoch"] for h in r["history"]]
-        style = "-" if arch == "jointseg" else "--"
-        a.plot(ep, [h["val_f1"] for h in r["history"]], style, label=f"{arch} {noise}")
-        if arch == "jointseg":
-            b.plot(ep, [h["val_psnr"] for h in r["history"]], label=f"{arch} {noise}")
-    a.set(xlabel="epoch", ylabel="val F1 (noisy val labels)", title="segmentation")
-    b.set(xlabel="epoch", ylabel="val PSNR (dB)", title="JointSeg SR")
-    a.legend(fontsize=7)
-    b.legend(fontsize=7)
-    fig.suptitle("simulated data")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (v, runs) in enumerate(results.items()):
+        for j, r in enumerate(runs):
+            h = [x for x in r["history"] if x.get("val_f1") is not None]
+            ax.plot([x.get("step", x.get("epoch")) for x in h], [x["val_f1"] for x in h],
+                    color=f"C{i}", alpha=0.7, label=v if j == 0 else None)
+    ax.set(xlabel="segmentation optimiser step", ylabel="val F1 (val truth)",
+           title="validation curves (simulated data)")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
-def print_tables(results: dict, classes: dict[int, str]) -> None:
-    print("| noise | model | F1 | precision | recall | IoU | cut | SR PSNR | PSNR ep1→last | "
-          "road<10m | small bldg | train s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for (noise, arch), r in results.items():
-        h = r["history"]
-        trend = f"{h[0]['val_psnr']:.2f}→{h[-1]['val_psnr']:.2f}" if arch == "jointseg" else "-"
-        w = list(r["width"].values())
-        print(f"| {noise} | {arch} | {r['f1']:.4f} | {r['precision']:.4f} | {r['recall']:.4f}"
-              f" | {r['iou']:.4f} | {r['threshold']:.2f} | {r['psnr']:.2f} | {trend} | "
-              f"{w[0]:.3f} | {w[1]:.3f} | {r['seconds']:.0f} |")
-    codes = sorted({c for r in results.values() for c in r["classes"]})
-    print("\nShare of each land-cover class mapped as ISA (ISA classes: 1 - omission; "
-          "others: commission)")
-    print("| noise | model | " + " | ".join(classes.get(c, str(c)) for c in codes) + " |")
-    print("|---|---|" + "---|" * len(codes))
-    for (noise, arch), r in results.items():
-        print(f"| {noise} | {arch} | " + " | ".join(
-            f"{r['classes'][c]:.3f}" if c in r["classes"] else "-" for c in codes) + " |")
-
-
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/model_quality")
-    ap.add_argument("--noise", default="osm,clean,heavy", help="label-noise levels, first "
-                    "= the one of the last line (the paper's setting: osm)")
-    ap.add_argument("--train-regions", type=int, default=4)
-    ap.add_argument("--test-regions", type=int, default=2)
-    ap.add_argument("--region-m", type=int, default=1920, help="region side, m (x 320)")
+    ap.add_argument("--size", choices=sorted(SIZES), default="cpu")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="work folder (default benchmarks/out/model_quality_<size>)")
+    ap.add_argument("--labels", choices=["osm", "clean", "heavy"], default="osm",
+                    help="map-label noise of the training regions (osm: the paper's case)")
+    ap.add_argument("--no-refine", action="store_true",
+                    help="train on the map labels as they are (no HR refinement)")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--seeds", type=int, default=None, help="override the size's seeds")
+    ap.add_argument("--steps", type=int, default=None, help="override the size's steps")
     ap.add_argument("--train-seed", type=int, default=1)
     ap.add_argument("--test-seed", type=int, default=1001)
-    ap.add_argument("--preset", choices=["tiny", "paper"], default="tiny")
-    ap.add_argument("--device", default="cpu", help="cpu | cuda (the paper preset needs cuda)")
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--crop", type=int, default=16, help="crop side, 10 m px")
-    ap.add_argument("--crops-per-chip", type=int, default=1)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--warmup", type=int, default=1, help="SR warm-up epochs (jointseg)")
-    ap.add_argument("--w-sr", type=float, default=1.0, help="joint weight of the SR loss")
-    ap.add_argument("--sr-weighting", choices=["fixed", "balanced"], default="fixed")
-    ap.add_argument("--recipe", choices=["current", "legacy"], default="current")
-    ap.add_argument("--archs", default="jointseg,bilinear")
-    ap.add_argument("--small-building-m2", type=float, default=200.0)
+    ap.add_argument("--device", default=None, help="torch device (default: the size's)")
     ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
-    if args.preset == "paper" and args.device == "cpu":
-        ap.error("the paper preset trains on a GPU only: pass --device cuda")
-    return args
+    ap.add_argument("--boot", type=int, default=2000, help="bootstrap replicates")
+    return ap.parse_args()
 
 
 def main() -> None:
-    from jointseg.simulate.materials import CLASSES
-
     args = parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
+    size = SIZES[args.size]
+    size = replace(size, seeds=args.seeds or size.seeds, steps=args.steps or size.steps)
+    out = args.out or ROOT / "benchmarks/out" / f"model_quality_{args.size}"
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    noises = [n for n in args.noise.split(",") if n]
-    archs = [a for a in args.archs.split(",") if a]
-    sim = f"s{args.train_seed}_n{args.train_regions}_r{args.region_m}"
-    test_dir = make_chips(args.out / f"test_s{args.test_seed}_n{args.test_regions}_"
-                          f"r{args.region_m}", args.test_seed, args.test_regions,
-                          args.region_m, "clean", test=True)
-    test_chips = load_chips(test_dir)  # every split of the held-out regions
-    results: dict = {}
-    for noise in noises:
-        train_dir = make_chips(args.out / f"train_{noise}_{sim}", args.train_seed,
-                               args.train_regions, args.region_m, noise)
-        for arch in archs:
-            run_dir = args.out / f"{args.recipe}_{noise}_{arch}_{args.preset}"
-            t = time.time()
-            train(train_dir, run_dir, train_config(args, arch), progress=False)
-            r = score(run_dir / "best.pt", test_dir, test_chips, args.small_building_m2)
-            results[(noise, arch)] = {**r, "seconds": time.time() - t}
-    plot_curves(results, args.out / "curves.png")
-    n_train = len(load_chips(train_dir, "train"))
-    print(f"\nModel quality (simulated): {args.preset}, recipe {args.recipe}, {n_train} "
-          f"training chips ({args.train_regions} regions of {args.region_m} m, seed "
-          f"{args.train_seed}), {len(test_chips)} held-out chips ({args.test_regions} regions,"
-          f" seed {args.test_seed}) scored on clean truth; {args.epochs} epochs, batch "
-          f"{args.batch_size}, crop {args.crop * 10} m, SR warm-up {args.warmup}, "
-          f"SR weighting {args.sr_weighting}; curves {args.out / 'curves.png'}")
-    print_tables(results, CLASSES)
-    first = noises[0]
-    if all((first, a) in results for a in ("jointseg", "bilinear")):
-        js, bl = results[(first, "jointseg")]["f1"], results[(first, "bilinear")]["f1"]
-        print(f"F1 gap at {first} labels (jointseg - bilinear): {100 * (js - bl):+.1f} points "
-              f"(paper: +9.5); total {time.time() - t0:.0f} s")
-        print(f"jointseg_f1={js:.4f} bilinear_f1={bl:.4f}")
+    trainval, test = make_data(out, size, args.train_seed, args.test_seed, args.labels,
+                               not args.no_refine)
+    test_chips = load_chips(test)
+    regions = [region_of(test, c) for c in test_chips]
+    kinds = [KINDS[i % 3] for i in range(size.test_regions)]
+    # fitted on the training chips' HR and (refined) labels, then frozen
+    clf = fit_pixel_classifier(load_chips(trainval, "train"))
+    results: dict[str, list[dict]] = {}
+    for variant in [v for v in args.variants.split(",") if v]:
+        results[variant] = [run_one(out, trainval, test, test_chips, regions,
+                                    size.test_regions, size, variant, seed, clf, args)
+                            for seed in range(size.seeds)]
+    plot_curves(results, out / "curves.png")
+    (out / "size.json").write_text(json.dumps(asdict(size)))
+    refine = "no refinement" if args.no_refine else "refined against the HR"
+    print(f"\nModel quality (SIMULATED data), size {args.size}: {size.preset} preset, "
+          f"{size.train_regions} training + {size.val_regions} validation regions of "
+          f"{size.region_m} m (seed {args.train_seed}, {args.labels} labels, {refine}), "
+          f"{size.test_regions} test regions (seed {args.test_seed}: "
+          + ", ".join(f"{kinds.count(k)} {STRATA[k]}" for k in KINDS)
+          + f"), {size.seeds} seeds, {size.steps} segmentation steps of batch "
+          f"{size.batch_size} x {size.crop_10m * 10} m crops; curves {out / 'curves.png'}")
+    print_tables(results, kinds, size, args.boot)
+    if "jointseg" in results and "bilinear" in results:
+        p = paired_bootstrap(counts_of(results, "jointseg", "f1"),
+                             counts_of(results, "bilinear", "f1"), f1_stat, None, args.boot)
+        print(f"total {time.time() - t0:.0f} s; paper: +9.5 F1 points")
+        print(f"jointseg_f1={100 * p.a:.2f} bilinear_f1={100 * p.b:.2f} "
+              f"delta={100 * p.delta:+.2f} ci_low={100 * p.ci_low:+.2f} "
+              f"ci_high={100 * p.ci_high:+.2f} seeds={size.seeds} "
+              f"test_regions={size.test_regions} rural_regions={kinds.count('rural')} "
+              f"steps={size.steps}")
 
 
 if __name__ == "__main__":
