@@ -49,7 +49,7 @@ class TrainConfig:
         amp: auto | bf16 | fp16 | off: autocast on CUDA, never on the CPU; auto = bf16
             where the GPU has it natively, fp16 with loss scaling on V100/T4-class GPUs,
             fp32 on older ones (:func:`jointseg.model.schedule.amp_dtype`).
-        channels_last: channels_last memory layout on CUDA (ignored on CPU).
+        channels_last: channels_last memory layout of weights and batches (CUDA and CPU).
         gpus: DDP processes (one per GPU) ``jointseg train`` launches under torchrun when
             it is not already running under a launcher; the workflow's ``train_model``
             asks the scheduler for this many GPUs. ``train()`` itself ignores it.
