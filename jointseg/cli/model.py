@@ -32,7 +32,8 @@ def _d(key: str) -> str:
 @click.option("--train-json", help="JSON object of training settings (the workflow config's "
               "model.train section); overrides --config.")
 @click.option("--preset", type=click.Choice(["tiny", "paper"]), help="Model size [tiny].")
-@click.option("--arch", type=click.Choice(["jointseg", "bilinear"]), help="Model [jointseg].")
+@click.option("--arch", type=click.Choice(["jointseg", "bilinear", "bilinear-wide"]),
+              help="Model [jointseg]; bilinear-wide: the baseline widened to JointSeg's size.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Total epochs [10].")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Crops per step [8].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam LR [2e-3].")
