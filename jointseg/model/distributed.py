@@ -170,3 +170,16 @@ def broadcast_flag(flag: bool, env: DistEnv) -> bool:
         t = t.to(env.device)
     dist.broadcast(t, src=0)
     return bool(int(t.item()))
+
+
+def average_gradients(module: torch.nn.Module, env: DistEnv) -> None:
+    """Average ``module``'s gradients over ranks (the discriminator is not DDP-wrapped:
+    its generator-side forward would break DDP's one-forward-one-backward contract)."""
+    if not env.distributed:
+        return
+    import torch.distributed as dist
+
+    for p in module.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= env.world_size

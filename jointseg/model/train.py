@@ -52,7 +52,6 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from jointseg.io import sha256_file, write_json
-from jointseg.metrics import BinaryCounts, binary_counts, binary_metrics
 from jointseg.model import distributed as dist_
 from jointseg.model.checkpoint import (
     TrainError,
@@ -81,10 +80,9 @@ from jointseg.model.losses import (
     bce_dice_loss,
     gradnorm_scale,
     joint_loss,
-    masked_l1,
     relativistic_d_loss,
 )
-from jointseg.model.metrics import THRESHOLD_BINS, best_threshold, prob_histograms, psnr
+from jointseg.model.pretrain import pretrain_sr
 from jointseg.model.schedule import (
     TRUNK_PREFIXES,
     LRSchedule,
@@ -99,6 +97,8 @@ from jointseg.model.schedule import (
 )
 from jointseg.model.settings import TrainConfig, config_from_dict, load_train_settings
 from jointseg.model.target import match_target
+from jointseg.model.validation import chip_tensors, evaluate
+from jointseg.model.validation import to_batch as _to_batch
 
 __all__ = ["TrainConfig", "TrainError", "chip_tensors", "config_from_dict", "evaluate",
            "load_checkpoint", "load_train_settings", "pretrain_sr", "resolve_device", "train",
@@ -106,55 +106,11 @@ __all__ = ["TrainConfig", "TrainError", "chip_tensors", "config_from_dict", "eva
 log = logging.getLogger(__name__)
 
 
-def _to_batch(crops: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:
-    s10 = torch.from_numpy(np.stack([c[0] for c in crops]).astype(np.float32))
-    s20 = torch.from_numpy(np.stack([c[1] for c in crops]).astype(np.float32))
-    hr = torch.from_numpy(np.stack([c[2] for c in crops]).astype(np.float32) / 10000.0)
-    label = torch.from_numpy(np.stack([c[3] for c in crops]))
-    return s10, s20, hr, label
-
-
-def chip_tensors(chip: Chip) -> tuple[torch.Tensor, torch.Tensor]:
-    """A chip's (1,5,h,w) and (1,6,h/2,w/2) float32 DN inputs."""
-    return (torch.from_numpy(chip.s2_10m.astype(np.float32))[None],
-            torch.from_numpy(chip.s2_20m.astype(np.float32))[None])
-
-
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> cuda when available, else cpu; other names as given."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, chips: list[Chip], env: DistEnv | None = None
-             ) -> dict[str, float]:
-    """F1 / precision / recall / IoU at 1 m (logit > 0, p >= 0.5), the F1-maximising
-    probability ``threshold`` and its F1 ``f1_cal``
-    (:func:`~jointseg.model.metrics.best_threshold`), and SR PSNR over the HR targets
-    (hr != 0) of whole chips; under DDP each rank scores its share and the sums meet."""
-    env = env or DistEnv()
-    model.eval()
-    device = next(model.parameters()).device
-    counts = BinaryCounts()
-    hist = np.zeros((2, THRESHOLD_BINS), dtype=np.int64)
-    se, n = 0.0, 0
-    for chip in chips[env.rank::env.world_size]:
-        logit, sr = (t.cpu() for t in model(*(t.to(device) for t in chip_tensors(chip))))
-        counts += binary_counts((logit[0, 0] > 0).numpy(), chip.label)
-        hist += prob_histograms(torch.sigmoid(logit[0, 0].double()).numpy(), chip.label)
-        hr = chip.hr.astype(np.float64) / 10000.0
-        mask = chip.hr_mask
-        se += float(np.sum(((sr[0].double().numpy() - hr) ** 2)[mask]))
-        n += int(mask.sum())
-    tn, fp, fn, tp, se, n, *h = dist_.all_reduce_sum(
-        [counts.tn, counts.fp, counts.fn, counts.tp, se, n, *hist.ravel().tolist()], env)
-    m = binary_metrics(BinaryCounts(int(tn), int(fp), int(fn), int(tp)))
-    out = {k: float(m[k]) for k in ("precision", "recall", "f1", "iou")}
-    out["psnr"] = float(psnr(np.zeros(1), np.array([math.sqrt(se / max(n, 1))])))
-    out["threshold"], out["f1_cal"] = best_threshold(np.reshape(h, hist.shape))
-    return out
 
 
 def _phase(cfg: TrainConfig, epoch: int) -> str:
@@ -477,23 +433,10 @@ def _step(run: _Run, cfg: TrainConfig, epoch: int, batch: tuple[torch.Tensor, ..
             d_loss = relativistic_d_loss(run.disc(torch.where(mask, hr, sr.detach())),
                                          run.disc(sr.detach()))
         run.scaler.scale(d_loss).backward()
-        _average_gradients(run.disc, run.env)
+        dist_.average_gradients(run.disc, run.env)
         run.scaler.step(run.d_opt)
     run.scaler.update()
     return np.array([float(loss.detach()), float(l_sr.detach()), float(l_seg.detach())])
-
-
-def _average_gradients(module: torch.nn.Module, env: DistEnv) -> None:
-    """Average ``module``'s gradients over ranks (the discriminator is not DDP-wrapped:
-    its generator-side forward would break DDP's one-forward-one-backward contract)."""
-    if not env.distributed:
-        return
-    import torch.distributed as dist
-
-    for p in module.parameters():
-        if p.grad is not None:
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad /= env.world_size
 
 
 def _update_sr_scale(run: _Run, cfg: TrainConfig, l_sr: torch.Tensor, l_seg: torch.Tensor,
@@ -513,73 +456,3 @@ def _update_sr_scale(run: _Run, cfg: TrainConfig, l_sr: torch.Tensor, l_seg: tor
     ema = cfg.loss.gradnorm_ema
     run.sr_scale = ratio if not math.isfinite(run.sr_scale) else \
         ema * run.sr_scale + (1 - ema) * ratio
-
-
-@torch.no_grad()
-def _val_sr_l1(model: torch.nn.Module, chips: list[Chip], env: DistEnv) -> float:
-    """Mean |SR - HR| (reflectance) over the HR targets of whole ``chips``."""
-    model.eval()
-    device = next(model.parameters()).device
-    err, n = 0.0, 0
-    for chip in chips[env.rank::env.world_size]:
-        sr = model(*(t.to(device) for t in chip_tensors(chip)), sr_only=True).cpu()
-        hr = torch.from_numpy(chip.hr.astype(np.float32) / 10000.0)[None]
-        mask = torch.from_numpy(chip.hr_mask)[None]
-        err += float(((sr - hr).abs() * mask).sum())
-        n += int(mask.sum())
-    err, n = dist_.all_reduce_sum([err, float(n)], env)
-    model.train()
-    return err / max(n, 1.0)
-
-
-def pretrain_sr(run: _Run, cfg: TrainConfig, train_chips: list[Chip], val_chips: list[Chip]
-                ) -> dict[str, Any]:
-    """SR pre-training (ESRGAN's PSNR-oriented stage): masked L1 only, the segmentation
-    branch not run, every other parameter at ``cfg.lr`` (constant, own Adam), on random
-    crops from their own stream ``(seed, "sr-pretrain", rank)``; validates the SR L1
-    every ``sr_pretrain_val_every`` steps, stops after ``sr_pretrain_patience``
-    validations without a relative improvement > ``sr_pretrain_min_delta`` or at
-    ``sr_pretrain_steps``, and leaves the best validation's weights in ``run.model``.
-
-    Returns:
-        ``{"steps_run", "best_val_l1", "val_l1": [[step, L1], ...], "stopped": "patience"
-        | "cap"}``.
-    """
-    model, env = run.model, run.env
-    params = [p for n, p in model.named_parameters() if not n.startswith("seg.")]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
-    rng = np.random.default_rng([cfg.seed, 0x5E, env.rank])
-    best, best_state, wait, steps, log_ = math.inf, None, 0, 0, []
-    stopped = "cap"
-    model.train()
-    while steps < cfg.sr_pretrain_steps:
-        idx = rng.integers(0, len(train_chips), cfg.batch_size)
-        crops = [random_crop(train_chips[i], cfg.crop_10m, rng, cfg.augment) for i in idx]
-        s10, s20, hr, _ = (batch_to_device(t, run.device, run.channels_last)
-                           for t in _to_batch(crops))
-        with autocast(run.amp, run.device):
-            sr = model(s10, s20, sr_only=True).float()
-        loss = cfg.loss.sr_l1 * masked_l1(sr, hr, hr != 0)
-        opt.zero_grad()
-        loss.backward()
-        _average_gradients(model, env)
-        clip_gradients(model, cfg.grad_clip)
-        opt.step()
-        steps += 1
-        if steps % cfg.sr_pretrain_val_every and steps < cfg.sr_pretrain_steps:
-            continue
-        l1 = _val_sr_l1(model, val_chips, env)
-        log_.append([steps, round(l1, 6)])
-        wait = 0 if l1 < best * (1 - cfg.sr_pretrain_min_delta) else wait + 1
-        if l1 < best:
-            best = l1
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if env.is_main:
-            log.info("SR pre-training step %d: val L1 %.5f (best %.5f)", steps, l1, best)
-        if wait >= cfg.sr_pretrain_patience:
-            stopped = "patience"
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return {"steps_run": steps, "best_val_l1": best if math.isfinite(best) else None,
-            "val_l1": log_, "stopped": stopped}
