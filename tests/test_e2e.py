@@ -216,11 +216,14 @@ def test_data_stages_make_aligned_cloud_free_composites(workdir):
         assert ds.tags()["JOINTSEG_SIMULATED"] == "true"
     with rasterio.open(workdir / f"results/demo/2021/composite/{tile}_20m.tif") as ds:
         assert ds.res == (20, 20) and (ds.transform.c, ds.transform.f) == (x0, y0 + 600)
-    assert (c10[4] > 0).mean() > 0.95  # nearly every pixel had a clear observation
+    # nearly every pixel had a clear observation (93 % since issue 21: brighter roofs of the
+    # per-object variability trip the simulated SCL's false-cloud rule on more dates)
+    assert (c10[4] > 0).mean() > 0.9
     # values against the simulator's truth: interior water is dark in the NIR,
     # interior tree canopy bright (tolerances cover the PSF's mixing with neighbours);
-    # over the four tiles, which hold 5 pure water and 182 pure tree pixels (seed 42)
-    for cls, lo, hi, n_min in ((8, 0.0, 0.06, 3), (5, 0.2, 0.45, 100)):
+    # over the four tiles, which hold a few pure water and ~90 pure tree pixels (seed 42; 182
+    # before issue 21's scene geometry redrew the layout)
+    for cls, lo, hi, n_min in ((8, 0.0, 0.06, 3), (5, 0.2, 0.45, 50)):
         nir = pure_nir(workdir, sim, cls)
         assert nir.size >= n_min, f"class {cls}: {nir.size} pure pixels, the check needs them"
         assert lo < np.median(nir) < hi, (cls, np.median(nir))
