@@ -30,7 +30,8 @@ def test_qa_files(tmp_path: Path) -> None:
     qa = json.loads((tmp_path / "qa.json").read_text())
     assert qa["schema"] == SCHEMA
     assert qa["summary"] == {"chips": 3, "rejected": 1,
-                             "splits": {"train": 1, "val": 1, "test": 1}}
+                             "splits": {"train": 1, "val": 1, "test": 1},
+                             "label_refine": None}  # this report ran no refinement
     assert qa["chips"][0]["hr_shift_m"] == [2.0, -1.0]
     assert "samples" not in qa  # plot data stay out of the JSON
     png = (tmp_path / "qa.png").read_bytes()
