@@ -145,6 +145,10 @@ class _Plan:
         """Optimiser steps of round ``rnd`` (0-based)."""
         return max(0, min(self.steps, self.total - rnd * self.steps))
 
+    def done_after(self, rnd: int) -> int:
+        """Optimiser steps run when round ``rnd`` (0-based; -1: none yet) ends."""
+        return min((rnd + 1) * self.steps, self.total)
+
 
 def _load_data(chips_dir: Path) -> tuple[list[Chip], list[Chip], str]:
     """(train chips, val chips, the val reference: "truth.tif" or "label.tif")."""
@@ -213,7 +217,7 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
         log.info("normalisation from %d training chips: %s", len(train_chips), stats)
         if cfg.arch == "jointseg" and cfg.sr_pretrain_steps > 0 and cfg.loss.w_sr > 0:
             run.sr_pretrain = pretrain_sr(run, cfg, train_chips, val_chips)
-    bar = tqdm(total=plan.total, initial=min(start * plan.steps, plan.total),
+    bar = tqdm(total=plan.total, initial=plan.done_after(start - 1),
                disable=not (progress and env.is_main), desc=f"train {cfg.arch}/{cfg.preset}",
                unit="step")
     for epoch in range(start, plan.rounds):
@@ -221,7 +225,7 @@ def _train(chips_dir: Path, out_dir: Path, cfg: TrainConfig, env: DistEnv, resum
         train_losses = _train_epoch(run, cfg, epoch, train_chips, bar)
         dist_.broadcast_buffers(run.model, env)
         val = evaluate(run.model, val_chips, env)
-        row = {"epoch": epoch, "step": epoch * plan.steps + plan.steps_in(epoch),
+        row = {"epoch": epoch, "step": plan.done_after(epoch),
                "phase": _phase(cfg, epoch), **train_losses,
                "sr_scale": run.sr_scale if math.isfinite(run.sr_scale) else None,
                **{f"val_{k}": v for k, v in val.items()},
@@ -319,7 +323,7 @@ class _Run:
                 "world_size": self.env.world_size, "data": data,
                 "training_data": training_data, "scaler": self.scaler.state_dict(),
                 "sr_scale": self.sr_scale, "sr_pretrain": self.sr_pretrain,
-                "steps": sum(self.plan.steps_in(e) for e in range(epoch + 1))}
+                "steps": self.plan.done_after(epoch)}
 
 
 def _resume(run: _Run, cfg: TrainConfig, last: Path, chips_sha: str, record: dict[str, Any]
