@@ -135,12 +135,6 @@ def train_config(size: Size, variant: str, seed: int, threads: int, device: str
     return cfg
 
 
-def region_of(root: Path, chip: Chip) -> int:
-    """A simulated chip's region index (the ``REGION`` tag of its truth.tif)."""
-    with rasterio.open(root / chip.chip_id / "truth.tif") as src:
-        return int(src.tags()["REGION"])
-
-
 def width_masks(landcover: np.ndarray) -> dict[str, np.ndarray]:
     """Pixels of roads narrower than 10 m and of buildings smaller than 100 m² (1 m grid:
     a road pixel is narrow when the largest distance to the road edge within 11 px is
@@ -154,25 +148,46 @@ def width_masks(landcover: np.ndarray) -> dict[str, np.ndarray]:
     return {"road<10m": narrow, "bldg<100m2": small}
 
 
+@dataclass(frozen=True)
+class TestSet:
+    """The held-out chips with what scoring needs, read once for every run: per chip its
+    region index (the ``REGION`` tag), clean truth (uint8 0/1, 255 nodata) and the width
+    masks of its ``landcover.tif`` (:func:`width_masks`)."""
+
+    chips: list[Chip]
+    regions: list[int]
+    truth: list[np.ndarray]
+    masks: list[dict[str, np.ndarray]]
+    n_regions: int
+
+    @classmethod
+    def load(cls, root: Path, n_regions: int) -> TestSet:
+        chips, regions, truth, masks = load_chips(root), [], [], []
+        for chip in chips:
+            with rasterio.open(root / chip.chip_id / "truth.tif") as a, \
+                    rasterio.open(root / chip.chip_id / "landcover.tif") as b:
+                regions.append(int(a.tags()["REGION"]))
+                truth.append(a.read(1))
+                masks.append(width_masks(b.read(1)))
+        return cls(chips, regions, truth, masks, n_regions)
+
+
 @torch.no_grad()
-def score(run: Path, root: Path, chips: list[Chip], regions: list[int], n_regions: int
-          ) -> dict[str, list]:
+def score(run: Path, test: TestSet) -> dict[str, list]:
     """Per test region counts of ``run/best.pt`` at its validation cut: F1 counts
     (tp, fp, fn) and (hits, totals) of each width mask."""
     model, _ = load_checkpoint(run / "best.pt")
     cut = json.loads((run / "summary.json").read_text())["threshold"]
-    f1 = np.zeros((n_regions, 3))
-    width = {k: np.zeros((n_regions, 2)) for k in ("road<10m", "bldg<100m2")}
-    for chip, reg in zip(chips, regions, strict=True):
+    f1 = np.zeros((test.n_regions, 3))
+    width = {k: np.zeros((test.n_regions, 2)) for k in ("road<10m", "bldg<100m2")}
+    for chip, reg, truth, masks in zip(test.chips, test.regions, test.truth, test.masks,
+                                       strict=True):
         logit, _ = model(*chip_tensors(chip))
         isa = (torch.sigmoid(logit[0, 0]) >= cut).numpy()
-        with rasterio.open(root / chip.chip_id / "truth.tif") as a, \
-                rasterio.open(root / chip.chip_id / "landcover.tif") as b:
-            truth, lc = a.read(1), b.read(1)
         ok = truth != 255
         t = truth == 1
         f1[reg] += [(isa & t & ok).sum(), (isa & ~t & ok).sum(), (~isa & t & ok).sum()]
-        for k, m in width_masks(lc).items():
+        for k, m in masks.items():
             width[k][reg] += [(isa & m).sum(), m.sum()]
     return {"f1": f1.tolist(), **{k: v.tolist() for k, v in width.items()}}
 
@@ -187,8 +202,7 @@ def flattened(history: list[dict], tol: float = 0.005) -> bool:
     return max(f[k:]) - max(f[:k]) <= tol
 
 
-def run_one(out: Path, trainval: Path, test: Path, test_chips: list[Chip],
-            regions: list[int], n_regions: int, size: Size, variant: str, seed: int,
+def run_one(out: Path, trainval: Path, test: TestSet, size: Size, variant: str, seed: int,
             clf: PixelClassifier, args: argparse.Namespace) -> dict:
     """Train (unless finished) and score one (variant, seed); cached in scores.json."""
     run = out / "runs" / f"{variant}_seed{seed}"
@@ -199,7 +213,7 @@ def run_one(out: Path, trainval: Path, test: Path, test_chips: list[Chip],
     cfg = train_config(size, variant, seed, args.threads, args.device or size.device)
     summary = train(trainval, run, cfg, progress=False)
     seconds = time.time() - t
-    counts = score(run, test, test_chips, regions, n_regions)
+    counts = score(run, test)
     hist = torch.load(run / "last.pt", map_location="cpu", weights_only=False)["history"]
     model = load_checkpoint(run / "best.pt")[0]
     rec = {"counts": counts, "seconds": seconds, "threshold": summary["threshold"],
@@ -208,7 +222,7 @@ def run_one(out: Path, trainval: Path, test: Path, test_chips: list[Chip],
            "params": sum(p.numel() for p in model.parameters()),
            "flattened": flattened(hist),
            # the SR judged on the task: one frozen per-pixel classifier on SR vs bilinear
-           "sr_task": sr_task_score(model, test_chips, clf)}
+           "sr_task": sr_task_score(model, test.chips, clf)}
     cached.write_text(json.dumps(rec, default=float))
     return rec
 
@@ -325,15 +339,13 @@ def main() -> None:
     t0 = time.time()
     trainval, test = make_data(out, size, args.train_seed, args.test_seed, args.labels,
                                not args.no_refine)
-    test_chips = load_chips(test)
-    regions = [region_of(test, c) for c in test_chips]
+    test_set = TestSet.load(test, size.test_regions)
     kinds = [KINDS[i % 3] for i in range(size.test_regions)]
     # fitted on the training chips' HR and (refined) labels, then frozen
     clf = fit_pixel_classifier(load_chips(trainval, "train"))
     results: dict[str, list[dict]] = {}
     for variant in [v for v in args.variants.split(",") if v]:
-        results[variant] = [run_one(out, trainval, test, test_chips, regions,
-                                    size.test_regions, size, variant, seed, clf, args)
+        results[variant] = [run_one(out, trainval, test_set, size, variant, seed, clf, args)
                             for seed in range(size.seeds)]
     plot_curves(results, out / "curves.png")
     (out / "size.json").write_text(json.dumps(asdict(size)))
